@@ -1,0 +1,319 @@
+package store
+
+import (
+	"context"
+	"database/sql"
+	"fmt"
+	"strings"
+	"time"
+)
+
+// A migration is one step of the schema. The list is append-only: a
+// migration that has shipped is never edited; changes go in a new one.
+// SQL holds the statements for both dialects; where they differ, SQLiteSQL
+// or PostgresSQL override it. Each migration runs in one transaction and is
+// recorded in schema_migrations.
+type migration struct {
+	Version     int
+	Name        string
+	SQL         string
+	SQLiteSQL   string
+	PostgresSQL string
+}
+
+func (m migration) sqlFor(d Dialect) string {
+	switch {
+	case d == SQLite && m.SQLiteSQL != "":
+		return m.SQLiteSQL
+	case d == Postgres && m.PostgresSQL != "":
+		return m.PostgresSQL
+	}
+	return m.SQL
+}
+
+// Column types are written with placeholders that expand per dialect:
+//
+//	{{id}}     auto-increment integer primary key
+//	{{i64}}    64-bit integer
+//	{{f64}}    double precision float
+//	{{bool}}   boolean
+var typeNames = map[Dialect]*strings.Replacer{
+	SQLite: strings.NewReplacer(
+		"{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
+		"{{i64}}", "INTEGER", "{{f64}}", "REAL", "{{bool}}", "INTEGER"),
+	Postgres: strings.NewReplacer(
+		"{{id}}", "BIGSERIAL PRIMARY KEY",
+		"{{i64}}", "BIGINT", "{{f64}}", "DOUBLE PRECISION", "{{bool}}", "BOOLEAN"),
+}
+
+var migrations = []migration{
+	{Version: 1, Name: "tracking", SQL: `
+CREATE TABLE experiments (
+	experiment_id {{id}},
+	name TEXT NOT NULL UNIQUE,
+	artifact_location TEXT NOT NULL DEFAULT '',
+	lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+	creation_time {{i64}} NOT NULL,
+	last_update_time {{i64}} NOT NULL
+);
+CREATE TABLE experiment_tags (
+	experiment_id {{i64}} NOT NULL REFERENCES experiments(experiment_id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (experiment_id, key)
+);
+CREATE TABLE runs (
+	run_uuid TEXT PRIMARY KEY,
+	experiment_id {{i64}} NOT NULL REFERENCES experiments(experiment_id),
+	name TEXT NOT NULL DEFAULT '',
+	user_id TEXT NOT NULL DEFAULT '',
+	status TEXT NOT NULL,
+	start_time {{i64}} NOT NULL,
+	end_time {{i64}},
+	lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+	artifact_uri TEXT NOT NULL DEFAULT '',
+	deleted_time {{i64}}
+);
+CREATE INDEX runs_experiment_start ON runs (experiment_id, lifecycle_stage, start_time DESC, run_uuid);
+CREATE TABLE metrics (
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value {{f64}} NOT NULL,
+	is_nan {{bool}} NOT NULL DEFAULT FALSE,
+	timestamp {{i64}} NOT NULL,
+	step {{i64}} NOT NULL DEFAULT 0,
+	model_id TEXT,
+	dataset_name TEXT,
+	dataset_digest TEXT
+);
+CREATE INDEX metrics_run_key_step ON metrics (run_uuid, key, step);
+CREATE TABLE latest_metrics (
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value {{f64}} NOT NULL,
+	is_nan {{bool}} NOT NULL DEFAULT FALSE,
+	timestamp {{i64}} NOT NULL,
+	step {{i64}} NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX latest_metrics_key_value ON latest_metrics (key, value);
+CREATE TABLE params (
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX params_key_value ON params (key, value);
+CREATE TABLE tags (
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (run_uuid, key)
+);
+CREATE INDEX tags_key_value ON tags (key, value);
+CREATE TABLE datasets (
+	dataset_uuid TEXT PRIMARY KEY,
+	experiment_id {{i64}} NOT NULL REFERENCES experiments(experiment_id) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	source_type TEXT NOT NULL DEFAULT '',
+	source TEXT NOT NULL DEFAULT '',
+	schema TEXT,
+	profile TEXT,
+	UNIQUE (experiment_id, name, digest)
+);
+CREATE TABLE run_inputs (
+	input_uuid TEXT PRIMARY KEY,
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	dataset_uuid TEXT NOT NULL REFERENCES datasets(dataset_uuid) ON DELETE CASCADE,
+	UNIQUE (run_uuid, dataset_uuid)
+);
+CREATE TABLE input_tags (
+	input_uuid TEXT NOT NULL REFERENCES run_inputs(input_uuid) ON DELETE CASCADE,
+	name TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (input_uuid, name)
+);
+CREATE TABLE logged_models (
+	model_id TEXT PRIMARY KEY,
+	experiment_id {{i64}} NOT NULL REFERENCES experiments(experiment_id),
+	name TEXT NOT NULL,
+	artifact_location TEXT NOT NULL,
+	creation_timestamp_ms {{i64}} NOT NULL,
+	last_updated_timestamp_ms {{i64}} NOT NULL,
+	status TEXT NOT NULL,
+	lifecycle_stage TEXT NOT NULL DEFAULT 'active',
+	model_type TEXT NOT NULL DEFAULT '',
+	source_run_id TEXT NOT NULL DEFAULT '',
+	status_message TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX logged_models_experiment ON logged_models (experiment_id, creation_timestamp_ms);
+CREATE TABLE logged_model_tags (
+	model_id TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (model_id, key)
+);
+CREATE TABLE logged_model_params (
+	model_id TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (model_id, key)
+);
+CREATE TABLE logged_model_metrics (
+	model_id TEXT NOT NULL REFERENCES logged_models(model_id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value {{f64}} NOT NULL,
+	is_nan {{bool}} NOT NULL DEFAULT FALSE,
+	timestamp {{i64}} NOT NULL,
+	step {{i64}} NOT NULL DEFAULT 0,
+	run_uuid TEXT NOT NULL DEFAULT '',
+	dataset_name TEXT,
+	dataset_digest TEXT
+);
+CREATE INDEX logged_model_metrics_model ON logged_model_metrics (model_id, key);
+CREATE TABLE run_model_links (
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	model_id TEXT NOT NULL,
+	direction TEXT NOT NULL,
+	step {{i64}} NOT NULL DEFAULT 0,
+	PRIMARY KEY (run_uuid, model_id, direction)
+);
+`},
+	{Version: 2, Name: "registry", SQL: `
+CREATE TABLE registered_models (
+	name TEXT PRIMARY KEY,
+	creation_time {{i64}} NOT NULL,
+	last_updated_time {{i64}} NOT NULL,
+	description TEXT NOT NULL DEFAULT ''
+);
+CREATE TABLE registered_model_tags (
+	name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (name, key)
+);
+CREATE TABLE model_versions (
+	name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+	version {{i64}} NOT NULL,
+	creation_time {{i64}} NOT NULL,
+	last_updated_time {{i64}} NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	user_id TEXT NOT NULL DEFAULT '',
+	current_stage TEXT NOT NULL DEFAULT 'None',
+	source TEXT NOT NULL DEFAULT '',
+	storage_location TEXT NOT NULL DEFAULT '',
+	run_id TEXT NOT NULL DEFAULT '',
+	run_link TEXT NOT NULL DEFAULT '',
+	status TEXT NOT NULL DEFAULT 'READY',
+	status_message TEXT NOT NULL DEFAULT '',
+	model_id TEXT NOT NULL DEFAULT '',
+	deleted {{bool}} NOT NULL DEFAULT FALSE,
+	PRIMARY KEY (name, version)
+);
+CREATE INDEX model_versions_run ON model_versions (run_id);
+CREATE TABLE model_version_tags (
+	name TEXT NOT NULL,
+	version {{i64}} NOT NULL,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (name, version, key),
+	FOREIGN KEY (name, version) REFERENCES model_versions(name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE TABLE registered_model_aliases (
+	name TEXT NOT NULL REFERENCES registered_models(name) ON DELETE CASCADE ON UPDATE CASCADE,
+	alias TEXT NOT NULL,
+	version {{i64}} NOT NULL,
+	PRIMARY KEY (name, alias)
+);
+`},
+}
+
+// seed runs after the migrations, every start: it creates the Default
+// experiment "0" that MLflow clients assume exists.
+func (db *DB) seed(ctx context.Context) error {
+	now := time.Now().UnixMilli()
+	q := db.Rebind(`INSERT INTO experiments (experiment_id, name, artifact_location, lifecycle_stage, creation_time, last_update_time)
+		VALUES (0, 'Default', 'mlflow-artifacts:/0', 'active', ?, ?) ON CONFLICT DO NOTHING`)
+	if _, err := db.W.ExecContext(ctx, q, now, now); err != nil {
+		return fmt.Errorf("store: seed default experiment: %w", err)
+	}
+	return nil
+}
+
+func (db *DB) migrate(ctx context.Context) error {
+	create := `CREATE TABLE IF NOT EXISTS schema_migrations (version BIGINT PRIMARY KEY, name TEXT NOT NULL, applied_at BIGINT NOT NULL)`
+	if _, err := db.W.ExecContext(ctx, create); err != nil {
+		return fmt.Errorf("store: create schema_migrations: %w", err)
+	}
+	if db.Dialect == Postgres {
+		// Several replicas may start at once; one applies, the others wait.
+		conn, err := db.W.Conn(ctx)
+		if err != nil {
+			return err
+		}
+		defer conn.Close()
+		if _, err := conn.ExecContext(ctx, `SELECT pg_advisory_lock(7355608)`); err != nil {
+			return fmt.Errorf("store: migration lock: %w", err)
+		}
+		defer conn.ExecContext(context.WithoutCancel(ctx), `SELECT pg_advisory_unlock(7355608)`)
+	}
+	applied := map[int]bool{}
+	rows, err := db.W.QueryContext(ctx, `SELECT version FROM schema_migrations`)
+	if err != nil {
+		return fmt.Errorf("store: read schema_migrations: %w", err)
+	}
+	for rows.Next() {
+		var v int
+		if err := rows.Scan(&v); err != nil {
+			rows.Close()
+			return err
+		}
+		applied[v] = true
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	for _, m := range migrations {
+		if applied[m.Version] {
+			continue
+		}
+		stmts := typeNames[db.Dialect].Replace(m.sqlFor(db.Dialect))
+		err := db.Tx(ctx, func(tx *sql.Tx) error {
+			for _, s := range splitStatements(stmts) {
+				if _, err := tx.ExecContext(ctx, s); err != nil {
+					return fmt.Errorf("%w\n%s", err, s)
+				}
+			}
+			_, err := tx.ExecContext(ctx, db.Rebind(`INSERT INTO schema_migrations (version, name, applied_at) VALUES (?, ?, ?)`),
+				m.Version, m.Name, time.Now().UnixMilli())
+			return err
+		})
+		if err != nil {
+			return fmt.Errorf("store: migration %d (%s): %w", m.Version, m.Name, err)
+		}
+	}
+	return db.seed(ctx)
+}
+
+// splitStatements splits a migration on semicolons at line ends.
+func splitStatements(s string) []string {
+	var out []string
+	for _, part := range strings.Split(s, ";\n") {
+		if p := strings.TrimSpace(strings.TrimSuffix(strings.TrimSpace(part), ";")); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// SchemaVersion returns the highest applied migration version.
+func (db *DB) SchemaVersion(ctx context.Context) (int, error) {
+	var v sql.NullInt64
+	err := db.R.QueryRowContext(ctx, `SELECT MAX(version) FROM schema_migrations`).Scan(&v)
+	return int(v.Int64), err
+}
+
+// Migrations returns the number of migrations this binary knows.
+func Migrations() int { return len(migrations) }
