@@ -59,29 +59,12 @@ var testDBSeq atomic.Int64
 // opens it and drops it when the test ends.
 func OpenTestPostgres(t testing.TB, adminURL string) *store.DB {
 	t.Helper()
-	ctx := context.Background()
-	admin, err := sql.Open("pgx", adminURL)
-	if err != nil {
-		t.Fatalf("open postgres: %v", err)
-	}
-	defer admin.Close()
-	name := fmt.Sprintf("kiln_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, testDBSeq.Add(1))
-	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
-		t.Fatalf("create test database: %v", err)
-	}
-	dbURL := withDatabase(adminURL, name)
-	db, err := store.Open(ctx, dbURL)
+	db, err := store.Open(context.Background(), NewPostgresURL(t, adminURL))
 	if err != nil {
 		t.Fatalf("open test database: %v", err)
 	}
-	t.Cleanup(func() {
-		db.Close()
-		a, err := sql.Open("pgx", adminURL)
-		if err == nil {
-			a.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
-			a.Close()
-		}
-	})
+	// Registered after NewPostgresURL's cleanup, so it runs before the drop.
+	t.Cleanup(func() { db.Close() })
 	return db
 }
 
@@ -96,4 +79,29 @@ func withDatabase(u, name string) string {
 		u = u[:scheme+slash]
 	}
 	return u + "/" + name + q
+}
+
+// NewPostgresURL creates a new, empty database on the server at adminURL
+// and returns its URL (for tests that start a kiln process on it). The
+// database is dropped when the test ends.
+func NewPostgresURL(t testing.TB, adminURL string) string {
+	t.Helper()
+	ctx := context.Background()
+	admin, err := sql.Open("pgx", adminURL)
+	if err != nil {
+		t.Fatalf("open postgres: %v", err)
+	}
+	defer admin.Close()
+	name := fmt.Sprintf("kiln_test_%d_%d_%d", os.Getpid(), time.Now().UnixNano()%1e9, testDBSeq.Add(1))
+	if _, err := admin.ExecContext(ctx, "CREATE DATABASE "+name); err != nil {
+		t.Fatalf("create test database: %v", err)
+	}
+	t.Cleanup(func() {
+		a, err := sql.Open("pgx", adminURL)
+		if err == nil {
+			a.ExecContext(ctx, "DROP DATABASE IF EXISTS "+name+" WITH (FORCE)")
+			a.Close()
+		}
+	})
+	return withDatabase(adminURL, name)
 }

@@ -1,0 +1,72 @@
+# Kiln — build, run and test.
+#   make run    build and start `kiln server` on the embedded defaults
+#   make test   set up everything the tests need and run every test
+SHELL := /bin/bash
+GO ?= go
+BIN := bin/kiln
+VENV := .venv
+PY := $(VENV)/bin/python
+VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
+LDFLAGS := -s -w -X main.version=$(VERSION)
+VERSITYGW := bin/versitygw
+FUZZTIME ?= 5s
+export PATH := $(CURDIR)/bin:$(PATH)
+
+.PHONY: all build run test go-test compat-test fuzz-short fuzz lint venv tools bench clean
+
+all: build
+
+build:
+	$(GO) build -trimpath -ldflags '$(LDFLAGS)' -o $(BIN) ./cmd/kiln
+
+run: build
+	./$(BIN) server
+
+# The Python virtualenv with the pinned packages of the compatibility suites.
+venv: $(VENV)/.stamp
+$(VENV)/.stamp: tests/compat/requirements.txt
+	python3 -m venv $(VENV)
+	$(VENV)/bin/pip install -q --disable-pip-version-check -r tests/compat/requirements.txt
+	touch $@
+
+# A real S3-compatible server for the artifact tests.
+$(VERSITYGW):
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+tools: venv $(VERSITYGW)
+
+lint:
+	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Every test: Go unit and store tests (SQLite and, when available, a throwaway
+# PostgreSQL started by scripts/postgres.sh), short fuzzing, then the MLflow
+# client compatibility suite against a freshly built server.
+test: build tools lint
+	@set -e; \
+	if [ -z "$$KILN_TEST_POSTGRES" ]; then \
+	  KILN_TEST_POSTGRES=$$(scripts/postgres.sh start) || { echo "PostgreSQL unavailable: its tests will be skipped (fail under CI=true)"; KILN_TEST_POSTGRES=; }; \
+	fi; \
+	export KILN_TEST_POSTGRES; \
+	$(GO) test -count=1 ./...; \
+	$(MAKE) --no-print-directory fuzz-short; \
+	$(PY) -m pytest tests/compat -q -p no:cacheprovider
+
+go-test:
+	$(GO) test ./...
+
+compat-test: build tools
+	$(PY) -m pytest tests/compat -q -p no:cacheprovider
+
+# Each fuzz target for FUZZTIME (seconds in `make test`; `make fuzz` runs long).
+fuzz-short:
+	@scripts/fuzz.sh $(FUZZTIME)
+
+fuzz:
+	@scripts/fuzz.sh $${FUZZTIME:-2m}
+
+bench:
+	bench/tracking/run.sh
+
+clean:
+	rm -rf bin $(VENV) kiln-data

@@ -1,0 +1,46 @@
+// Command kiln is Kiln's single binary: the server and the command-line
+// client. Each command group lives in its own file; behaviour lives in the
+// packages they call.
+package main
+
+import (
+	"context"
+	"fmt"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/cobra"
+)
+
+// version is set at build time with -ldflags "-X main.version=…".
+var version = "dev"
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	if err := newRootCmd().ExecuteContext(ctx); err != nil {
+		fmt.Fprintln(os.Stderr, "kiln:", err)
+		os.Exit(1)
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	root := &cobra.Command{
+		Use:   "kiln",
+		Short: "Kiln carries ML models through their whole life, in one binary",
+		Long: `Kiln is an MLOps platform in one binary: experiment tracking and a model
+registry that speak MLflow's REST API (point MLFLOW_TRACKING_URI at it),
+artifact storage on a local folder or S3, and more to come.
+
+Start a server with the embedded defaults (SQLite + ./kiln-data):
+  kiln server
+
+Then, from Python:
+  export MLFLOW_TRACKING_URI=http://127.0.0.1:5000`,
+		SilenceUsage:  true,
+		SilenceErrors: true,
+	}
+	root.AddCommand(newServerCmd(), newVersionCmd())
+	return root
+}

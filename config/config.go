@@ -1,0 +1,215 @@
+// Package config holds Kiln's configuration tree and loads it with the
+// precedence defaults < kiln.yaml < KILN_* environment < command-line flags.
+//
+// No other package reads the environment or flags: each subsystem takes its
+// own sub-struct of Config.
+package config
+
+import (
+	"bytes"
+	"errors"
+	"fmt"
+	"io"
+	"io/fs"
+	"os"
+	"strconv"
+	"time"
+
+	"github.com/spf13/pflag"
+	"gopkg.in/yaml.v3"
+)
+
+// Config is the whole configuration of a Kiln process.
+type Config struct {
+	Server    Server    `yaml:"server"`
+	Store     Store     `yaml:"store"`
+	Artifacts Artifacts `yaml:"artifacts"`
+	Log       Log       `yaml:"log"`
+}
+
+// Server configures the HTTP server.
+type Server struct {
+	Addr            string        `yaml:"addr"`
+	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+}
+
+// Store configures the metadata database.
+type Store struct {
+	// URL is sqlite://path or postgres://user:pass@host/db.
+	URL string `yaml:"url"`
+}
+
+// Artifacts configures the artifact store.
+type Artifacts struct {
+	// URL is file://path, s3://bucket/prefix, gs://bucket or azblob://container.
+	URL         string `yaml:"url"`
+	S3Endpoint  string `yaml:"s3_endpoint"`
+	S3Region    string `yaml:"s3_region"`
+	S3PathStyle bool   `yaml:"s3_path_style"`
+}
+
+// Log configures logging.
+type Log struct {
+	Level  string `yaml:"level"`  // debug, info, warn, error
+	Format string `yaml:"format"` // text or json
+}
+
+// Default returns the embedded defaults: everything local, on loopback.
+func Default() Config {
+	return Config{
+		Server:    Server{Addr: "127.0.0.1:5000", ShutdownTimeout: 30 * time.Second},
+		Store:     Store{URL: "sqlite://./kiln-data/kiln.db"},
+		Artifacts: Artifacts{URL: "file://./kiln-data/artifacts", S3Region: "us-east-1"},
+		Log:       Log{Level: "info", Format: "text"},
+	}
+}
+
+// A setting ties one field to its environment variable and flag.
+type setting struct {
+	env, flag, usage string
+	str              *string
+	boolean          *bool
+	dur              *time.Duration
+}
+
+func (c *Config) settings() []setting {
+	return []setting{
+		{env: "KILN_ADDR", flag: "addr", usage: "address to listen on", str: &c.Server.Addr},
+		{env: "KILN_SHUTDOWN_TIMEOUT", flag: "shutdown-timeout", usage: "how long in-flight requests may take to finish on shutdown", dur: &c.Server.ShutdownTimeout},
+		{env: "KILN_DB", flag: "db", usage: "metadata database URL (sqlite://PATH or postgres://…)", str: &c.Store.URL},
+		{env: "KILN_ARTIFACTS", flag: "artifacts", usage: "artifact store URL (file://PATH, s3://BUCKET/PREFIX, gs://…, azblob://…)", str: &c.Artifacts.URL},
+		{env: "KILN_S3_ENDPOINT", flag: "s3-endpoint", usage: "S3-compatible endpoint URL (e.g. http://127.0.0.1:7070)", str: &c.Artifacts.S3Endpoint},
+		{env: "KILN_S3_REGION", flag: "s3-region", usage: "S3 region", str: &c.Artifacts.S3Region},
+		{env: "KILN_S3_PATH_STYLE", flag: "s3-path-style", usage: "use path-style S3 addressing (MinIO, versitygw)", boolean: &c.Artifacts.S3PathStyle},
+		{env: "KILN_LOG_LEVEL", flag: "log-level", usage: "log level: debug, info, warn, error", str: &c.Log.Level},
+		{env: "KILN_LOG_FORMAT", flag: "log-format", usage: "log format: text or json", str: &c.Log.Format},
+	}
+}
+
+// RegisterFlags adds the configuration flags, with the defaults shown in
+// help, and --config, to fs.
+func RegisterFlags(fs *pflag.FlagSet) {
+	d := Default()
+	for _, s := range d.settings() {
+		usage := s.usage + " [$" + s.env + "]"
+		switch {
+		case s.str != nil:
+			fs.String(s.flag, *s.str, usage)
+		case s.boolean != nil:
+			fs.Bool(s.flag, *s.boolean, usage)
+		case s.dur != nil:
+			fs.Duration(s.flag, *s.dur, usage)
+		}
+	}
+	fs.String("config", "", "configuration file (default ./kiln.yaml if present) [$KILN_CONFIG]")
+}
+
+// Load builds the configuration: defaults, then the YAML file (the --config
+// flag, else $KILN_CONFIG, else ./kiln.yaml if it exists), then environment
+// variables from getenv, then flags that were set on flags (may be nil).
+func Load(flags *pflag.FlagSet, getenv func(string) string) (Config, error) {
+	if getenv == nil {
+		getenv = os.Getenv
+	}
+	c := Default()
+	path, explicit := "", false
+	if flags != nil {
+		if f := flags.Lookup("config"); f != nil && f.Changed {
+			path, explicit = f.Value.String(), true
+		}
+	}
+	if path == "" {
+		if p := getenv("KILN_CONFIG"); p != "" {
+			path, explicit = p, true
+		} else {
+			path = "kiln.yaml"
+		}
+	}
+	if err := c.loadFile(path); err != nil {
+		if explicit || !errors.Is(err, fs.ErrNotExist) {
+			return c, err
+		}
+	}
+	for _, s := range c.settings() {
+		v := getenv(s.env)
+		if v == "" {
+			continue
+		}
+		if err := s.set(v); err != nil {
+			return c, fmt.Errorf("config: $%s: %w", s.env, err)
+		}
+	}
+	if flags != nil {
+		for _, s := range c.settings() {
+			f := flags.Lookup(s.flag)
+			if f == nil || !f.Changed {
+				continue
+			}
+			if err := s.set(f.Value.String()); err != nil {
+				return c, fmt.Errorf("config: --%s: %w", s.flag, err)
+			}
+		}
+	}
+	return c, c.Validate()
+}
+
+func (c *Config) loadFile(path string) error {
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(b))
+	dec.KnownFields(true)
+	if err := dec.Decode(c); err != nil && !errors.Is(err, io.EOF) {
+		return fmt.Errorf("config: %s: %w", path, err)
+	}
+	return nil
+}
+
+func (s setting) set(v string) error {
+	switch {
+	case s.str != nil:
+		*s.str = v
+	case s.boolean != nil:
+		b, err := strconv.ParseBool(v)
+		if err != nil {
+			return fmt.Errorf("not a boolean: %q", v)
+		}
+		*s.boolean = b
+	case s.dur != nil:
+		d, err := time.ParseDuration(v)
+		if err != nil {
+			return fmt.Errorf("not a duration: %q", v)
+		}
+		*s.dur = d
+	}
+	return nil
+}
+
+// Validate checks the configuration for values that cannot work.
+func (c Config) Validate() error {
+	var errs []error
+	if c.Server.Addr == "" {
+		errs = append(errs, errors.New("server.addr is empty"))
+	}
+	if c.Store.URL == "" {
+		errs = append(errs, errors.New("store.url is empty"))
+	}
+	if c.Artifacts.URL == "" {
+		errs = append(errs, errors.New("artifacts.url is empty"))
+	}
+	switch c.Log.Level {
+	case "debug", "info", "warn", "error":
+	default:
+		errs = append(errs, fmt.Errorf("log.level %q is not one of debug, info, warn, error", c.Log.Level))
+	}
+	switch c.Log.Format {
+	case "text", "json":
+	default:
+		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
+	}
+	if err := errors.Join(errs...); err != nil {
+		return fmt.Errorf("config: %w", err)
+	}
+	return nil
+}

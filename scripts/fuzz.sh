@@ -1,0 +1,12 @@
+#!/usr/bin/env bash
+# Runs every Go fuzz target in the module for the given time each (default 5s).
+set -euo pipefail
+t=${1:-5s}
+cd "$(dirname "$0")/.."
+grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
+  pkg="./$(dirname "${f#./}")"
+  for name in $(grep -o '^func Fuzz[A-Za-z0-9_]*' "$f" | sed 's/^func //'); do
+    echo "fuzz $pkg $name ($t)"
+    go test "$pkg" -run '^$' -fuzz "^${name}\$" -fuzztime "$t" >/tmp/kiln-fuzz.log 2>&1 || { cat /tmp/kiln-fuzz.log; exit 1; }
+  done
+done

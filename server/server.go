@@ -1,0 +1,123 @@
+// Package server assembles Kiln's subsystems into one process: it opens the
+// metadata store and the artifact store, mounts every wire layer on one HTTP
+// mux with common middleware (request ids, panic recovery, Prometheus
+// metrics, access logs) and shuts down gracefully.
+package server
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/kiln-ml/kiln/blob"
+	"github.com/kiln-ml/kiln/config"
+	"github.com/kiln-ml/kiln/mlflowapi"
+	"github.com/kiln-ml/kiln/registry"
+	"github.com/kiln-ml/kiln/store"
+	"github.com/kiln-ml/kiln/tracking"
+)
+
+// Server is a running Kiln process.
+type Server struct {
+	cfg       config.Config
+	log       *slog.Logger
+	db        *store.DB
+	artifacts *blob.Bucket
+	handler   http.Handler
+}
+
+// New opens the stores named in cfg and builds the HTTP handler.
+func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+	db, err := store.Open(ctx, cfg.Store.URL)
+	if err != nil {
+		return nil, err
+	}
+	bucket, err := blob.Open(ctx, cfg.Artifacts.URL, blob.Options{
+		S3Endpoint:  cfg.Artifacts.S3Endpoint,
+		S3Region:    cfg.Artifacts.S3Region,
+		S3PathStyle: cfg.Artifacts.S3PathStyle,
+	})
+	if err != nil {
+		db.Close()
+		return nil, fmt.Errorf("open artifact store: %w", err)
+	}
+	s := &Server{cfg: cfg, log: log, db: db, artifacts: bucket}
+
+	trk := tracking.New(db, tracking.Options{})
+	reg := registry.New(db, trk)
+
+	reg2 := prometheus.NewRegistry()
+	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+	metrics := newHTTPMetrics(reg2)
+
+	mux := http.NewServeMux()
+	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
+	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
+	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
+		fmt.Fprintf(w, "Kiln is running.\nPoint the MLflow client at it: MLFLOW_TRACKING_URI=http://%s\n", r.Host)
+	})
+	s.handler = withMiddleware(mux, log, metrics)
+	return s, nil
+}
+
+// Handler returns the server's HTTP handler.
+func (s *Server) Handler() http.Handler { return s.handler }
+
+// Run listens on the configured address and serves until ctx is cancelled,
+// then shuts down gracefully.
+func (s *Server) Run(ctx context.Context) error {
+	ln, err := net.Listen("tcp", s.cfg.Server.Addr)
+	if err != nil {
+		s.Close()
+		return fmt.Errorf("listen: %w", err)
+	}
+	return s.Serve(ctx, ln)
+}
+
+// Serve serves on ln until ctx is cancelled. On cancellation it stops
+// accepting connections, lets in-flight requests finish (up to the
+// configured shutdown timeout) and closes the stores cleanly.
+func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
+	srv := &http.Server{
+		Handler:           s.handler,
+		ReadHeaderTimeout: 30 * time.Second,
+		IdleTimeout:       120 * time.Second,
+		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
+	}
+	s.log.Info("kiln server listening", "addr", "http://"+ln.Addr().String(),
+		"db", redactURL(s.cfg.Store.URL), "artifacts", s.cfg.Artifacts.URL)
+	errc := make(chan error, 1)
+	go func() { errc <- srv.Serve(ln) }()
+	var serveErr error
+	select {
+	case serveErr = <-errc:
+	case <-ctx.Done():
+		s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.Server.ShutdownTimeout)
+		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
+		serveErr = srv.Shutdown(sctx)
+		cancel()
+		<-errc
+	}
+	if errors.Is(serveErr, http.ErrServerClosed) {
+		serveErr = nil
+	}
+	return errors.Join(serveErr, s.Close())
+}
+
+// Close closes the stores.
+func (s *Server) Close() error {
+	err := errors.Join(s.artifacts.Close(), s.db.Close())
+	if err == nil {
+		s.log.Info("stores closed cleanly")
+	}
+	return err
+}
