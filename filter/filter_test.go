@@ -181,3 +181,11 @@ func FuzzParseOrderBy(f *testing.F) {
 		}
 	})
 }
+
+func TestLikeToGlob(t *testing.T) {
+	for in, want := range map[string]string{"XG%": "XG*", "a_c": "a?c", "50*%": "50[*]*", "[x]?": "[[]x][?]"} {
+		if got := likeToGlob(in); got != want {
+			t.Errorf("likeToGlob(%q) = %q, want %q", in, got, want)
+		}
+	}
+}
