@@ -29,7 +29,7 @@ var runAttrCols = map[string]string{
 	"run_name": "r.name", "run name": "r.name", "Run name": "r.name", "Run Name": "r.name",
 	"user_id": "r.user_id", "status": "r.status", "artifact_uri": "r.artifact_uri",
 	"lifecycle_stage": "r.lifecycle_stage",
-	"start_time": "r.start_time", "end_time": "r.end_time", "created": "r.start_time", "Created": "r.start_time",
+	"start_time":      "r.start_time", "end_time": "r.end_time", "created": "r.start_time", "Created": "r.start_time",
 }
 
 var numericRunAttrs = map[string]bool{"r.start_time": true, "r.end_time": true}

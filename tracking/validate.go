@@ -109,4 +109,3 @@ func notFoundRun(id string) error { return errdefs.NotFound("Run with id=%s not 
 func notActiveRun(id, stage string) error {
 	return errdefs.Invalid("The run %s must be in the 'active' state. Current state is %s.", id, stage)
 }
-
