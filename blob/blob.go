@@ -1,20 +1,289 @@
-// Package blob is Kiln's artifact storage on gocloud.dev/blob.
+// Package blob is Kiln's artifact storage, built on gocloud.dev/blob: a
+// local folder (file://), S3 or any S3-compatible server (s3://), Google
+// Cloud Storage (gs://) and Azure Blob Storage (azblob://), plus an
+// in-memory bucket for tests (mem://).
+//
+// Reads and writes stream: an upload is copied from the request body to the
+// store in bounded chunks (no temporary file, no whole object in memory),
+// and a download streams back the same way. Keys are validated so that no
+// path can escape the bucket's root.
 package blob
 
-import "context"
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/url"
+	"os"
+	"path/filepath"
+	"strings"
+	"time"
+
+	gblob "gocloud.dev/blob"
+	_ "gocloud.dev/blob/azureblob" // azblob://
+	"gocloud.dev/blob/fileblob"
+	_ "gocloud.dev/blob/gcsblob" // gs://
+	_ "gocloud.dev/blob/memblob" // mem://
+	_ "gocloud.dev/blob/s3blob"  // s3://
+	"gocloud.dev/gcerrors"
+
+	"github.com/kiln-ml/kiln/errdefs"
+)
 
 // Options configure S3-compatible storage.
 type Options struct {
-	S3Endpoint  string
+	S3Endpoint  string // e.g. http://127.0.0.1:7070; empty for AWS
 	S3Region    string
 	S3PathStyle bool
 }
 
-// Bucket is an artifact store. (Being written.)
-type Bucket struct{}
+// Bucket is an artifact store.
+type Bucket struct {
+	b   *gblob.Bucket
+	url string
+}
 
-// Open opens the bucket named by url (file://, s3://, gs://, azblob://, mem://).
-func Open(ctx context.Context, url string, opts Options) (*Bucket, error) { return &Bucket{}, nil }
+// Open opens the bucket named by rawURL:
+//
+//	file://./kiln-data/artifacts   a local folder (relative or absolute; created if missing)
+//	s3://bucket/prefix             S3 or an S3-compatible server (see Options)
+//	gs://bucket/prefix, azblob://container/prefix, mem://
+func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
+	u, err := url.Parse(rawURL)
+	if err != nil {
+		return nil, fmt.Errorf("blob: bad URL %q: %w", rawURL, err)
+	}
+	var b *gblob.Bucket
+	prefix := ""
+	switch u.Scheme {
+	case "file":
+		dir := u.Host + u.Path
+		if u.Host == "" {
+			dir = u.Path
+		}
+		if dir == "" {
+			return nil, fmt.Errorf("blob: file URL %q has no path", rawURL)
+		}
+		if dir, err = filepath.Abs(dir); err != nil {
+			return nil, err
+		}
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return nil, fmt.Errorf("blob: create %s: %w", dir, err)
+		}
+		// Plain files (no .attrs sidecars), written next to their final
+		// name and renamed into place, so a crash never leaves half a file.
+		b, err = fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+	case "s3":
+		prefix = strings.Trim(u.Path, "/")
+		q := u.Query()
+		if opts.S3Region != "" && q.Get("region") == "" {
+			q.Set("region", opts.S3Region)
+		}
+		if opts.S3Endpoint != "" && q.Get("endpoint") == "" {
+			q.Set("endpoint", opts.S3Endpoint)
+			if strings.HasPrefix(opts.S3Endpoint, "http://") {
+				q.Set("disable_https", "true")
+			}
+			q.Set("hostname_immutable", "true")
+		}
+		if opts.S3PathStyle {
+			q.Set("use_path_style", "true")
+		}
+		b, err = gblob.OpenBucket(ctx, (&url.URL{Scheme: "s3", Host: u.Host, RawQuery: q.Encode()}).String())
+	case "gs", "azblob", "mem":
+		prefix = strings.Trim(u.Path, "/")
+		b, err = gblob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
+	default:
+		return nil, fmt.Errorf("blob: unsupported artifact store URL %q (want file://, s3://, gs://, azblob:// or mem://)", rawURL)
+	}
+	if err != nil {
+		return nil, fmt.Errorf("blob: open %s: %w", rawURL, err)
+	}
+	if prefix != "" {
+		b = gblob.PrefixedBucket(b, prefix+"/")
+	}
+	return &Bucket{b: b, url: rawURL}, nil
+}
 
 // Close closes the bucket.
-func (b *Bucket) Close() error { return nil }
+func (b *Bucket) Close() error { return b.b.Close() }
+
+// CleanKey validates a slash-separated artifact path and returns its clean
+// form. It rejects paths that could escape the root: ".." segments,
+// absolute paths, NUL bytes and backslashes; "." and empty segments are
+// dropped. The empty path (the root) is allowed.
+func CleanKey(p string) (string, error) {
+	switch {
+	case strings.ContainsRune(p, 0):
+		return "", errdefs.Invalid("Invalid artifact path: contains a NUL byte")
+	case strings.ContainsRune(p, '\\'):
+		return "", errdefs.Invalid("Invalid artifact path '%s': backslashes are not allowed", p)
+	case strings.HasPrefix(p, "/") && strings.Trim(p, "/") != "":
+		return "", errdefs.Invalid("Invalid artifact path '%s': absolute paths are not allowed", p)
+	}
+	parts := strings.Split(p, "/")
+	out := parts[:0]
+	for _, s := range parts {
+		switch s {
+		case "", ".":
+			continue
+		case "..":
+			return "", errdefs.Invalid("Invalid artifact path '%s': '..' is not allowed", p)
+		}
+		out = append(out, s)
+	}
+	return strings.Join(out, "/"), nil
+}
+
+func mapErr(err error, key string) error {
+	if err == nil {
+		return nil
+	}
+	if gcerrors.Code(err) == gcerrors.NotFound {
+		return &errdefs.Error{Kind: errdefs.ErrNotFound, Msg: fmt.Sprintf("Artifact '%s' does not exist", key), Err: err}
+	}
+	return err
+}
+
+// Put streams r into key and returns the number of bytes written. The
+// object appears whole or not at all.
+func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, contentType string) (int64, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return 0, err
+	}
+	if key == "" {
+		return 0, errdefs.Invalid("Invalid artifact path: empty")
+	}
+	wctx, cancel := context.WithCancel(ctx)
+	defer cancel()
+	w, err := b.b.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: contentType, BufferSize: 8 << 20})
+	if err != nil {
+		return 0, fmt.Errorf("blob: write %s: %w", key, err)
+	}
+	n, err := io.Copy(w, r)
+	if err != nil {
+		cancel() // abandon the write: nothing is stored
+		w.Close()
+		return n, fmt.Errorf("blob: write %s: %w", key, err)
+	}
+	if err := w.Close(); err != nil {
+		return n, fmt.Errorf("blob: write %s: %w", key, err)
+	}
+	return n, nil
+}
+
+// Object is an open object being read.
+type Object struct {
+	io.ReadCloser
+	Size        int64
+	ContentType string
+	ModTime     time.Time
+}
+
+// Get opens key for reading.
+func (b *Bucket) Get(ctx context.Context, key string) (*Object, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return nil, err
+	}
+	r, err := b.b.NewReader(ctx, key, nil)
+	if err != nil {
+		return nil, mapErr(err, key)
+	}
+	return &Object{ReadCloser: r, Size: r.Size(), ContentType: r.ContentType(), ModTime: r.ModTime()}, nil
+}
+
+// Exists reports whether key is an object.
+func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return false, err
+	}
+	return b.b.Exists(ctx, key)
+}
+
+// Delete removes key, or every object under it if it is a directory.
+func (b *Bucket) Delete(ctx context.Context, key string) error {
+	key, err := CleanKey(key)
+	if err != nil {
+		return err
+	}
+	if key == "" {
+		return errdefs.Invalid("Refusing to delete the artifact root")
+	}
+	err = b.b.Delete(ctx, key)
+	if gcerrors.Code(err) != gcerrors.NotFound {
+		return mapErr(err, key)
+	}
+	n, err := b.DeletePrefix(ctx, key+"/")
+	if err != nil {
+		return err
+	}
+	if n == 0 {
+		return errdefs.NotFound("Artifact '%s' does not exist", key)
+	}
+	return nil
+}
+
+// DeletePrefix removes every object whose key starts with prefix and
+// returns how many it removed.
+func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+	it := b.b.List(&gblob.ListOptions{Prefix: prefix})
+	n := 0
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return n, nil
+		}
+		if err != nil {
+			return n, fmt.Errorf("blob: list %s: %w", prefix, err)
+		}
+		if err := b.b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+			return n, fmt.Errorf("blob: delete %s: %w", obj.Key, err)
+		}
+		n++
+	}
+}
+
+// Entry is one item of a directory listing.
+type Entry struct {
+	Name  string // base name
+	Path  string // full key
+	IsDir bool
+	Size  int64
+}
+
+// List returns the entries directly under dir ("" for the root), sorted
+// by name.
+func (b *Bucket) List(ctx context.Context, dir string) ([]Entry, error) {
+	dir, err := CleanKey(dir)
+	if err != nil {
+		return nil, err
+	}
+	prefix := ""
+	if dir != "" {
+		prefix = dir + "/"
+	}
+	it := b.b.List(&gblob.ListOptions{Prefix: prefix, Delimiter: "/"})
+	var out []Entry
+	for {
+		obj, err := it.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			return out, nil
+		}
+		if err != nil {
+			return nil, fmt.Errorf("blob: list %s: %w", dir, err)
+		}
+		key := strings.TrimSuffix(obj.Key, "/")
+		name := strings.TrimPrefix(key, prefix)
+		if name == "" {
+			continue
+		}
+		out = append(out, Entry{Name: name, Path: key, IsDir: obj.IsDir, Size: obj.Size})
+	}
+}
+
+// String describes the bucket for logs.
+func (b *Bucket) String() string { return b.url }

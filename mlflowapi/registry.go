@@ -1,6 +1,532 @@
 package mlflowapi
 
-import "net/http"
+import (
+	"net/http"
+	"strconv"
 
-// registerRegistry registers the model registry RPCs. (Being written.)
-func (h *Handler) registerRegistry(mux *http.ServeMux) {}
+	"github.com/kiln-ml/kiln/registry"
+)
+
+// registerRegistry registers the model registry RPCs.
+func (h *Handler) registerRegistry(mux *http.ServeMux) {
+	const rm, mv = "/mlflow/registered-models/", "/mlflow/model-versions/"
+	h.rpc(mux, "POST", rm+"create", h.createRegisteredModel)
+	h.rpc(mux, "POST", rm+"rename", h.renameRegisteredModel)
+	h.rpc(mux, "PATCH", rm+"update", h.updateRegisteredModel)
+	h.rpc(mux, "DELETE", rm+"delete", h.deleteRegisteredModel)
+	h.rpc(mux, "GET", rm+"get", h.getRegisteredModel)
+	h.rpc(mux, "GET", rm+"search", h.searchRegisteredModels)
+	h.rpc(mux, "POST", rm+"get-latest-versions", h.getLatestVersions)
+	h.rpc(mux, "GET", rm+"get-latest-versions", h.getLatestVersions)
+	h.rpc(mux, "POST", rm+"set-tag", h.setRegisteredModelTag)
+	h.rpc(mux, "DELETE", rm+"delete-tag", h.deleteRegisteredModelTag)
+	h.rpc(mux, "POST", rm+"alias", h.setAlias)
+	h.rpc(mux, "DELETE", rm+"alias", h.deleteAlias)
+	h.rpc(mux, "GET", rm+"alias", h.getByAlias)
+	h.rpc(mux, "POST", mv+"create", h.createModelVersion)
+	h.rpc(mux, "PATCH", mv+"update", h.updateModelVersion)
+	h.rpc(mux, "DELETE", mv+"delete", h.deleteModelVersion)
+	h.rpc(mux, "GET", mv+"get", h.getModelVersion)
+	h.rpc(mux, "GET", mv+"search", h.searchModelVersions)
+	h.rpc(mux, "POST", mv+"transition-stage", h.transitionStage)
+	h.rpc(mux, "GET", mv+"get-download-uri", h.getDownloadURI)
+	h.rpc(mux, "POST", mv+"set-tag", h.setModelVersionTag)
+	h.rpc(mux, "DELETE", mv+"delete-tag", h.deleteModelVersionTag)
+}
+
+type aliasJSON struct {
+	Alias   string `json:"alias"`
+	Version string `json:"version"`
+}
+
+type modelVersionJSON struct {
+	Name                 string   `json:"name"`
+	Version              string   `json:"version"`
+	CreationTimestamp    int64    `json:"creation_timestamp"`
+	LastUpdatedTimestamp int64    `json:"last_updated_timestamp"`
+	UserID               string   `json:"user_id,omitempty"`
+	CurrentStage         string   `json:"current_stage"`
+	Description          string   `json:"description,omitempty"`
+	Source               string   `json:"source"`
+	RunID                string   `json:"run_id,omitempty"`
+	Status               string   `json:"status"`
+	StatusMessage        string   `json:"status_message,omitempty"`
+	Tags                 []kvJSON `json:"tags,omitempty"`
+	RunLink              string   `json:"run_link,omitempty"`
+	Aliases              []string `json:"aliases,omitempty"`
+	ModelID              string   `json:"model_id,omitempty"`
+}
+
+type registeredModelJSON struct {
+	Name                 string             `json:"name"`
+	CreationTimestamp    int64              `json:"creation_timestamp"`
+	LastUpdatedTimestamp int64              `json:"last_updated_timestamp"`
+	Description          string             `json:"description,omitempty"`
+	LatestVersions       []modelVersionJSON `json:"latest_versions,omitempty"`
+	Tags                 []kvJSON           `json:"tags,omitempty"`
+	Aliases              []aliasJSON        `json:"aliases,omitempty"`
+}
+
+func regKVs(kvs []registry.KV) []kvJSON {
+	out := make([]kvJSON, len(kvs))
+	for i, kv := range kvs {
+		out[i] = kvJSON{kv.Key, kv.Value}
+	}
+	return out
+}
+
+func toModelVersionJSON(v *registry.ModelVersion) modelVersionJSON {
+	return modelVersionJSON{
+		Name: v.Name, Version: strconv.FormatInt(v.Version, 10), CreationTimestamp: v.CreationTime, LastUpdatedTimestamp: v.LastUpdatedTime,
+		UserID: v.UserID, CurrentStage: v.CurrentStage, Description: v.Description, Source: v.Source, RunID: v.RunID,
+		Status: v.Status, StatusMessage: v.StatusMessage, Tags: regKVs(v.Tags), RunLink: v.RunLink, Aliases: v.Aliases, ModelID: v.ModelID,
+	}
+}
+
+func toRegisteredModelJSON(m *registry.RegisteredModel) registeredModelJSON {
+	out := registeredModelJSON{Name: m.Name, CreationTimestamp: m.CreationTime, LastUpdatedTimestamp: m.LastUpdatedTime,
+		Description: m.Description, Tags: regKVs(m.Tags)}
+	for _, v := range m.LatestVersions {
+		out.LatestVersions = append(out.LatestVersions, toModelVersionJSON(v))
+	}
+	for _, a := range m.Aliases {
+		out.Aliases = append(out.Aliases, aliasJSON{a.Alias, strconv.FormatInt(a.Version, 10)})
+	}
+	return out
+}
+
+func modelResp(m *registry.RegisteredModel, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"registered_model": toRegisteredModelJSON(m)}, nil
+}
+
+func versionResp(v *registry.ModelVersion, err error) (any, error) {
+	if err != nil {
+		return nil, err
+	}
+	return map[string]any{"model_version": toModelVersionJSON(v)}, nil
+}
+
+type nameReq struct {
+	Name *string `json:"name"`
+}
+
+func (q nameReq) name() (string, error) {
+	if q.Name == nil || *q.Name == "" {
+		return "", missing("name")
+	}
+	return *q.Name, nil
+}
+
+type versionReq struct {
+	nameReq
+	Version *string `json:"version"`
+}
+
+func (q versionReq) nv() (string, int64, error) {
+	name, err := q.name()
+	if err != nil {
+		return "", 0, err
+	}
+	if q.Version == nil {
+		return "", 0, missing("version")
+	}
+	v, err := registry.ParseVersion(*q.Version)
+	return name, v, err
+}
+
+func (h *Handler) createRegisteredModel(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		Tags        []kvJSON `json:"tags"`
+		Description string   `json:"description"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	tags := make([]registry.KV, len(req.Tags))
+	for i, t := range req.Tags {
+		tags[i] = registry.KV{Key: t.Key, Value: t.Value}
+	}
+	return modelResp(h.registry.CreateRegisteredModel(r.Context(), name, req.Description, tags))
+}
+
+func (h *Handler) renameRegisteredModel(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		NewName *string `json:"new_name"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.NewName == nil {
+		return nil, missing("new_name")
+	}
+	return modelResp(h.registry.RenameRegisteredModel(r.Context(), name, *req.NewName))
+}
+
+func (h *Handler) updateRegisteredModel(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		Description string `json:"description"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	return modelResp(h.registry.UpdateRegisteredModel(r.Context(), name, req.Description))
+}
+
+func (h *Handler) deleteRegisteredModel(r *http.Request) (any, error) {
+	var req nameReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.registry.DeleteRegisteredModel(r.Context(), name)
+}
+
+func (h *Handler) getRegisteredModel(r *http.Request) (any, error) {
+	var req nameReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	return modelResp(h.registry.GetRegisteredModel(r.Context(), name))
+}
+
+type searchReq struct {
+	Filter     string   `json:"filter"`
+	MaxResults Int64    `json:"max_results"`
+	OrderBy    []string `json:"order_by"`
+	PageToken  string   `json:"page_token"`
+}
+
+func (q searchReq) query() registry.SearchQuery {
+	return registry.SearchQuery{Filter: q.Filter, MaxResults: int(q.MaxResults), OrderBy: q.OrderBy, PageToken: q.PageToken}
+}
+
+func (h *Handler) searchRegisteredModels(r *http.Request) (any, error) {
+	var req searchReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	models, next, err := h.registry.SearchRegisteredModels(r.Context(), req.query())
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		RegisteredModels []registeredModelJSON `json:"registered_models,omitempty"`
+		NextPageToken    string                `json:"next_page_token,omitempty"`
+	}{NextPageToken: next}
+	for _, m := range models {
+		out.RegisteredModels = append(out.RegisteredModels, toRegisteredModelJSON(m))
+	}
+	return out, nil
+}
+
+func (h *Handler) getLatestVersions(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		Stages []string `json:"stages"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	vs, err := h.registry.GetLatestVersions(r.Context(), name, req.Stages)
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
+	}{}
+	for _, v := range vs {
+		out.ModelVersions = append(out.ModelVersions, toModelVersionJSON(v))
+	}
+	return out, nil
+}
+
+func (h *Handler) setRegisteredModelTag(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		kvReq
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Key == nil {
+		return nil, missing("key")
+	}
+	if req.Value == nil {
+		return nil, missing("value")
+	}
+	return nil, h.registry.SetRegisteredModelTag(r.Context(), name, *req.Key, *req.Value)
+}
+
+func (h *Handler) deleteRegisteredModelTag(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		Key *string `json:"key"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Key == nil {
+		return nil, missing("key")
+	}
+	return nil, h.registry.DeleteRegisteredModelTag(r.Context(), name, *req.Key)
+}
+
+type aliasReq struct {
+	nameReq
+	Alias   *string `json:"alias"`
+	Version *string `json:"version"`
+}
+
+func (h *Handler) setAlias(r *http.Request) (any, error) {
+	var req aliasReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Alias == nil {
+		return nil, missing("alias")
+	}
+	if req.Version == nil {
+		return nil, missing("version")
+	}
+	v, err := registry.ParseVersion(*req.Version)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.registry.SetAlias(r.Context(), name, *req.Alias, v)
+}
+
+func (h *Handler) deleteAlias(r *http.Request) (any, error) {
+	var req aliasReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Alias == nil {
+		return nil, missing("alias")
+	}
+	return nil, h.registry.DeleteAlias(r.Context(), name, *req.Alias)
+}
+
+func (h *Handler) getByAlias(r *http.Request) (any, error) {
+	var req aliasReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Alias == nil {
+		return nil, missing("alias")
+	}
+	return versionResp(h.registry.GetVersionByAlias(r.Context(), name, *req.Alias))
+}
+
+func (h *Handler) createModelVersion(r *http.Request) (any, error) {
+	var req struct {
+		nameReq
+		Source      *string  `json:"source"`
+		RunID       string   `json:"run_id"`
+		Tags        []kvJSON `json:"tags"`
+		RunLink     string   `json:"run_link"`
+		Description string   `json:"description"`
+		ModelID     string   `json:"model_id"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, err := req.name()
+	if err != nil {
+		return nil, err
+	}
+	if req.Source == nil {
+		return nil, missing("source")
+	}
+	tags := make([]registry.KV, len(req.Tags))
+	for i, t := range req.Tags {
+		tags[i] = registry.KV{Key: t.Key, Value: t.Value}
+	}
+	return versionResp(h.registry.CreateModelVersion(r.Context(), registry.CreateModelVersionInput{
+		Name: name, Source: *req.Source, RunID: req.RunID, RunLink: req.RunLink, Description: req.Description,
+		ModelID: req.ModelID, Tags: tags,
+	}))
+}
+
+func (h *Handler) updateModelVersion(r *http.Request) (any, error) {
+	var req struct {
+		versionReq
+		Description string `json:"description"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	return versionResp(h.registry.UpdateModelVersion(r.Context(), name, v, req.Description))
+}
+
+func (h *Handler) deleteModelVersion(r *http.Request) (any, error) {
+	var req versionReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.registry.DeleteModelVersion(r.Context(), name, v)
+}
+
+func (h *Handler) getModelVersion(r *http.Request) (any, error) {
+	var req versionReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	return versionResp(h.registry.GetModelVersion(r.Context(), name, v))
+}
+
+func (h *Handler) searchModelVersions(r *http.Request) (any, error) {
+	var req searchReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	vs, next, err := h.registry.SearchModelVersions(r.Context(), req.query())
+	if err != nil {
+		return nil, err
+	}
+	out := struct {
+		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
+		NextPageToken string             `json:"next_page_token,omitempty"`
+	}{NextPageToken: next}
+	for _, v := range vs {
+		out.ModelVersions = append(out.ModelVersions, toModelVersionJSON(v))
+	}
+	return out, nil
+}
+
+func (h *Handler) transitionStage(r *http.Request) (any, error) {
+	var req struct {
+		versionReq
+		Stage           *string `json:"stage"`
+		ArchiveExisting *bool   `json:"archive_existing_versions"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	if req.Stage == nil {
+		return nil, missing("stage")
+	}
+	if req.ArchiveExisting == nil {
+		return nil, missing("archive_existing_versions")
+	}
+	return versionResp(h.registry.TransitionStage(r.Context(), name, v, *req.Stage, *req.ArchiveExisting))
+}
+
+func (h *Handler) getDownloadURI(r *http.Request) (any, error) {
+	var req versionReq
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	uri, err := h.registry.GetDownloadURI(r.Context(), name, v)
+	if err != nil {
+		return nil, err
+	}
+	return map[string]string{"artifact_uri": uri}, nil
+}
+
+func (h *Handler) setModelVersionTag(r *http.Request) (any, error) {
+	var req struct {
+		versionReq
+		kvReq
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	if req.Key == nil {
+		return nil, missing("key")
+	}
+	if req.Value == nil {
+		return nil, missing("value")
+	}
+	return nil, h.registry.SetModelVersionTag(r.Context(), name, v, *req.Key, *req.Value)
+}
+
+func (h *Handler) deleteModelVersionTag(r *http.Request) (any, error) {
+	var req struct {
+		versionReq
+		Key *string `json:"key"`
+	}
+	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	name, v, err := req.nv()
+	if err != nil {
+		return nil, err
+	}
+	if req.Key == nil {
+		return nil, missing("key")
+	}
+	return nil, h.registry.DeleteModelVersionTag(r.Context(), name, v, *req.Key)
+}

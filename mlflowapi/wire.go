@@ -15,6 +15,7 @@ import (
 	"log/slog"
 	"math"
 	"net/http"
+	"net/url"
 	"reflect"
 	"strconv"
 	"strings"
@@ -216,9 +217,23 @@ func jsonTypeName(t reflect.Type) string {
 func decodeQuery(r *http.Request, v any) error {
 	q := r.URL.Query()
 	obj := map[string]any{}
-	t := reflect.TypeOf(v).Elem()
+	queryFields(q, reflect.TypeOf(v).Elem(), obj)
+	b, err := json.Marshal(obj)
+	if err != nil {
+		return badRequest("bad query: %v", err)
+	}
+	return decodeJSON(b, v)
+}
+
+// queryFields collects the query values of t's json-tagged fields,
+// including those of embedded structs, into obj.
+func queryFields(q url.Values, t reflect.Type, obj map[string]any) {
 	for i := 0; i < t.NumField(); i++ {
 		f := t.Field(i)
+		if f.Anonymous && f.Type.Kind() == reflect.Struct {
+			queryFields(q, f.Type, obj)
+			continue
+		}
 		name := strings.Split(f.Tag.Get("json"), ",")[0]
 		if name == "" || name == "-" {
 			continue
@@ -237,11 +252,6 @@ func decodeQuery(r *http.Request, v any) error {
 		}
 		obj[name] = queryValue(f.Type, vals[len(vals)-1])
 	}
-	b, err := json.Marshal(obj)
-	if err != nil {
-		return badRequest("bad query: %v", err)
-	}
-	return decodeJSON(b, v)
 }
 
 func queryValue(t reflect.Type, s string) any {
