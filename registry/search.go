@@ -7,6 +7,7 @@ import (
 
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/filter"
+	"github.com/kiln-ml/kiln/store"
 )
 
 // Search limits, as MLflow's.
@@ -60,12 +61,12 @@ func (s *Store) SearchRegisteredModels(ctx context.Context, q SearchQuery) ([]*R
 			where = append(where, sqlc)
 			args = append(args, a...)
 		case c.Entity == filter.Tag:
-			sqlc, a, err := filter.CompareSQL(s.db.Dialect, "t.value", c.Op, c.Value)
+			sqlc, a, err := tagCondition(s.db.Dialect, "registered_model_tags t WHERE t.name = m.name", c)
 			if err != nil {
 				return nil, "", err
 			}
-			where = append(where, "EXISTS (SELECT 1 FROM registered_model_tags t WHERE t.name = m.name AND t.key = ? AND "+sqlc+")")
-			args = append(append(args, c.Key), a...)
+			where = append(where, sqlc)
+			args = append(args, a...)
 		default:
 			return nil, "", errdefs.Invalid("Invalid filter '%s': search registered models supports 'name' and 'tags.<key>'", q.Filter)
 		}
@@ -148,12 +149,12 @@ func (s *Store) SearchModelVersions(ctx context.Context, q SearchQuery) ([]*Mode
 			where = append(where, sqlc)
 			args = append(args, a...)
 		case filter.Tag:
-			sqlc, a, err := filter.CompareSQL(s.db.Dialect, "t.value", c.Op, c.Value)
+			sqlc, a, err := tagCondition(s.db.Dialect, "model_version_tags t WHERE t.name = mv.name AND t.version = mv.version", c)
 			if err != nil {
 				return nil, "", err
 			}
-			where = append(where, "EXISTS (SELECT 1 FROM model_version_tags t WHERE t.name = mv.name AND t.version = mv.version AND t.key = ? AND "+sqlc+")")
-			args = append(append(args, c.Key), a...)
+			where = append(where, sqlc)
+			args = append(args, a...)
 		default:
 			return nil, "", errdefs.Invalid("Invalid entity in filter '%s'", q.Filter)
 		}
@@ -176,4 +177,24 @@ func (s *Store) SearchModelVersions(ctx context.Context, q SearchQuery) ([]*Mode
 		next = filter.EncodePageToken(offset + q.MaxResults)
 	}
 	return out, next, nil
+}
+
+// tagCondition renders a tag clause over "<table> t WHERE <join>". As in
+// MLflow's registry, "tags.k != 'v'" also matches entities without tag k
+// (the client itself adds "tags.`mlflow.prompt.is_prompt` != 'true'" to
+// every model search).
+func tagCondition(d store.Dialect, from string, c filter.Clause) (string, []any, error) {
+	switch c.Op {
+	case filter.Ne:
+		return "NOT EXISTS (SELECT 1 FROM " + from + " AND t.key = ? AND t.value = ?)", []any{c.Key, c.Value.Str}, nil
+	case filter.IsNull:
+		return "NOT EXISTS (SELECT 1 FROM " + from + " AND t.key = ?)", []any{c.Key}, nil
+	case filter.IsNotNull:
+		return "EXISTS (SELECT 1 FROM " + from + " AND t.key = ?)", []any{c.Key}, nil
+	}
+	sqlc, a, err := filter.CompareSQL(d, "t.value", c.Op, c.Value)
+	if err != nil {
+		return "", nil, err
+	}
+	return "EXISTS (SELECT 1 FROM " + from + " AND t.key = ? AND " + sqlc + ")", append([]any{c.Key}, a...), nil
 }

@@ -89,7 +89,7 @@ func withMiddleware(next http.Handler, log *slog.Logger, m *httpMetrics) http.Ha
 			d := time.Since(start)
 			m.requests.WithLabelValues(route, r.Method, strconv.Itoa(sw.status)).Inc()
 			m.duration.WithLabelValues(route).Observe(d.Seconds())
-			log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path,
+			log.Debug("request", "request_id", id, "method", r.Method, "path", r.URL.Path, "query", r.URL.RawQuery,
 				"status", sw.status, "duration", d)
 		}()
 		next.ServeHTTP(sw, r)

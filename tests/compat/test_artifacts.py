@@ -21,7 +21,7 @@ def test_nested_directories_round_trip(client, tmp_path):
     top = {f.path: f.is_dir for f in client.list_artifacts(rid)}
     assert top == {"README.md": False, "outputs": True}
     plots = {f.path: (f.is_dir, f.file_size) for f in client.list_artifacts(rid, "outputs/plots")}
-    assert plots == {"outputs/plots/loss.csv": (False, 24), "outputs/plots/roc": (True, None)}
+    assert plots == {"outputs/plots/loss.csv": (False, 22), "outputs/plots/roc": (True, None)}
 
     dst = tmp_path / "dst"
     dst.mkdir()

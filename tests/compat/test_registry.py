@@ -25,7 +25,7 @@ def test_sklearn_log_model_register_alias_load(kiln, client, iris, unique):
         mlflow.log_metric("train_acc", model.score(X, y))
         info = mlflow.sklearn.log_model(model, name="model", registered_model_name=name, input_example=X.head(3))
     assert info.model_id.startswith("m-")
-    assert info.registered_model_version == 1
+    assert int(info.registered_model_version) == 1
 
     lm = client.get_logged_model(info.model_id)
     assert lm.status == "READY" or str(lm.status).endswith("READY")
@@ -45,7 +45,7 @@ def test_sklearn_log_model_register_alias_load(kiln, client, iris, unique):
     model2 = LogisticRegression(max_iter=500, C=0.01).fit(X, y)
     with mlflow.start_run():
         info2 = mlflow.sklearn.log_model(model2, name="model", registered_model_name=name)
-    assert info2.registered_model_version == 2
+    assert int(info2.registered_model_version) == 2
     client.set_registered_model_alias(name, "champion", "2")
     loaded2 = mlflow.pyfunc.load_model(f"models:/{name}@champion")
     np.testing.assert_array_equal(loaded2.predict(X), model2.predict(X))

@@ -166,7 +166,7 @@ def test_search_runs_compound_order_paging(client, unique):
 
     # Metric comparisons use the latest value: run 0's latest rmse is 100 (timestamp 1).
     assert search("metrics.rmse > 9") == [ids[0]]
-    got = search("metrics.rmse < 5 and params.depth = '1' and tags.family = 'gbm'", ["metrics.rmse ASC"])
+    got = search("metrics.rmse <= 5 and params.depth = '1' and tags.family = 'gbm'", ["metrics.rmse ASC"])
     assert got == [ids[9], ids[5]]
     assert search("params.model LIKE 'XG%'", ["attributes.run_name ASC"]) == [ids[0], ids[3], ids[6], ids[9]]
     assert search("params.model LIKE 'xg%'") == []  # LIKE is case-sensitive
