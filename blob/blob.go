@@ -158,7 +158,9 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, contentType s
 	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
-	w, err := b.b.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: contentType, BufferSize: 8 << 20})
+	// Parts of 5 MiB (S3's minimum), two in flight: an upload of any size
+	// holds about 10 MiB of buffers.
+	w, err := b.b.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: contentType, BufferSize: 5 << 20, MaxConcurrency: 2})
 	if err != nil {
 		return 0, fmt.Errorf("blob: write %s: %w", key, err)
 	}
@@ -213,9 +215,10 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	if key == "" {
 		return errdefs.Invalid("Refusing to delete the artifact root")
 	}
-	err = b.b.Delete(ctx, key)
-	if gcerrors.Code(err) != gcerrors.NotFound {
-		return mapErr(err, key)
+	if ok, err := b.b.Exists(ctx, key); err != nil {
+		return fmt.Errorf("blob: stat %s: %w", key, err)
+	} else if ok {
+		return mapErr(b.b.Delete(ctx, key), key)
 	}
 	n, err := b.DeletePrefix(ctx, key+"/")
 	if err != nil {
