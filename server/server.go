@@ -31,6 +31,7 @@ type Server struct {
 	log       *slog.Logger
 	db        *store.DB
 	artifacts *blob.Bucket
+	tracking  *tracking.Store
 	handler   http.Handler
 }
 
@@ -52,6 +53,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s := &Server{cfg: cfg, log: log, db: db, artifacts: bucket}
 
 	trk := tracking.New(db, tracking.Options{})
+	s.tracking = trk
 	reg := registry.New(db, trk)
 
 	reg2 := prometheus.NewRegistry()
@@ -97,6 +99,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		"db", redactURL(s.cfg.Store.URL), "artifacts", s.cfg.Artifacts.URL)
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
+	compactDone := make(chan struct{})
+	go func() {
+		defer close(compactDone)
+		s.compactLoop(ctx)
+	}()
 	var serveErr error
 	select {
 	case serveErr = <-errc:
@@ -110,7 +117,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
+	<-compactDone
 	return errors.Join(serveErr, s.Close())
+}
+
+// compactLoop moves newly logged metric values into the metric history
+// every second, and once more on shutdown.
+func (s *Server) compactLoop(ctx context.Context) {
+	t := time.NewTicker(time.Second)
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			if _, err := s.tracking.CompactMetrics(context.WithoutCancel(ctx)); err != nil {
+				s.log.Warn("final metric compaction failed (values stay readable)", "err", err)
+			}
+			return
+		case <-t.C:
+			if _, err := s.tracking.CompactMetrics(ctx); err != nil && ctx.Err() == nil {
+				s.log.Warn("metric compaction failed (values stay readable)", "err", err)
+			}
+		}
+	}
 }
 
 // Close closes the stores.

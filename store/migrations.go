@@ -87,6 +87,23 @@ CREATE TABLE metrics (
 	dataset_digest TEXT
 );
 CREATE INDEX metrics_run_key_step ON metrics (run_uuid, key, step);
+-- New metric values land here first, in arrival order, so a log-batch of
+-- many keys touches a few contiguous pages instead of one page of the
+-- key-major history index per key; tracking.CompactMetrics moves them into
+-- metrics in large sorted chunks. Readers see the union of both tables.
+CREATE TABLE metrics_recent (
+	id {{id}},
+	run_uuid TEXT NOT NULL,
+	key TEXT NOT NULL,
+	value {{f64}} NOT NULL,
+	is_nan {{bool}} NOT NULL DEFAULT FALSE,
+	timestamp {{i64}} NOT NULL,
+	step {{i64}} NOT NULL DEFAULT 0,
+	model_id TEXT,
+	dataset_name TEXT,
+	dataset_digest TEXT
+);
+CREATE INDEX metrics_recent_run ON metrics_recent (run_uuid, step);
 CREATE TABLE latest_metrics (
 	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
 	key TEXT NOT NULL,

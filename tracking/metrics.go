@@ -2,13 +2,55 @@ package tracking
 
 import (
 	"context"
+	"database/sql"
 	"fmt"
 	"math"
 	"sort"
 
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/filter"
+	"github.com/kiln-ml/kiln/store"
 )
+
+// allMetrics is every logged metric value: the compacted history and the
+// values not compacted yet, for one run and key. It takes the run id and
+// key twice, once per branch.
+const allMetrics = `(SELECT run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics WHERE run_uuid = ? AND key = ?
+	UNION ALL SELECT run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics_recent WHERE run_uuid = ? AND key = ?)`
+
+// CompactMetrics moves the values logged since the last compaction into
+// the history table in one transaction, sorted by run, key and step, and
+// returns how many it moved. Run it periodically (the server does, every
+// second); it is safe to run from several servers on one PostgreSQL.
+func (s *Store) CompactMetrics(ctx context.Context) (int64, error) {
+	const cols = `run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest`
+	if s.db.Dialect == store.Postgres {
+		res, err := s.db.W.ExecContext(ctx, `WITH moved AS (DELETE FROM metrics_recent WHERE id <= (SELECT MAX(id) FROM metrics_recent) RETURNING `+cols+`)
+			INSERT INTO metrics (`+cols+`) SELECT `+cols+` FROM moved ORDER BY run_uuid, key, step`)
+		if err != nil {
+			return 0, fmt.Errorf("compact metrics: %w", err)
+		}
+		return res.RowsAffected()
+	}
+	var n int64
+	err := s.db.Tx(ctx, func(tx store.Tx) error {
+		var maxID sql.NullInt64
+		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM metrics_recent`).Scan(&maxID); err != nil || !maxID.Valid {
+			return err
+		}
+		res, err := tx.ExecContext(ctx, `INSERT INTO metrics (`+cols+`) SELECT `+cols+` FROM metrics_recent WHERE id <= ? ORDER BY run_uuid, key, step`, maxID.Int64)
+		if err != nil {
+			return err
+		}
+		n, _ = res.RowsAffected()
+		_, err = tx.ExecContext(ctx, `DELETE FROM metrics_recent WHERE id <= ?`, maxID.Int64)
+		return err
+	})
+	if err != nil {
+		return 0, fmt.Errorf("compact metrics: %w", err)
+	}
+	return n, nil
+}
 
 // GetMetricHistory returns every logged value of a metric, ordered by step
 // and timestamp, a page at a time (maxResults 0 means all).
@@ -21,8 +63,8 @@ func (s *Store) GetMetricHistory(ctx context.Context, runID, key, pageToken stri
 		return nil, "", err
 	}
 	q := `SELECT key, value, is_nan, timestamp, step, COALESCE(model_id, ''), COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
-		FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value`
-	args := []any{runID, key}
+		FROM ` + allMetrics + ` m ORDER BY step, timestamp, value`
+	args := []any{runID, key, runID, key}
 	if maxResults > 0 {
 		q += ` LIMIT ? OFFSET ?`
 		args = append(args, maxResults+1, offset)
@@ -85,8 +127,8 @@ func (s *Store) GetMetricHistoryBulkInterval(ctx context.Context, runIDs []strin
 	}
 	var out []Metric
 	for _, id := range runIDs {
-		q := `SELECT DISTINCT step FROM metrics WHERE run_uuid = ? AND key = ?`
-		args := []any{id, key}
+		q := `SELECT DISTINCT step FROM ` + allMetrics + ` m WHERE 1 = 1`
+		args := []any{id, key, id, key}
 		if startStep != nil {
 			q += ` AND step >= ?`
 			args = append(args, *startStep)
@@ -113,12 +155,12 @@ func (s *Store) GetMetricHistoryBulkInterval(ctx context.Context, runIDs []strin
 			continue
 		}
 		chosen := sampleSteps(steps, maxResults)
-		sargs := []any{id, key}
+		sargs := []any{id, key, id, key}
 		for _, st := range chosen {
 			sargs = append(sargs, st)
 		}
 		ms, err := s.queryMetrics(ctx, `SELECT key, value, is_nan, timestamp, step, COALESCE(model_id, ''), COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
-			FROM metrics WHERE run_uuid = ? AND key = ? AND step IN (`+placeholders(len(chosen))+`) ORDER BY step, timestamp`, sargs...)
+			FROM `+allMetrics+` m WHERE step IN (`+placeholders(len(chosen))+`) ORDER BY step, timestamp`, sargs...)
 		if err != nil {
 			return nil, err
 		}

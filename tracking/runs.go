@@ -461,14 +461,18 @@ func (s *Store) LogBatch(ctx context.Context, runID string, metrics []Metric, pa
 		uniqParams = append(uniqParams, p)
 	}
 	tags = dedupLastWins(tags)
-	return s.db.Tx(ctx, func(tx store.Tx) error {
+	mw, err := s.prepareMetrics(ctx, runID, metrics)
+	if err != nil {
+		return err
+	}
+	return s.db.GroupTx(ctx, func(tx store.Tx) error {
 		if _, err := s.activeRun(ctx, tx, runID); err != nil {
 			return err
 		}
 		if err := s.insertParams(ctx, tx, runID, uniqParams); err != nil {
 			return err
 		}
-		if err := s.insertMetrics(ctx, tx, runID, metrics); err != nil {
+		if err := mw.exec(ctx, s, tx); err != nil {
 			return err
 		}
 		if err := s.upsertTags(ctx, tx, runID, tags); err != nil {
@@ -551,18 +555,28 @@ func newer(a, b Metric) bool {
 	return av > bv
 }
 
-func (s *Store) insertMetrics(ctx context.Context, tx store.Tx, runID string, metrics []Metric) error {
+// metricWrite is a batch of metric values ready to be written: its
+// statements are prepared before the transaction starts.
+type metricWrite struct {
+	runID               string
+	ins, latest         store.Stmt
+	insArgs, latestArgs []any
+	withModel           []Metric
+}
+
+// prepareMetrics builds the writes of a batch of metrics: an append to
+// metrics_recent and an upsert of the latest value per key.
+func (s *Store) prepareMetrics(ctx context.Context, runID string, metrics []Metric) (*metricWrite, error) {
 	if len(metrics) == 0 {
-		return nil
+		return nil, nil
 	}
 	const cols = 9
-	args := make([]any, 0, cols*len(metrics))
+	w := &metricWrite{runID: runID, insArgs: make([]any, 0, cols*len(metrics))}
 	latest := make(map[string]Metric, len(metrics))
 	var order []string
-	var withModel []Metric
 	for _, m := range metrics {
 		v, isNaN := metricValue(m.Value)
-		args = append(args, runID, m.Key, v, isNaN, m.Timestamp, m.Step, nullable(m.ModelID), nullable(m.DatasetName), nullable(m.DatasetDigest))
+		w.insArgs = append(w.insArgs, runID, m.Key, v, isNaN, m.Timestamp, m.Step, nullable(m.ModelID), nullable(m.DatasetName), nullable(m.DatasetDigest))
 		if old, ok := latest[m.Key]; !ok {
 			latest[m.Key] = m
 			order = append(order, m.Key)
@@ -570,26 +584,42 @@ func (s *Store) insertMetrics(ctx context.Context, tx store.Tx, runID string, me
 			latest[m.Key] = m
 		}
 		if m.ModelID != "" {
-			withModel = append(withModel, m)
+			w.withModel = append(w.withModel, m)
 		}
 	}
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES `+rowsOf(cols, len(metrics))), args...); err != nil {
-		return fmt.Errorf("insert metrics: %w", err)
-	}
-	largs := make([]any, 0, 6*len(order))
+	w.latestArgs = make([]any, 0, 6*len(order))
 	for _, k := range order {
 		m := latest[k]
 		v, isNaN := metricValue(m.Value)
-		largs = append(largs, runID, k, v, isNaN, m.Timestamp, m.Step)
+		w.latestArgs = append(w.latestArgs, runID, k, v, isNaN, m.Timestamp, m.Step)
 	}
-	q := `INSERT INTO latest_metrics AS lm (run_uuid, key, value, is_nan, timestamp, step) VALUES ` + rowsOf(6, len(order)) +
+	var err error
+	w.ins, err = s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO metrics_recent (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES `+rowsOf(cols, len(metrics))))
+	if err != nil {
+		return nil, fmt.Errorf("prepare metrics insert: %w", err)
+	}
+	w.latest, err = s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO latest_metrics AS lm (run_uuid, key, value, is_nan, timestamp, step) VALUES `+rowsOf(6, len(order))+
 		` ON CONFLICT (run_uuid, key) DO UPDATE SET value = excluded.value, is_nan = excluded.is_nan, timestamp = excluded.timestamp, step = excluded.step
-		  WHERE excluded.step > lm.step OR (excluded.step = lm.step AND (excluded.timestamp > lm.timestamp OR (excluded.timestamp = lm.timestamp AND excluded.value > lm.value)))`
-	if _, err := tx.ExecContext(ctx, s.db.Rebind(q), largs...); err != nil {
+		  WHERE excluded.step > lm.step OR (excluded.step = lm.step AND (excluded.timestamp > lm.timestamp OR (excluded.timestamp = lm.timestamp AND excluded.value > lm.value)))`))
+	if err != nil {
+		return nil, fmt.Errorf("prepare latest metrics upsert: %w", err)
+	}
+	return w, nil
+}
+
+// exec writes the batch in tx.
+func (w *metricWrite) exec(ctx context.Context, s *Store, tx store.Tx) error {
+	if w == nil {
+		return nil
+	}
+	if _, err := w.ins.Exec(ctx, tx, w.insArgs...); err != nil {
+		return fmt.Errorf("insert metrics: %w", err)
+	}
+	if _, err := w.latest.Exec(ctx, tx, w.latestArgs...); err != nil {
 		return fmt.Errorf("update latest metrics: %w", err)
 	}
-	if len(withModel) > 0 {
-		return s.insertModelMetrics(ctx, tx, runID, withModel)
+	if len(w.withModel) > 0 {
+		return s.insertModelMetrics(ctx, tx, w.runID, w.withModel)
 	}
 	return nil
 }

@@ -377,3 +377,53 @@ func TestBulkIntervalSampling(t *testing.T) {
 		}
 	})
 }
+
+func TestCompactMetricsKeepsHistory(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		run := must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"}))
+		logSteps := func(from, to int) {
+			var ms []Metric
+			for i := from; i < to; i++ {
+				ms = append(ms, Metric{Key: "loss", Value: float64(i), Timestamp: int64(i), Step: int64(i)}, Metric{Key: "acc", Value: 1, Timestamp: 1, Step: int64(i)})
+			}
+			if err := s.LogBatch(ctx, run.Info.RunID, ms, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		history := func() []int64 {
+			hist, _, err := s.GetMetricHistory(ctx, run.Info.RunID, "loss", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			var steps []int64
+			for _, m := range hist {
+				steps = append(steps, m.Step)
+			}
+			return steps
+		}
+		logSteps(0, 5)
+		before := history()
+		n, err := s.CompactMetrics(ctx)
+		if err != nil || n != 10 {
+			t.Fatalf("compacted %d, %v; want 10", n, err)
+		}
+		if after := history(); !reflect.DeepEqual(after, before) {
+			t.Fatalf("history changed by compaction: %v -> %v", before, after)
+		}
+		logSteps(5, 8) // some compacted, some recent: one ordered history
+		if got := history(); !reflect.DeepEqual(got, []int64{0, 1, 2, 3, 4, 5, 6, 7}) {
+			t.Fatalf("mixed history %v", got)
+		}
+		if n, _ := s.CompactMetrics(ctx); n != 6 {
+			t.Fatalf("second compaction moved %d, want 6", n)
+		}
+		if n, _ := s.CompactMetrics(ctx); n != 0 {
+			t.Fatalf("idle compaction moved %d", n)
+		}
+		page, next, err := s.GetMetricHistory(ctx, run.Info.RunID, "loss", "", 3)
+		if err != nil || len(page) != 3 || next == "" || page[2].Step != 2 {
+			t.Fatalf("paged history %v %q %v", page, next, err)
+		}
+	})
+}

@@ -1,0 +1,76 @@
+#!/usr/bin/env bash
+# Runs the tracking benchmark: `kiln server` and `mlflow server` (MLflow 3.6,
+# SQLite backend, from the project's pinned virtualenv) side by side on this
+# machine, the same Go load generator against both, and writes
+# bench/tracking/results.json files and results.md with the ratios.
+#
+# Environment: RUNS (runs in the searched experiment, default 100000),
+# DURATION (per case, default 10s), CONCURRENCY (default 8),
+# MLFLOW_WORKERS (mlflow server --workers, default: its own default).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+RUNS=${RUNS:-100000}
+DURATION=${DURATION:-10s}
+CONCURRENCY=${CONCURRENCY:-8}
+out=bench/tracking/out
+mkdir -p "$out"
+tmp=$(mktemp -d)
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+trap cleanup EXIT
+
+make --no-print-directory build venv >/dev/null
+go build -o "$tmp/loadgen" ./bench/tracking
+
+free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
+wait_up() { for _ in $(seq 1 120); do curl -sf "$1/health" >/dev/null && return 0; sleep 0.5; done; echo "server at $1 did not start" >&2; return 1; }
+rss_mb() { # RSS of a process and its children, in MB
+  local total=0
+  for p in $1 $(pgrep -P "$1" 2>/dev/null; for c in $(pgrep -P "$1" 2>/dev/null); do pgrep -P "$c" 2>/dev/null; done); do
+    kb=$(awk '/VmRSS/ {print $2}' /proc/$p/status 2>/dev/null || echo 0); total=$((total + ${kb:-0}))
+  done
+  echo $((total / 1024))
+}
+
+kport=$(free_port); mport=$(free_port)
+kurl=http://127.0.0.1:$kport; murl=http://127.0.0.1:$mport
+bin/kiln server --addr 127.0.0.1:$kport --db "sqlite://$tmp/kiln.db" --artifacts "file://$tmp/kiln-art" --log-level warn >"$tmp/kiln.log" 2>&1 &
+kpid=$!; pids+=($kpid)
+.venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" --default-artifact-root "$tmp/mlflow-art" \
+  --host 127.0.0.1 --port $mport ${MLFLOW_WORKERS:+--workers $MLFLOW_WORKERS} >"$tmp/mlflow.log" 2>&1 &
+mpid=$!; pids+=($mpid)
+wait_up "$kurl"; wait_up "$murl"
+sleep 3
+kidle=$(rss_mb $kpid); midle=$(rss_mb $mpid)
+echo "idle RSS: kiln ${kidle} MB, mlflow ${midle} MB (all worker processes)" >&2
+
+common=(-concurrency "$CONCURRENCY" -duration "$DURATION")
+"$tmp/loadgen" -url "$kurl" -name kiln "${common[@]}" -json "$out/kiln.json"
+"$tmp/loadgen" -url "$murl" -name mlflow "${common[@]}" -json "$out/mlflow.json"
+
+# The search case: an experiment of $RUNS runs in each server.
+t0=$(date +%s)
+kexp=$("$tmp/loadgen" -url "$kurl" -seed "$RUNS" -concurrency 16)
+kseed=$(( $(date +%s) - t0 ))
+mexp=$(curl -sf -X POST -H 'Content-Type: application/json' -d "{\"name\":\"search-$RUNS\"}" "$murl/api/2.0/mlflow/experiments/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
+.venv/bin/python bench/tracking/seed_mlflow.py "$tmp/mlflow.db" "$mexp" "$RUNS"
+"$tmp/loadgen" -url "$kurl" -name kiln -cases search-runs -search-experiment "$kexp" "${common[@]}" -json "$out/kiln-search.json"
+"$tmp/loadgen" -url "$murl" -name mlflow -cases search-runs -search-experiment "$mexp" "${common[@]}" -max-requests 2000 -json "$out/mlflow-search.json"
+kload=$(rss_mb $kpid); mload=$(rss_mb $mpid)
+
+python3 - "$out" <<PY
+import json, sys, os
+out = sys.argv[1]
+for who in ("kiln", "mlflow"):
+    rep = json.load(open(f"{out}/{who}.json"))
+    rep["results"] += json.load(open(f"{out}/{who}-search.json"))["results"]
+    rep["extra"] = {"idle RSS MB": str(${kidle} if who == "kiln" else ${midle}),
+                    "RSS after load MB": str(${kload} if who == "kiln" else ${mload})}
+    json.dump(rep, open(f"{out}/{who}.json", "w"), indent=2)
+PY
+{
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY; $DURATION per case; search over $RUNS runs."
+  echo "Kiln seeded through its API in ${kseed}s; MLflow seeded by bench/tracking/seed_mlflow.py."
+  echo
+  "$tmp/loadgen" -compare "$out/kiln.json,$out/mlflow.json"
+} | tee "$out/results.md"
