@@ -37,13 +37,14 @@ func (m migration) sqlFor(d Dialect) string {
 //	{{i64}}    64-bit integer
 //	{{f64}}    double precision float
 //	{{bool}}   boolean
+//	{{blob}}   bytes
 var typeNames = map[Dialect]*strings.Replacer{
 	SQLite: strings.NewReplacer(
 		"{{id}}", "INTEGER PRIMARY KEY AUTOINCREMENT",
-		"{{i64}}", "INTEGER", "{{f64}}", "REAL", "{{bool}}", "INTEGER"),
+		"{{i64}}", "INTEGER", "{{f64}}", "REAL", "{{bool}}", "INTEGER", "{{blob}}", "BLOB"),
 	Postgres: strings.NewReplacer(
 		"{{id}}", "BIGSERIAL PRIMARY KEY",
-		"{{i64}}", "BIGINT", "{{f64}}", "DOUBLE PRECISION", "{{bool}}", "BOOLEAN"),
+		"{{i64}}", "BIGINT", "{{f64}}", "DOUBLE PRECISION", "{{bool}}", "BOOLEAN", "{{blob}}", "BYTEA"),
 }
 
 var migrations = []migration{
@@ -87,23 +88,14 @@ CREATE TABLE metrics (
 	dataset_digest TEXT
 );
 CREATE INDEX metrics_run_key_step ON metrics (run_uuid, key, step);
--- New metric values land here first, in arrival order, so a log-batch of
--- many keys touches a few contiguous pages instead of one page of the
--- key-major history index per key; tracking.CompactMetrics moves them into
--- metrics in large sorted chunks. Readers see the union of both tables.
+-- New metric values land here first, one packed row per log-batch in
+-- arrival order (see tracking/metrics.go); the server's compaction moves
+-- them into metrics every second. Readers see both.
 CREATE TABLE metrics_recent (
 	id {{id}},
 	run_uuid TEXT NOT NULL,
-	key TEXT NOT NULL,
-	value {{f64}} NOT NULL,
-	is_nan {{bool}} NOT NULL DEFAULT FALSE,
-	timestamp {{i64}} NOT NULL,
-	step {{i64}} NOT NULL DEFAULT 0,
-	model_id TEXT,
-	dataset_name TEXT,
-	dataset_digest TEXT
+	payload {{blob}} NOT NULL
 );
-CREATE INDEX metrics_recent_run ON metrics_recent (run_uuid, step);
 CREATE TABLE latest_metrics (
 	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
 	key TEXT NOT NULL,

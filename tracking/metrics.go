@@ -2,7 +2,8 @@ package tracking
 
 import (
 	"context"
-	"database/sql"
+	"encoding/binary"
+	"errors"
 	"fmt"
 	"math"
 	"sort"
@@ -12,44 +13,254 @@ import (
 	"github.com/kiln-ml/kiln/store"
 )
 
-// allMetrics is every logged metric value: the compacted history and the
-// values not compacted yet, for one run and key. It takes the run id and
-// key twice, once per branch.
-const allMetrics = `(SELECT run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics WHERE run_uuid = ? AND key = ?
-	UNION ALL SELECT run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest FROM metrics_recent WHERE run_uuid = ? AND key = ?)`
+// Metric history is kept in two places. A log-batch appends its values as
+// one packed row to metrics_recent (one row per batch, in arrival order, no
+// index to maintain), which keeps the acknowledged write small. Every
+// second the server's compaction moves the packed rows into metrics, one
+// row per value, sorted by run, key and step, so that each page of the
+// key-major history index is written once per compaction rather than once
+// per batch. Readers merge both.
 
-// CompactMetrics moves the values logged since the last compaction into
-// the history table in one transaction, sorted by run, key and step, and
-// returns how many it moved. Run it periodically (the server does, every
-// second); it is safe to run from several servers on one PostgreSQL.
-func (s *Store) CompactMetrics(ctx context.Context) (int64, error) {
-	const cols = `run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest`
-	if s.db.Dialect == store.Postgres {
-		res, err := s.db.W.ExecContext(ctx, `WITH moved AS (DELETE FROM metrics_recent WHERE id <= (SELECT MAX(id) FROM metrics_recent) RETURNING `+cols+`)
-			INSERT INTO metrics (`+cols+`) SELECT `+cols+` FROM moved ORDER BY run_uuid, key, step`)
-		if err != nil {
-			return 0, fmt.Errorf("compact metrics: %w", err)
-		}
-		return res.RowsAffected()
+// packMetrics encodes a batch of metric values.
+func packMetrics(ms []Metric) []byte {
+	b := make([]byte, 0, len(ms)*32)
+	b = binary.AppendUvarint(b, uint64(len(ms)))
+	str := func(s string) {
+		b = binary.AppendUvarint(b, uint64(len(s)))
+		b = append(b, s...)
 	}
-	var n int64
-	err := s.db.Tx(ctx, func(tx store.Tx) error {
-		var maxID sql.NullInt64
-		if err := tx.QueryRowContext(ctx, `SELECT MAX(id) FROM metrics_recent`).Scan(&maxID); err != nil || !maxID.Valid {
-			return err
+	for _, m := range ms {
+		str(m.Key)
+		b = binary.LittleEndian.AppendUint64(b, math.Float64bits(m.Value))
+		b = binary.AppendVarint(b, m.Timestamp)
+		b = binary.AppendVarint(b, m.Step)
+		str(m.ModelID)
+		str(m.DatasetName)
+		str(m.DatasetDigest)
+	}
+	return b
+}
+
+var errBadPack = errors.New("tracking: corrupt packed metrics")
+
+// unpackMetrics decodes a batch written by packMetrics.
+func unpackMetrics(b []byte, runID string) ([]Metric, error) {
+	n, k := binary.Uvarint(b)
+	if k <= 0 || n > uint64(len(b)) {
+		return nil, errBadPack
+	}
+	b = b[k:]
+	str := func() (string, bool) {
+		l, k := binary.Uvarint(b)
+		if k <= 0 || uint64(len(b)-k) < l {
+			return "", false
 		}
-		res, err := tx.ExecContext(ctx, `INSERT INTO metrics (`+cols+`) SELECT `+cols+` FROM metrics_recent WHERE id <= ? ORDER BY run_uuid, key, step`, maxID.Int64)
+		s := string(b[k : k+int(l)])
+		b = b[k+int(l):]
+		return s, true
+	}
+	out := make([]Metric, 0, n)
+	for i := uint64(0); i < n; i++ {
+		var m Metric
+		var ok bool
+		if m.Key, ok = str(); !ok || len(b) < 8 {
+			return nil, errBadPack
+		}
+		m.Value = math.Float64frombits(binary.LittleEndian.Uint64(b))
+		b = b[8:]
+		var k int
+		if m.Timestamp, k = binary.Varint(b); k <= 0 {
+			return nil, errBadPack
+		}
+		b = b[k:]
+		if m.Step, k = binary.Varint(b); k <= 0 {
+			return nil, errBadPack
+		}
+		b = b[k:]
+		if m.ModelID, ok = str(); !ok {
+			return nil, errBadPack
+		}
+		if m.DatasetName, ok = str(); !ok {
+			return nil, errBadPack
+		}
+		if m.DatasetDigest, ok = str(); !ok {
+			return nil, errBadPack
+		}
+		m.RunID = runID
+		out = append(out, m)
+	}
+	return out, nil
+}
+
+// recentMetrics returns the not yet compacted values of a run's metric key.
+func (s *Store) recentMetrics(ctx context.Context, runID, key string) ([]Metric, error) {
+	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT payload FROM metrics_recent WHERE run_uuid = ? ORDER BY id`), runID)
+	if err != nil {
+		return nil, fmt.Errorf("read recent metrics: %w", err)
+	}
+	defer rows.Close()
+	var out []Metric
+	for rows.Next() {
+		var payload []byte
+		if err := rows.Scan(&payload); err != nil {
+			return nil, err
+		}
+		ms, err := unpackMetrics(payload, runID)
+		if err != nil {
+			return nil, err
+		}
+		for _, m := range ms {
+			if m.Key == key {
+				out = append(out, m)
+			}
+		}
+	}
+	return out, rows.Err()
+}
+
+// history returns every logged value of a run's metric key, ordered by
+// step, timestamp and value.
+func (s *Store) history(ctx context.Context, runID, key string) ([]Metric, error) {
+	ms, err := s.queryMetrics(ctx, `SELECT key, value, is_nan, timestamp, step, COALESCE(model_id, ''), COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
+		FROM metrics WHERE run_uuid = ? AND key = ? ORDER BY step, timestamp, value`, runID, key)
+	if err != nil {
+		return nil, err
+	}
+	recent, err := s.recentMetrics(ctx, runID, key)
+	if err != nil {
+		return nil, err
+	}
+	for i := range ms {
+		ms[i].RunID = runID
+	}
+	if len(recent) > 0 {
+		ms = append(ms, recent...)
+		sort.SliceStable(ms, func(i, j int) bool {
+			a, b := ms[i], ms[j]
+			if a.Step != b.Step {
+				return a.Step < b.Step
+			}
+			if a.Timestamp != b.Timestamp {
+				return a.Timestamp < b.Timestamp
+			}
+			return a.Value < b.Value
+		})
+	}
+	return ms, nil
+}
+
+// compactChunk bounds how many packed batches one compaction transaction
+// moves, so that it never holds the writer for long.
+const compactChunk = 500
+
+// CompactMetrics moves packed metric batches into the history table and
+// returns how many values it moved. The server runs it every second; it is
+// safe to run from several servers on one PostgreSQL (rows are claimed with
+// FOR UPDATE SKIP LOCKED).
+func (s *Store) CompactMetrics(ctx context.Context) (int64, error) {
+	var total int64
+	for {
+		n, more, err := s.compactOnce(ctx)
+		total += n
+		if err != nil || !more {
+			return total, err
+		}
+	}
+}
+
+func (s *Store) compactOnce(ctx context.Context) (moved int64, more bool, err error) {
+	const cols = 9
+	const rowsPerInsert = 100
+	full, err := s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES `+rowsOf(cols, rowsPerInsert)))
+	if err != nil {
+		return 0, false, err
+	}
+	lock := ""
+	if s.db.Dialect == store.Postgres {
+		lock = " FOR UPDATE SKIP LOCKED"
+	}
+	err = s.db.Tx(ctx, func(tx store.Tx) error {
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT id, run_uuid, payload FROM metrics_recent ORDER BY id LIMIT ?`+lock), compactChunk+1)
 		if err != nil {
 			return err
 		}
-		n, _ = res.RowsAffected()
-		_, err = tx.ExecContext(ctx, `DELETE FROM metrics_recent WHERE id <= ?`, maxID.Int64)
-		return err
+		var ids []any
+		var all []Metric
+		for rows.Next() {
+			var id int64
+			var runID string
+			var payload []byte
+			if err := rows.Scan(&id, &runID, &payload); err != nil {
+				rows.Close()
+				return err
+			}
+			if len(ids) == compactChunk {
+				more = true
+				break
+			}
+			ms, err := unpackMetrics(payload, runID)
+			if err != nil {
+				rows.Close()
+				return fmt.Errorf("metrics_recent row %d: %w", id, err)
+			}
+			ids = append(ids, id)
+			all = append(all, ms...)
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		if len(ids) == 0 {
+			return nil
+		}
+		sort.SliceStable(all, func(i, j int) bool {
+			a, b := all[i], all[j]
+			if a.RunID != b.RunID {
+				return a.RunID < b.RunID
+			}
+			if a.Key != b.Key {
+				return a.Key < b.Key
+			}
+			return a.Step < b.Step
+		})
+		args := make([]any, 0, cols*rowsPerInsert)
+		flush := func(n int) error {
+			if n == rowsPerInsert {
+				_, err := full.Exec(ctx, tx, args...)
+				return err
+			}
+			_, err := tx.ExecContext(ctx, s.db.Rebind(`INSERT INTO metrics (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES `+rowsOf(cols, n)), args...)
+			return err
+		}
+		n := 0
+		for _, m := range all {
+			v, isNaN := metricValue(m.Value)
+			args = append(args, m.RunID, m.Key, v, isNaN, m.Timestamp, m.Step, nullable(m.ModelID), nullable(m.DatasetName), nullable(m.DatasetDigest))
+			if n++; n == rowsPerInsert {
+				if err := flush(n); err != nil {
+					return err
+				}
+				args, n = args[:0], 0
+			}
+		}
+		if n > 0 {
+			if err := flush(n); err != nil {
+				return err
+			}
+		}
+		for start := 0; start < len(ids); start += 500 {
+			end := min(start+500, len(ids))
+			if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM metrics_recent WHERE id IN (`+placeholders(end-start)+`)`), ids[start:end]...); err != nil {
+				return err
+			}
+		}
+		moved = int64(len(all))
+		return nil
 	})
 	if err != nil {
-		return 0, fmt.Errorf("compact metrics: %w", err)
+		return 0, false, fmt.Errorf("compact metrics: %w", err)
 	}
-	return n, nil
+	return moved, more, nil
 }
 
 // GetMetricHistory returns every logged value of a metric, ordered by step
@@ -62,24 +273,18 @@ func (s *Store) GetMetricHistory(ctx context.Context, runID, key, pageToken stri
 	if err != nil {
 		return nil, "", err
 	}
-	q := `SELECT key, value, is_nan, timestamp, step, COALESCE(model_id, ''), COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
-		FROM ` + allMetrics + ` m ORDER BY step, timestamp, value`
-	args := []any{runID, key, runID, key}
-	if maxResults > 0 {
-		q += ` LIMIT ? OFFSET ?`
-		args = append(args, maxResults+1, offset)
-	}
-	ms, err := s.queryMetrics(ctx, q, args...)
+	ms, err := s.history(ctx, runID, key)
 	if err != nil {
 		return nil, "", err
 	}
+	if offset >= len(ms) {
+		return nil, "", nil
+	}
+	ms = ms[offset:]
 	next := ""
 	if maxResults > 0 && len(ms) > maxResults {
 		ms = ms[:maxResults]
 		next = filter.EncodePageToken(offset + maxResults)
-	}
-	for i := range ms {
-		ms[i].RunID = runID
 	}
 	return ms, next, nil
 }
@@ -127,54 +332,31 @@ func (s *Store) GetMetricHistoryBulkInterval(ctx context.Context, runIDs []strin
 	}
 	var out []Metric
 	for _, id := range runIDs {
-		q := `SELECT DISTINCT step FROM ` + allMetrics + ` m WHERE 1 = 1`
-		args := []any{id, key, id, key}
-		if startStep != nil {
-			q += ` AND step >= ?`
-			args = append(args, *startStep)
-		}
-		if endStep != nil {
-			q += ` AND step <= ?`
-			args = append(args, *endStep)
-		}
-		rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(q+` ORDER BY step`), args...)
-		if err != nil {
-			return nil, fmt.Errorf("bulk interval steps: %w", err)
-		}
-		var steps []int64
-		for rows.Next() {
-			var st int64
-			if err := rows.Scan(&st); err != nil {
-				rows.Close()
-				return nil, err
-			}
-			steps = append(steps, st)
-		}
-		rows.Close()
-		if len(steps) == 0 {
-			continue
-		}
-		chosen := sampleSteps(steps, maxResults)
-		sargs := []any{id, key, id, key}
-		for _, st := range chosen {
-			sargs = append(sargs, st)
-		}
-		ms, err := s.queryMetrics(ctx, `SELECT key, value, is_nan, timestamp, step, COALESCE(model_id, ''), COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
-			FROM `+allMetrics+` m WHERE step IN (`+placeholders(len(chosen))+`) ORDER BY step, timestamp`, sargs...)
+		all, err := s.history(ctx, id, key)
 		if err != nil {
 			return nil, err
 		}
-		for i := range ms {
-			ms[i].RunID = id
+		var in []Metric
+		var steps []int64
+		for _, m := range all {
+			if (startStep != nil && m.Step < *startStep) || (endStep != nil && m.Step > *endStep) {
+				continue
+			}
+			in = append(in, m)
+			if len(steps) == 0 || steps[len(steps)-1] != m.Step {
+				steps = append(steps, m.Step)
+			}
 		}
-		out = append(out, ms...)
+		keep := map[int64]bool{}
+		for _, st := range sampleSteps(steps, maxResults) {
+			keep[st] = true
+		}
+		for _, m := range in {
+			if keep[m.Step] {
+				out = append(out, m)
+			}
+		}
 	}
-	sort.SliceStable(out, func(i, j int) bool {
-		if out[i].RunID != out[j].RunID {
-			return false
-		}
-		return out[i].Step < out[j].Step
-	})
 	return out, nil
 }
 

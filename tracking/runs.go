@@ -564,19 +564,16 @@ type metricWrite struct {
 	withModel           []Metric
 }
 
-// prepareMetrics builds the writes of a batch of metrics: an append to
-// metrics_recent and an upsert of the latest value per key.
+// prepareMetrics builds the writes of a batch of metrics: one packed row
+// appended to metrics_recent and an upsert of the latest value per key.
 func (s *Store) prepareMetrics(ctx context.Context, runID string, metrics []Metric) (*metricWrite, error) {
 	if len(metrics) == 0 {
 		return nil, nil
 	}
-	const cols = 9
-	w := &metricWrite{runID: runID, insArgs: make([]any, 0, cols*len(metrics))}
+	w := &metricWrite{runID: runID, insArgs: []any{runID, packMetrics(metrics)}}
 	latest := make(map[string]Metric, len(metrics))
 	var order []string
 	for _, m := range metrics {
-		v, isNaN := metricValue(m.Value)
-		w.insArgs = append(w.insArgs, runID, m.Key, v, isNaN, m.Timestamp, m.Step, nullable(m.ModelID), nullable(m.DatasetName), nullable(m.DatasetDigest))
 		if old, ok := latest[m.Key]; !ok {
 			latest[m.Key] = m
 			order = append(order, m.Key)
@@ -594,7 +591,7 @@ func (s *Store) prepareMetrics(ctx context.Context, runID string, metrics []Metr
 		w.latestArgs = append(w.latestArgs, runID, k, v, isNaN, m.Timestamp, m.Step)
 	}
 	var err error
-	w.ins, err = s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO metrics_recent (run_uuid, key, value, is_nan, timestamp, step, model_id, dataset_name, dataset_digest) VALUES `+rowsOf(cols, len(metrics))))
+	w.ins, err = s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO metrics_recent (run_uuid, payload) VALUES (?, ?)`))
 	if err != nil {
 		return nil, fmt.Errorf("prepare metrics insert: %w", err)
 	}

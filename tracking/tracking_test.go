@@ -427,3 +427,33 @@ func TestCompactMetricsKeepsHistory(t *testing.T) {
 		}
 	})
 }
+
+func TestPackMetricsRoundTrip(t *testing.T) {
+	in := []Metric{{Key: "loss", Value: 0.25, Timestamp: 1700000000000, Step: -3, ModelID: "m-1", DatasetName: "d", DatasetDigest: "x"},
+		{Key: "a/b c", Value: math.Inf(-1), Timestamp: 0, Step: 1 << 40}}
+	out, err := unpackMetrics(packMetrics(in), "r")
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i := range in {
+		in[i].RunID = "r"
+	}
+	if !reflect.DeepEqual(out, in) {
+		t.Fatalf("round trip:\n%+v\n%+v", in, out)
+	}
+}
+
+func FuzzUnpackMetrics(f *testing.F) {
+	f.Add(packMetrics([]Metric{{Key: "k", Value: 1, Step: 2}}))
+	f.Add([]byte{0xff, 0xff, 0xff, 0xff, 0x0f})
+	f.Fuzz(func(t *testing.T, b []byte) {
+		ms, err := unpackMetrics(b, "r")
+		if err != nil {
+			return
+		}
+		again, err := unpackMetrics(packMetrics(ms), "r")
+		if err != nil || len(again) != len(ms) {
+			t.Fatalf("re-pack of %d metrics: %d, %v", len(ms), len(again), err)
+		}
+	})
+}
