@@ -151,7 +151,7 @@ func (s *Store) history(ctx context.Context, runID, key string) ([]Metric, error
 
 // compactChunk bounds how many packed batches one compaction transaction
 // moves, so that it never holds the writer for long.
-const compactChunk = 500
+const compactChunk = 100
 
 // CompactMetrics moves packed metric batches into the history table and
 // returns how many values it moved. The server runs it every second; it is
