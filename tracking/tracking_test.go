@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"path"
 	"reflect"
 	"sort"
 	"strings"
@@ -456,4 +457,16 @@ func FuzzUnpackMetrics(f *testing.F) {
 			t.Fatalf("re-pack of %d metrics: %d, %v", len(ms), len(again), err)
 		}
 	})
+}
+
+func TestValidateKeyMatchesPathClean(t *testing.T) {
+	for _, k := range []string{"a", "a/b", "a//b", "a/", "/a", "./a", "a/.", "a/./b", "a/../b", "..", ".", "..a", "a..b", "a/.b", "a b:c-d_e.f", "ключ", "a;b", "a\\b"} {
+		err := validateKey("metric", k)
+		// MLflow's path_not_unique: normpath must not change the name, nor be
+		// ".", nor start with ".." or "/".
+		want := keyRe.MatchString(k) && path.Clean(k) == k && !strings.HasPrefix(k, "/") && k != "." && !strings.HasPrefix(k, "..")
+		if (err == nil) != want {
+			t.Errorf("validateKey(%q) = %v, want ok=%v", k, err, want)
+		}
+	}
 }

@@ -31,21 +31,53 @@ var (
 	modelIDs = regexp.MustCompile(`^m-[0-9a-f]{32}$`)
 )
 
-// validateKey checks a metric, param or tag name as MLflow does.
+// validateKey checks a metric, param or tag name as MLflow does: only
+// letters, digits, _ - . space : and /, and no path that would resolve to
+// another name. It runs for every key of every batch, so it is a byte loop
+// rather than a regular expression and path.Clean.
 func validateKey(kind, key string) error {
 	if key == "" {
 		return errdefs.Invalid("Invalid %s name: ''. Names must be non-empty.", kind)
 	}
-	if !keyRe.MatchString(key) {
-		return errdefs.Invalid("Invalid %s name: '%s'. Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/).", kind, key)
+	for i := 0; i < len(key); i++ {
+		c := key[i]
+		if c >= 0x80 {
+			// Non-ASCII: let the Unicode-aware expression decide (\w is Unicode in MLflow's Python).
+			if !keyRe.MatchString(key) {
+				return badKeyChars(kind, key)
+			}
+			break
+		}
+		if !(c == '_' || c == '-' || c == '.' || c == ' ' || c == ':' || c == '/' ||
+			(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9')) {
+			return badKeyChars(kind, key)
+		}
 	}
-	if clean := path.Clean(key); clean != key || strings.HasPrefix(key, "/") {
-		return errdefs.Invalid("Invalid %s name: '%s'. Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '%s'", kind, key, clean)
+	if key[0] == '/' || strings.HasPrefix(key, "..") || resolvesElsewhere(key) {
+		return errdefs.Invalid("Invalid %s name: '%s'. Names may be treated as files in certain cases, and must not resolve to other names when treated as such. This name would resolve to '%s'", kind, key, path.Clean(key))
 	}
 	if len(key) > MaxEntityKeyLength {
 		return errdefs.Invalid("%s name '%s' had length %d, which exceeded length limit of %d", capitalize(kind), key, len(key), MaxEntityKeyLength)
 	}
 	return nil
+}
+
+func badKeyChars(kind, key string) error {
+	return errdefs.Invalid("Invalid %s name: '%s'. Names may only contain alphanumerics, underscores (_), dashes (-), periods (.), spaces ( ), colons (:) and slashes (/).", kind, key)
+}
+
+// resolvesElsewhere reports whether path.Clean(key) != key, without
+// allocating in the common case.
+func resolvesElsewhere(key string) bool {
+	if strings.Contains(key, "//") || strings.HasSuffix(key, "/") && len(key) > 1 {
+		return true
+	}
+	for seg := range strings.SplitSeq(key, "/") {
+		if seg == "." || seg == ".." {
+			return true
+		}
+	}
+	return false
 }
 
 func validateValueLength(kind, key, value string, limit int) error {

@@ -71,8 +71,10 @@ func main() {
 		seed        = flag.Int("seed", 0, "create an experiment with this many runs through the API and print its id")
 		out         = flag.String("json", "", "write the report as JSON to this file")
 		compare     = flag.String("compare", "", "print a markdown comparison of two reports: kiln.json,anchor.json")
+		timeout     = flag.Duration("timeout", 60*time.Second, "per-request timeout")
 	)
 	flag.Parse()
+	client.Timeout = *timeout
 	if *compare != "" {
 		if err := printComparison(strings.Split(*compare, ",")); err != nil {
 			fail(err)

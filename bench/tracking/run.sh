@@ -6,17 +6,29 @@
 #
 # Environment: RUNS (runs in the searched experiment, default 100000),
 # DURATION (per case, default 10s), CONCURRENCY (default 8),
-# MLFLOW_WORKERS (mlflow server --workers, default: its own default).
+# MLFLOW_WORKERS (mlflow server --workers, default: its own default),
+# SEARCH_CONCURRENCY (clients of the search case, default 1: its latency is
+# what the target is about), SKIP_BASIC=1 (keep the last basic-case results).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-100000}
 DURATION=${DURATION:-10s}
 CONCURRENCY=${CONCURRENCY:-8}
+SEARCH_CONCURRENCY=${SEARCH_CONCURRENCY:-1}
 out=bench/tracking/out
 mkdir -p "$out"
 tmp=$(mktemp -d)
 pids=()
-cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; wait 2>/dev/null || true; rm -rf "$tmp"; }
+# Each server runs in its own process group, so that cleanup also stops
+# mlflow's uvicorn workers (a worker still busy with a search would
+# otherwise outlive the run and load the next one).
+cleanup() {
+  for p in "${pids[@]}"; do kill -TERM -- "-$p" 2>/dev/null || true; done
+  sleep 1
+  for p in "${pids[@]}"; do kill -KILL -- "-$p" 2>/dev/null || true; done
+  wait 2>/dev/null || true
+  rm -rf "$tmp"
+}
 trap cleanup EXIT
 
 make --no-print-directory build venv >/dev/null
@@ -34,9 +46,9 @@ rss_mb() { # RSS of a process and its children, in MB
 
 kport=$(free_port); mport=$(free_port)
 kurl=http://127.0.0.1:$kport; murl=http://127.0.0.1:$mport
-bin/kiln server --addr 127.0.0.1:$kport --db "sqlite://$tmp/kiln.db" --artifacts "file://$tmp/kiln-art" --log-level warn >"$tmp/kiln.log" 2>&1 &
+setsid bin/kiln server --addr 127.0.0.1:$kport --db "sqlite://$tmp/kiln.db" --artifacts "file://$tmp/kiln-art" --log-level warn >"$tmp/kiln.log" 2>&1 &
 kpid=$!; pids+=($kpid)
-.venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" --default-artifact-root "$tmp/mlflow-art" \
+setsid .venv/bin/mlflow server --backend-store-uri "sqlite:///$tmp/mlflow.db" --default-artifact-root "$tmp/mlflow-art" \
   --host 127.0.0.1 --port $mport ${MLFLOW_WORKERS:+--workers $MLFLOW_WORKERS} >"$tmp/mlflow.log" 2>&1 &
 mpid=$!; pids+=($mpid)
 wait_up "$kurl"; wait_up "$murl"
@@ -45,8 +57,10 @@ kidle=$(rss_mb $kpid); midle=$(rss_mb $mpid)
 echo "idle RSS: kiln ${kidle} MB, mlflow ${midle} MB (all worker processes)" >&2
 
 common=(-concurrency "$CONCURRENCY" -duration "$DURATION")
-"$tmp/loadgen" -url "$kurl" -name kiln "${common[@]}" -json "$out/kiln.json"
-"$tmp/loadgen" -url "$murl" -name mlflow "${common[@]}" -json "$out/mlflow.json"
+if [ "${SKIP_BASIC:-}" != 1 ]; then
+  "$tmp/loadgen" -url "$kurl" -name kiln "${common[@]}" -json "$out/kiln-basic.json"
+  "$tmp/loadgen" -url "$murl" -name mlflow "${common[@]}" -json "$out/mlflow-basic.json"
+fi
 
 # The search case: an experiment of $RUNS runs in each server.
 t0=$(date +%s)
@@ -54,22 +68,24 @@ kexp=$("$tmp/loadgen" -url "$kurl" -seed "$RUNS" -concurrency 16)
 kseed=$(( $(date +%s) - t0 ))
 mexp=$(curl -sf -X POST -H 'Content-Type: application/json' -d "{\"name\":\"search-$RUNS\"}" "$murl/api/2.0/mlflow/experiments/create" | python3 -c 'import json,sys; print(json.load(sys.stdin)["experiment_id"])')
 .venv/bin/python bench/tracking/seed_mlflow.py "$tmp/mlflow.db" "$mexp" "$RUNS"
-"$tmp/loadgen" -url "$kurl" -name kiln -cases search-runs -search-experiment "$kexp" "${common[@]}" -json "$out/kiln-search.json"
-"$tmp/loadgen" -url "$murl" -name mlflow -cases search-runs -search-experiment "$mexp" "${common[@]}" -max-requests 2000 -json "$out/mlflow-search.json"
+search=(-cases search-runs -concurrency "$SEARCH_CONCURRENCY" -duration "$DURATION" -timeout 15m)
+"$tmp/loadgen" -url "$kurl" -name kiln "${search[@]}" -search-experiment "$kexp" -json "$out/kiln-search.json"
+# MLflow takes minutes per search at this size: a few requests are enough.
+"$tmp/loadgen" -url "$murl" -name mlflow "${search[@]}" -search-experiment "$mexp" -max-requests 3 -json "$out/mlflow-search.json"
 kload=$(rss_mb $kpid); mload=$(rss_mb $mpid)
 
 python3 - "$out" <<PY
 import json, sys, os
 out = sys.argv[1]
 for who in ("kiln", "mlflow"):
-    rep = json.load(open(f"{out}/{who}.json"))
+    rep = json.load(open(f"{out}/{who}-basic.json"))
     rep["results"] += json.load(open(f"{out}/{who}-search.json"))["results"]
     rep["extra"] = {"idle RSS MB": str(${kidle} if who == "kiln" else ${midle}),
                     "RSS after load MB": str(${kload} if who == "kiln" else ${mload})}
     json.dump(rep, open(f"{out}/{who}.json", "w"), indent=2)
 PY
 {
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY; $DURATION per case; search over $RUNS runs."
+  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY ($SEARCH_CONCURRENCY for search); $DURATION per case; search over $RUNS runs."
   echo "Kiln seeded through its API in ${kseed}s; MLflow seeded by bench/tracking/seed_mlflow.py."
   echo
   "$tmp/loadgen" -compare "$out/kiln.json,$out/mlflow.json"
