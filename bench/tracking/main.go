@@ -116,7 +116,7 @@ func main() {
 		case "log-batch":
 			fn = func(w, i int) error { return logBatch(api, runs[w], i) }
 		case "get-run":
-			fn = func(w, i int) error { return get(api+"runs/get?run_id=" + runs[w]) }
+			fn = func(w, i int) error { return get(api + "runs/get?run_id=" + runs[w]) }
 		case "search-runs":
 			if *searchExp == "" {
 				fail(errors.New("search-runs needs -search-experiment"))
