@@ -272,14 +272,29 @@ func (h *Handler) deleteTag(r *http.Request) (any, error) {
 	return nil, h.tracking.DeleteTag(r.Context(), id, *req.Key)
 }
 
+type logBatchReq struct {
+	RunID   string      `json:"run_id"`
+	Metrics []metricReq `json:"metrics"`
+	Params  []kvReq     `json:"params"`
+	Tags    []kvReq     `json:"tags"`
+}
+
 func (h *Handler) logBatch(r *http.Request) (any, error) {
-	var req struct {
-		RunID   string      `json:"run_id"`
-		Metrics []metricReq `json:"metrics"`
-		Params  []kvReq     `json:"params"`
-		Tags    []kvReq     `json:"tags"`
-	}
-	if err := decode(r, &req); err != nil {
+	var req logBatchReq
+	if isJSON(r) {
+		// The hot path of training scripts: parse the usual shape without
+		// reflection, and fall back to the general decoder (and its error
+		// messages) for anything else.
+		body, err := readBody(r)
+		if err != nil {
+			return nil, err
+		}
+		if fast, ok := parseLogBatch(body); ok {
+			req = fast
+		} else if err := decodeJSON(body, &req); err != nil {
+			return nil, err
+		}
+	} else if err := decode(r, &req); err != nil {
 		return nil, err
 	}
 	if req.RunID == "" {

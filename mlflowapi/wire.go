@@ -146,15 +146,24 @@ func decode(r *http.Request, v any) error {
 			return invalidParam("Bad Request. Content-Type must be application/json.")
 		}
 	}
+	body, err := readBody(r)
+	if err != nil {
+		return err
+	}
+	return decodeJSON(body, v)
+}
+
+// readBody reads a request body up to MaxBodyBytes.
+func readBody(r *http.Request) ([]byte, error) {
 	body, err := io.ReadAll(http.MaxBytesReader(nil, r.Body, MaxBodyBytes))
 	if err != nil {
 		var mbe *http.MaxBytesError
 		if errors.As(err, &mbe) {
-			return invalidParam("Request body exceeds the limit of %d bytes", MaxBodyBytes)
+			return nil, invalidParam("Request body exceeds the limit of %d bytes", MaxBodyBytes)
 		}
-		return badRequest("Failed to read request body: %v", err)
+		return nil, badRequest("Failed to read request body: %v", err)
 	}
-	return decodeJSON(body, v)
+	return body, nil
 }
 
 func isJSON(r *http.Request) bool {
