@@ -128,25 +128,11 @@ func (s *Store) loadModelData(ctx context.Context, models []*LoggedModel) error 
 		args[i] = m.ID
 	}
 	in := "(" + placeholders(len(args)) + ")"
-	for _, table := range []string{"logged_model_tags", "logged_model_params"} {
-		rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT model_id, key, value FROM `+table+` WHERE model_id IN `+in+` ORDER BY key`), args...)
-		if err != nil {
-			return fmt.Errorf("load %s: %w", table, err)
-		}
-		for rows.Next() {
-			var id string
-			var kv KV
-			if err := rows.Scan(&id, &kv.Key, &kv.Value); err != nil {
-				rows.Close()
-				return err
-			}
-			if table == "logged_model_tags" {
-				byID[id].Tags = append(byID[id].Tags, kv)
-			} else {
-				byID[id].Params = append(byID[id].Params, kv)
-			}
-		}
-		rows.Close()
+	if err := s.loadKVs(ctx, "logged_model_tags", "model_id", args, func(id string, kv KV) { byID[id].Tags = append(byID[id].Tags, kv) }); err != nil {
+		return err
+	}
+	if err := s.loadKVs(ctx, "logged_model_params", "model_id", args, func(id string, kv KV) { byID[id].Params = append(byID[id].Params, kv) }); err != nil {
+		return err
 	}
 	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT model_id, key, value, is_nan, timestamp, step, run_uuid, COALESCE(dataset_name, ''), COALESCE(dataset_digest, '')
 		FROM logged_model_metrics WHERE model_id IN `+in+` ORDER BY key, step, timestamp`), args...)

@@ -260,26 +260,11 @@ func (s *Store) loadRunData(ctx context.Context, runs []*Run) error {
 		byID[id].Metrics = append(byID[id].Metrics, m)
 	}
 	rows.Close()
-	for _, kind := range []string{"params", "tags"} {
-		rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT run_uuid, key, value FROM `+kind+` WHERE run_uuid IN `+in+` ORDER BY key`), args...)
-		if err != nil {
-			return fmt.Errorf("load %s: %w", kind, err)
-		}
-		for rows.Next() {
-			var id string
-			var kv KV
-			if err := rows.Scan(&id, &kv.Key, &kv.Value); err != nil {
-				rows.Close()
-				return err
-			}
-			r := byID[id]
-			if kind == "params" {
-				r.Params = append(r.Params, kv)
-			} else {
-				r.Tags = append(r.Tags, kv)
-			}
-		}
-		rows.Close()
+	if err := s.loadKVs(ctx, "params", "run_uuid", args, func(id string, kv KV) { byID[id].Params = append(byID[id].Params, kv) }); err != nil {
+		return err
+	}
+	if err := s.loadKVs(ctx, "tags", "run_uuid", args, func(id string, kv KV) { byID[id].Tags = append(byID[id].Tags, kv) }); err != nil {
+		return err
 	}
 	// Dataset inputs.
 	rows, err = s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT ri.run_uuid, ri.input_uuid, d.name, d.digest, d.source_type, d.source, COALESCE(d.schema, ''), COALESCE(d.profile, '')
@@ -341,6 +326,25 @@ func (s *Store) loadRunData(ctx context.Context, runs []*Run) error {
 		} else {
 			r.ModelOutputs = append(r.ModelOutputs, ModelOutput{ModelID: modelID, Step: step})
 		}
+	}
+	return rows.Err()
+}
+
+// loadKVs reads the key/value rows of table (params or tags of runs or
+// logged models) whose idCol is one of ids, in key order, handing each to add.
+func (s *Store) loadKVs(ctx context.Context, table, idCol string, ids []any, add func(id string, kv KV)) error {
+	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT `+idCol+`, key, value FROM `+table+` WHERE `+idCol+` IN (`+placeholders(len(ids))+`) ORDER BY key`), ids...)
+	if err != nil {
+		return fmt.Errorf("load %s: %w", table, err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var id string
+		var kv KV
+		if err := rows.Scan(&id, &kv.Key, &kv.Value); err != nil {
+			return err
+		}
+		add(id, kv)
 	}
 	return rows.Err()
 }
