@@ -76,26 +76,27 @@ CREATE TABLE runs (
 	deleted_time {{i64}}
 );
 CREATE INDEX runs_experiment_start ON runs (experiment_id, lifecycle_stage, start_time DESC, run_uuid);
-CREATE TABLE metrics (
+-- Metric history: each row holds, packed, the values of one run's key
+-- over a range of steps (see tracking/metrics.go).
+CREATE TABLE metric_chunks (
+	id {{id}},
 	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
 	key TEXT NOT NULL,
-	value {{f64}} NOT NULL,
-	is_nan {{bool}} NOT NULL DEFAULT FALSE,
-	timestamp {{i64}} NOT NULL,
-	step {{i64}} NOT NULL DEFAULT 0,
-	model_id TEXT,
-	dataset_name TEXT,
-	dataset_digest TEXT
+	min_step {{i64}} NOT NULL,
+	max_step {{i64}} NOT NULL,
+	n {{i64}} NOT NULL,
+	payload {{blob}} NOT NULL
 );
-CREATE INDEX metrics_run_key_step ON metrics (run_uuid, key, step);
+CREATE INDEX metric_chunks_run_key ON metric_chunks (run_uuid, key, id);
 -- New metric values land here first, one packed row per log-batch in
--- arrival order (see tracking/metrics.go); the server's compaction moves
--- them into metrics every second. Readers see both.
+-- arrival order; the server's compaction moves them into metric_chunks
+-- every second. Readers see both.
 CREATE TABLE metrics_recent (
 	id {{id}},
 	run_uuid TEXT NOT NULL,
 	payload {{blob}} NOT NULL
 );
+CREATE INDEX metrics_recent_run ON metrics_recent (run_uuid, id);
 CREATE TABLE latest_metrics (
 	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
 	key TEXT NOT NULL,

@@ -69,3 +69,40 @@ func BenchmarkLogBatch100Parallel(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkCompact100 measures compaction per batch of 100 metric values
+// (8 runs × 100 keys, steps growing, as in the load test).
+func BenchmarkCompact100(b *testing.B) {
+	ctx := context.Background()
+	db, err := store.Open(ctx, "sqlite://"+filepath.Join(b.TempDir(), "k.db"))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer db.Close()
+	s := New(db, Options{})
+	var runs []string
+	for i := 0; i < 8; i++ {
+		r, _ := s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"})
+		runs = append(runs, r.Info.RunID)
+	}
+	ms := make([]Metric, 100)
+	for i := range ms {
+		ms[i] = Metric{Key: fmt.Sprintf("m%d", i), Value: float64(i), Timestamp: 1}
+	}
+	b.ResetTimer()
+	for i := 0; i < b.N; i++ {
+		b.StopTimer()
+		for k := range ms {
+			ms[k].Step = int64(i)
+		}
+		if err := s.LogBatch(ctx, runs[i%8], ms, nil, nil); err != nil {
+			b.Fatal(err)
+		}
+		b.StartTimer()
+		if i%600 == 599 { // compact every 600 batches, about what one second holds under load
+			if _, err := s.CompactMetrics(ctx); err != nil {
+				b.Fatal(err)
+			}
+		}
+	}
+}
