@@ -93,6 +93,10 @@ func TestJSONShapes(t *testing.T) {
 	if r.status != 200 || len(r.body["metrics"].([]any)) != 1 {
 		t.Fatalf("get history: %d %s", r.status, r.raw)
 	}
+	r = call(t, srv, "GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids="+id+"&metric_key=inf&start_step=0&end_step=10&max_results=5", "")
+	if want := `{"metrics":[{"key":"inf","value":"Infinity","timestamp":1,"step":0,"run_id":"` + id + `"}]}` + "\n"; r.raw != want {
+		t.Fatalf("bulk interval:\n got  %s want %s", r.raw, want)
+	}
 	r = call(t, srv, "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"m1"}`)
 	if r.status != 200 || r.body["registered_model"].(map[string]any)["name"] != "m1" {
 		t.Fatalf("create model: %d %s", r.status, r.raw)
@@ -132,6 +136,11 @@ func TestErrorsAreMLflowShaped(t *testing.T) {
 		{"bad filter", "POST", "/api/2.0/mlflow/runs/search", `{"experiment_ids":["0"],"filter":"metrics.a >"}`, 400, "INVALID_PARAMETER_VALUE"},
 		{"oversized body", "POST", "/api/2.0/mlflow/runs/log-batch", big, 400, "INVALID_PARAMETER_VALUE"},
 		{"unknown endpoint", "GET", "/api/2.0/mlflow/nope", "", 404, "ENDPOINT_NOT_FOUND"},
+		{"bulk interval without runs", "GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?metric_key=m", "", 400, "INVALID_PARAMETER_VALUE"},
+		{"bulk interval max_results 0", "GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=a&metric_key=m&max_results=0", "", 400, "INVALID_PARAMETER_VALUE"},
+		{"bulk interval max_results over", "GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=a&metric_key=m&max_results=2501", "", 400, "INVALID_PARAMETER_VALUE"},
+		{"bulk interval start only", "GET", "/ajax-api/2.0/mlflow/metrics/get-history-bulk-interval?run_ids=a&metric_key=m&start_step=1", "", 400, "INVALID_PARAMETER_VALUE"},
+		{"restore active experiment", "POST", "/api/2.0/mlflow/experiments/restore", `{"experiment_id":"0"}`, 404, "RESOURCE_DOES_NOT_EXIST"},
 		{"multipart", "POST", "/api/2.0/mlflow-artifacts/mpu/create/0/x", `{}`, 501, "NOT_IMPLEMENTED"},
 		{"traversal in list", "GET", "/api/2.0/mlflow-artifacts/artifacts?path=../../etc", "", 400, "INVALID_PARAMETER_VALUE"},
 		{"missing artifact", "GET", "/api/2.0/mlflow-artifacts/artifacts/0/none.txt", "", 404, "RESOURCE_DOES_NOT_EXIST"},

@@ -444,13 +444,23 @@ func (h *Handler) getMetricHistoryBulkInterval(r *http.Request) (any, error) {
 		MetricKey  *string  `json:"metric_key"`
 		StartStep  *Int64   `json:"start_step"`
 		EndStep    *Int64   `json:"end_step"`
-		MaxResults Int64    `json:"max_results"`
+		MaxResults *Int64   `json:"max_results"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if len(req.RunIDs) == 0 {
+		return nil, missing("run_ids")
+	}
 	if req.MetricKey == nil {
 		return nil, missing("metric_key")
+	}
+	maxResults := 0 // the store's default
+	if req.MaxResults != nil {
+		if *req.MaxResults < 1 || *req.MaxResults > tracking.MaxBulkIntervalResults {
+			return nil, invalidParam("max_results must be between 1 and %d.", tracking.MaxBulkIntervalResults)
+		}
+		maxResults = int(*req.MaxResults)
 	}
 	var start, end *int64
 	if req.StartStep != nil {
@@ -461,7 +471,7 @@ func (h *Handler) getMetricHistoryBulkInterval(r *http.Request) (any, error) {
 		v := int64(*req.EndStep)
 		end = &v
 	}
-	ms, err := h.tracking.GetMetricHistoryBulkInterval(r.Context(), req.RunIDs, *req.MetricKey, start, end, int(req.MaxResults))
+	ms, err := h.tracking.GetMetricHistoryBulkInterval(r.Context(), req.RunIDs, *req.MetricKey, start, end, maxResults)
 	if err != nil {
 		return nil, err
 	}

@@ -171,11 +171,26 @@ func (s *Store) RestoreExperiment(ctx context.Context, id string) error {
 	return s.setExperimentStage(ctx, id, StageActive)
 }
 
+// setExperimentStage moves an experiment (and all its runs) to stage. As in
+// MLflow, only an active experiment can be deleted and only a deleted one
+// restored: anything else is "No Experiment with id=… exists".
 func (s *Store) setExperimentStage(ctx context.Context, id, stage string) error {
-	if _, err := s.GetExperiment(ctx, id); err != nil {
+	if err := validateExperimentID(id); err != nil {
 		return err
 	}
+	from := StageActive
+	if stage == StageActive {
+		from = StageDeleted
+	}
 	return s.db.Tx(ctx, func(tx store.Tx) error {
+		var cur string
+		err := tx.QueryRowContext(ctx, s.db.Rebind(`SELECT lifecycle_stage FROM experiments WHERE experiment_id = ?`), id).Scan(&cur)
+		if errors.Is(err, sql.ErrNoRows) || err == nil && cur != from {
+			return errdefs.NotFound("No Experiment with id=%s exists", id)
+		}
+		if err != nil {
+			return fmt.Errorf("get experiment: %w", err)
+		}
 		t := now()
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE experiments SET lifecycle_stage = ?, last_update_time = ? WHERE experiment_id = ?`), stage, t, id); err != nil {
 			return err
@@ -184,7 +199,7 @@ func (s *Store) setExperimentStage(ctx context.Context, id, stage string) error 
 		if stage == StageDeleted {
 			deleted = t
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?`), stage, deleted, id)
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE runs SET lifecycle_stage = ?, deleted_time = ? WHERE experiment_id = ?`), stage, deleted, id)
 		return err
 	})
 }

@@ -417,6 +417,9 @@ func (s *Store) SearchLoggedModels(ctx context.Context, q SearchLoggedModelsQuer
 		out = append(out, m)
 	}
 	rows.Close()
+	if err := rows.Err(); err != nil {
+		return nil, "", fmt.Errorf("search logged models: %w", err)
+	}
 	next := ""
 	if len(out) > q.MaxResults {
 		out = out[:q.MaxResults]

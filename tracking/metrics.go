@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"sort"
 
 	"github.com/kiln-ml/kiln/errdefs"
@@ -311,48 +312,86 @@ func (s *Store) GetMetricHistory(ctx context.Context, runID, key, pageToken stri
 	return ms, next, nil
 }
 
-// MaxBulkIntervalResults bounds the points per run of a bulk-interval query.
+// MaxBulkIntervalResults bounds the sampled steps of a bulk-interval query
+// (MLflow's MAX_RESULTS_PER_RUN).
 const MaxBulkIntervalResults = 2500
 
-// GetMetricHistoryBulkInterval returns, for each run, the values of a metric
-// at up to maxResults steps in [startStep, endStep], sampled evenly across
-// the steps present (the first and last step always included), as MLflow's
-// chart endpoint does.
+// GetMetricHistoryBulkInterval returns the values of a metric for up to 100
+// runs at a common set of sampled steps, as MLflow's chart endpoint does:
+// the steps logged by any of the runs within [startStep, endStep] (both or
+// neither given; by default 0 to the largest step) are sampled evenly down to
+// maxResults (0 means MaxBulkIntervalResults), the last one and every run's
+// own first and last step in range are added, and each run's values at those
+// steps come back in run order, then step order.
 func (s *Store) GetMetricHistoryBulkInterval(ctx context.Context, runIDs []string, key string, startStep, endStep *int64, maxResults int) ([]Metric, error) {
 	if len(runIDs) == 0 {
-		return nil, errdefs.Invalid("Missing value for required parameter 'run_ids'.")
+		return nil, errdefs.Invalid("Missing value for required parameter 'run_ids'. See the API docs for more information about request parameters.")
 	}
 	if len(runIDs) > 100 {
 		return nil, errdefs.Invalid("GetMetricHistoryBulkInterval request must specify at most 100 run_ids. Received %d run_ids.", len(runIDs))
 	}
-	if maxResults <= 0 || maxResults > MaxBulkIntervalResults {
+	if maxResults == 0 {
 		maxResults = MaxBulkIntervalResults
 	}
-	if startStep != nil && endStep != nil && *startStep > *endStep {
-		return nil, errdefs.Invalid("end_step must be greater than start_step. Found start_step=%d and end_step=%d.", *startStep, *endStep)
+	if maxResults < 1 || maxResults > MaxBulkIntervalResults {
+		return nil, errdefs.Invalid("max_results must be between 1 and %d.", MaxBulkIntervalResults)
 	}
-	var out []Metric
-	for _, id := range runIDs {
-		all, err := s.history(ctx, id, key)
+	switch {
+	case startStep != nil && endStep != nil:
+		if *startStep > *endStep {
+			return nil, errdefs.Invalid("end_step must be greater than start_step. Found start_step=%d and end_step=%d.", *startStep, *endStep)
+		}
+	case startStep != nil || endStep != nil:
+		return nil, errdefs.Invalid("If either start step or end step are specified, both must be specified.")
+	}
+	histories := make([][]Metric, len(runIDs))
+	union := map[int64]bool{}
+	for i, id := range runIDs {
+		h, err := s.history(ctx, id, key)
 		if err != nil {
 			return nil, err
 		}
-		var in []Metric
-		var steps []int64
-		for _, m := range all {
-			if (startStep != nil && m.Step < *startStep) || (endStep != nil && m.Step > *endStep) {
+		histories[i] = h
+		for _, m := range h {
+			union[m.Step] = true
+		}
+	}
+	all := make([]int64, 0, len(union))
+	for st := range union {
+		all = append(all, st)
+	}
+	slices.Sort(all)
+	var lo, hi int64
+	if startStep != nil {
+		lo, hi = *startStep, *endStep
+	} else if len(all) > 0 {
+		hi = all[len(all)-1]
+	}
+	keep := map[int64]bool{}
+	for _, st := range sampleSteps(all, lo, hi, maxResults) {
+		keep[st] = true
+	}
+	for _, h := range histories { // each run's own first and last step in range
+		first, last, seen := int64(0), int64(0), false
+		for _, m := range h {
+			if m.Step < lo || m.Step > hi {
 				continue
 			}
-			in = append(in, m)
-			if len(steps) == 0 || steps[len(steps)-1] != m.Step {
-				steps = append(steps, m.Step)
+			if !seen || m.Step < first {
+				first = m.Step
 			}
+			if !seen || m.Step > last {
+				last = m.Step
+			}
+			seen = true
 		}
-		keep := map[int64]bool{}
-		for _, st := range sampleSteps(steps, maxResults) {
-			keep[st] = true
+		if seen {
+			keep[first], keep[last] = true, true
 		}
-		for _, m := range in {
+	}
+	var out []Metric
+	for _, h := range histories {
+		for _, m := range h {
 			if keep[m.Step] {
 				out = append(out, m)
 			}
@@ -361,21 +400,22 @@ func (s *Store) GetMetricHistoryBulkInterval(ctx context.Context, runIDs []strin
 	return out, nil
 }
 
-// sampleSteps picks up to n steps evenly spaced over sorted steps,
-// always keeping the first and the last.
-func sampleSteps(steps []int64, n int) []int64 {
-	if len(steps) <= n {
-		return steps
+// sampleSteps picks up to n+1 of the sorted steps within [lo, hi]: every
+// (len/n)-th one and the last, or all of them when there are at most n.
+func sampleSteps(steps []int64, lo, hi int64, n int) []int64 {
+	from, _ := slices.BinarySearch(steps, lo)
+	to, found := slices.BinarySearch(steps, hi)
+	if found {
+		to++
 	}
-	if n == 1 {
-		return steps[:1]
+	in := steps[from:to]
+	if len(in) <= n {
+		return in
 	}
-	out := make([]int64, 0, n)
+	interval := float64(len(in)) / float64(n)
+	out := make([]int64, 0, n+1)
 	for i := 0; i < n; i++ {
-		idx := int(math.Round(float64(i) * float64(len(steps)-1) / float64(n-1)))
-		if len(out) == 0 || out[len(out)-1] != steps[idx] {
-			out = append(out, steps[idx])
-		}
+		out = append(out, in[int(float64(i)*interval)])
 	}
-	return out
+	return append(out, in[len(in)-1])
 }

@@ -213,7 +213,7 @@ func (s *Store) runClause(b *sqlBuilder, c filter.Clause) error {
 			case filter.Eq, filter.Ne, filter.Like, filter.ILike:
 			case filter.In, filter.NotIn:
 				if col != "r.run_uuid" {
-					return errdefs.Invalid("Invalid comparator '%s' for attribute '%s': only run_id accepts IN", c.Op, c.Key)
+					return errdefs.Invalid("Only the 'run_id' attribute supports comparison with a list of quoted string values.")
 				}
 			default:
 				return errdefs.Invalid("Invalid comparator '%s' for string attribute '%s'", c.Op, c.Key)

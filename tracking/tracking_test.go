@@ -7,7 +7,7 @@ import (
 	"math"
 	"path"
 	"reflect"
-	"sort"
+	"slices"
 	"strings"
 	"testing"
 
@@ -61,8 +61,18 @@ func TestExperiments(t *testing.T) {
 		if _, err := s.CreateRun(ctx, CreateRunInput{ExperimentID: id}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("run in deleted experiment: %v", err)
 		}
+		// As MLflow: only an active experiment can be deleted, only a deleted one restored.
+		if err := s.DeleteExperiment(ctx, id); !errors.Is(err, errdefs.ErrNotFound) || err.Error() != "No Experiment with id="+id+" exists" {
+			t.Fatalf("deleting a deleted experiment: %v", err)
+		}
 		if err := s.RestoreExperiment(ctx, id); err != nil {
 			t.Fatal(err)
+		}
+		if err := s.RestoreExperiment(ctx, id); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatalf("restoring an active experiment: %v", err)
+		}
+		if err := s.DeleteExperiment(ctx, "424242"); !errors.Is(err, errdefs.ErrNotFound) {
+			t.Fatalf("deleting a missing experiment: %v", err)
 		}
 		if r := must[*Run](t)(s.GetRun(ctx, run.Info.RunID)); r.Info.LifecycleStage != StageActive {
 			t.Fatal("restore did not restore the run")
@@ -353,28 +363,86 @@ func TestInputsAndLoggedModels(t *testing.T) {
 func TestBulkIntervalSampling(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()
-		run := must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"}))
-		var ms []Metric
+		a := must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"})).Info.RunID
+		b := must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"})).Info.RunID
+		var ma, mb []Metric
 		for i := 0; i < 1000; i++ {
-			ms = append(ms, Metric{Key: "loss", Value: float64(i), Timestamp: int64(i), Step: int64(i)})
+			ma = append(ma, Metric{Key: "loss", Value: float64(i), Timestamp: int64(i), Step: int64(i)})
+			if i%10 == 0 {
+				mb = append(mb, Metric{Key: "loss", Value: float64(i), Timestamp: int64(i), Step: int64(i)})
+			}
 		}
-		if err := s.LogBatch(ctx, run.Info.RunID, ms, nil, nil); err != nil {
-			t.Fatal(err)
+		mb = append(mb, Metric{Key: "loss", Value: 1, Timestamp: 1, Step: 1001}, Metric{Key: "loss", Value: 1, Timestamp: 1, Step: -5})
+		for _, l := range []struct {
+			run string
+			ms  []Metric
+		}{{a, ma}, {b, mb}} {
+			for k := 0; k < len(l.ms); k += 1000 {
+				if err := s.LogBatch(ctx, l.run, l.ms[k:min(k+1000, len(l.ms))], nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
 		}
-		start, end := int64(100), int64(899)
-		got, err := s.GetMetricHistoryBulkInterval(ctx, []string{run.Info.RunID}, "loss", &start, &end, 50)
+		type point struct {
+			run  string
+			step int64
+		}
+		points := func(ms []Metric) []point {
+			var out []point
+			for _, m := range ms {
+				out = append(out, point{m.RunID, m.Step})
+			}
+			return out
+		}
+		step := func(v int64) *int64 { return &v }
+
+		// One run, a range: 800 steps sampled every 16th from the first, plus the last.
+		got, err := s.GetMetricHistoryBulkInterval(ctx, []string{a}, "loss", step(100), step(899), 50)
 		if err != nil {
 			t.Fatal(err)
 		}
-		if len(got) != 50 || got[0].Step != 100 || got[len(got)-1].Step != 899 {
-			t.Fatalf("sampled %d points, first %d last %d", len(got), got[0].Step, got[len(got)-1].Step)
+		var want []point
+		for st := int64(100); st <= 884; st += 16 {
+			want = append(want, point{a, st})
 		}
-		steps := make([]int, len(got))
-		for i, m := range got {
-			steps[i] = int(m.Step)
+		want = append(want, point{a, 899})
+		if !reflect.DeepEqual(points(got), want) {
+			t.Fatalf("range sample:\n got %v\nwant %v", points(got), want)
 		}
-		if !sort.IntsAreSorted(steps) {
-			t.Fatal("steps not ascending")
+
+		// Two runs, no range (0 to the largest step): one set of steps sampled
+		// over the union, plus each run's own first and last step; run order kept.
+		got, err = s.GetMetricHistoryBulkInterval(ctx, []string{a, b}, "loss", nil, nil, 10)
+		if err != nil {
+			t.Fatal(err)
+		}
+		want = nil
+		for _, r := range []string{a, b} {
+			for st := int64(0); st <= 900; st += 100 {
+				want = append(want, point{r, st})
+			}
+		}
+		want = slices.Insert(want, 10, point{a, 999})
+		want = append(want, point{b, 1001})
+		if !reflect.DeepEqual(points(got), want) {
+			t.Fatalf("union sample:\n got %v\nwant %v", points(got), want)
+		}
+
+		for _, tc := range []struct {
+			name       string
+			start, end *int64
+			max        int
+			msg        string
+		}{
+			{"start only", step(1), nil, 0, "If either start step or end step are specified, both must be specified."},
+			{"reversed", step(5), step(1), 0, "end_step must be greater than start_step. Found start_step=5 and end_step=1."},
+			{"too many", nil, nil, 2501, "max_results must be between 1 and 2500."},
+			{"negative", nil, nil, -1, "max_results must be between 1 and 2500."},
+		} {
+			_, err := s.GetMetricHistoryBulkInterval(ctx, []string{a}, "loss", tc.start, tc.end, tc.max)
+			if !errors.Is(err, errdefs.ErrInvalidArgument) || err.Error() != tc.msg {
+				t.Errorf("%s: %v", tc.name, err)
+			}
 		}
 	})
 }
