@@ -40,8 +40,9 @@ type Options struct {
 
 // Bucket is an artifact store.
 type Bucket struct {
-	b   *gblob.Bucket
-	url string
+	b    *gblob.Bucket
+	url  string
+	file bool // a local folder (fileblob): fsync writes, hide in-flight temp files
 }
 
 // Open opens the bucket named by rawURL:
@@ -56,6 +57,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 	}
 	var b *gblob.Bucket
 	prefix := ""
+	isFile := false
 	switch u.Scheme {
 	case "file":
 		dir := u.Host + u.Path
@@ -74,6 +76,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 		// Plain files (no .attrs sidecars), written next to their final
 		// name and renamed into place, so a crash never leaves half a file.
 		b, err = fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
+		isFile = true
 	case "s3":
 		prefix = strings.Trim(u.Path, "/")
 		q := u.Query()
@@ -103,7 +106,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 	if prefix != "" {
 		b = gblob.PrefixedBucket(b, prefix+"/")
 	}
-	return &Bucket{b: b, url: rawURL}, nil
+	return &Bucket{b: b, url: rawURL, file: isFile}, nil
 }
 
 // Close closes the bucket.
@@ -156,15 +159,32 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, contentType s
 	if key == "" {
 		return 0, errdefs.Invalid("Invalid artifact path: empty")
 	}
+	if contentType == "" {
+		// No sniffing: bytes go straight to the store, none held back.
+		contentType = "application/octet-stream"
+	}
 	wctx, cancel := context.WithCancel(ctx)
 	defer cancel()
 	// Parts of 5 MiB (S3's minimum), two in flight: an upload of any size
 	// holds about 10 MiB of buffers.
-	w, err := b.b.NewWriter(wctx, key, &gblob.WriterOptions{ContentType: contentType, BufferSize: 5 << 20, MaxConcurrency: 2})
+	opts := &gblob.WriterOptions{ContentType: contentType, BufferSize: 5 << 20, MaxConcurrency: 2}
+	var f *os.File // the local temp file, renamed into place on Close
+	if b.file {
+		opts.BeforeWrite = func(as func(any) bool) error {
+			as(&f)
+			return nil
+		}
+	}
+	w, err := b.b.NewWriter(wctx, key, opts)
 	if err != nil {
 		return 0, fmt.Errorf("blob: write %s: %w", key, err)
 	}
 	n, err := io.Copy(w, r)
+	if err == nil && f != nil {
+		// Acknowledged means durable: the data reaches the disk before
+		// the rename makes it visible.
+		err = f.Sync()
+	}
 	if err != nil {
 		cancel() // abandon the write: nothing is stored
 		w.Close()
@@ -173,28 +193,80 @@ func (b *Bucket) Put(ctx context.Context, key string, r io.Reader, contentType s
 	if err := w.Close(); err != nil {
 		return n, fmt.Errorf("blob: write %s: %w", key, err)
 	}
+	if f != nil {
+		if err := syncDir(filepath.Dir(f.Name())); err != nil {
+			return n, fmt.Errorf("blob: write %s: %w", key, err)
+		}
+	}
 	return n, nil
+}
+
+// syncDir makes a rename inside dir durable.
+func syncDir(dir string) error {
+	d, err := os.Open(dir)
+	if err != nil {
+		return err
+	}
+	defer d.Close()
+	return d.Sync()
 }
 
 // Object is an open object being read.
 type Object struct {
 	io.ReadCloser
-	Size        int64
+	Size        int64 // size of the whole object, even for a range read
 	ContentType string
 	ModTime     time.Time
 }
 
 // Get opens key for reading.
 func (b *Bucket) Get(ctx context.Context, key string) (*Object, error) {
+	return b.GetRange(ctx, key, 0, -1)
+}
+
+// GetRange opens length bytes of key starting at offset for reading; a
+// negative length reads to the end. Reading past the end yields fewer
+// bytes (or none), not an error.
+func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64) (*Object, error) {
 	key, err := CleanKey(key)
 	if err != nil {
 		return nil, err
 	}
-	r, err := b.b.NewReader(ctx, key, nil)
+	if key == "" {
+		return nil, errdefs.Invalid("Invalid artifact path: empty")
+	}
+	if offset < 0 {
+		return nil, errdefs.Invalid("Invalid range: negative offset %d", offset)
+	}
+	r, err := b.b.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
 		return nil, mapErr(err, key)
 	}
 	return &Object{ReadCloser: r, Size: r.Size(), ContentType: r.ContentType(), ModTime: r.ModTime()}, nil
+}
+
+// Attributes describe a stored object.
+type Attributes struct {
+	Size        int64
+	ContentType string
+	ModTime     time.Time
+}
+
+// Stat returns the attributes of the object key; a key that is not an
+// object (missing, or a directory) is errdefs.ErrNotFound.
+func (b *Bucket) Stat(ctx context.Context, key string) (Attributes, error) {
+	key, err := CleanKey(key)
+	if err != nil {
+		return Attributes{}, err
+	}
+	if key == "" {
+		return Attributes{}, errdefs.NotFound("Artifact '' does not exist")
+	}
+	a, err := b.b.Attributes(ctx, key)
+	if err != nil {
+		return Attributes{}, mapErr(err, key)
+	}
+	return Attributes{Size: a.Size, ContentType: a.ContentType, ModTime: a.ModTime}, nil
 }
 
 // Exists reports whether key is an object.
@@ -220,7 +292,7 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	} else if ok {
 		return mapErr(b.b.Delete(ctx, key), key)
 	}
-	n, err := b.DeletePrefix(ctx, key+"/")
+	n, err := b.DeletePrefix(ctx, key)
 	if err != nil {
 		return err
 	}
@@ -230,9 +302,18 @@ func (b *Bucket) Delete(ctx context.Context, key string) error {
 	return nil
 }
 
-// DeletePrefix removes every object whose key starts with prefix and
-// returns how many it removed.
-func (b *Bucket) DeletePrefix(ctx context.Context, prefix string) (int, error) {
+// DeletePrefix removes every object under the directory dir (keys that
+// start with dir + "/") and returns how many it removed. The root cannot
+// be deleted this way.
+func (b *Bucket) DeletePrefix(ctx context.Context, dir string) (int, error) {
+	dir, err := CleanKey(dir)
+	if err != nil {
+		return 0, err
+	}
+	if dir == "" {
+		return 0, errdefs.Invalid("Refusing to delete the artifact root")
+	}
+	prefix := dir + "/"
 	it := b.b.List(&gblob.ListOptions{Prefix: prefix})
 	n := 0
 	for {
@@ -281,11 +362,31 @@ func (b *Bucket) List(ctx context.Context, dir string) ([]Entry, error) {
 		}
 		key := strings.TrimSuffix(obj.Key, "/")
 		name := strings.TrimPrefix(key, prefix)
-		if name == "" {
+		if name == "" || (b.file && !obj.IsDir && isFileblobTemp(name)) {
 			continue
 		}
 		out = append(out, Entry{Name: name, Path: key, IsDir: obj.IsDir, Size: obj.Size})
 	}
+}
+
+// isFileblobTemp reports whether name is a temporary file of an upload in
+// flight in a local folder: fileblob writes <name>.<UnixNano in hex>.tmp
+// next to the final name and renames it when the upload completes.
+func isFileblobTemp(name string) bool {
+	rest, ok := strings.CutSuffix(name, ".tmp")
+	if !ok {
+		return false
+	}
+	i := strings.LastIndexByte(rest, '.')
+	if i < 0 || len(rest)-i-1 < 15 || len(rest)-i-1 > 16 {
+		return false
+	}
+	for _, c := range rest[i+1:] {
+		if !('0' <= c && c <= '9' || 'a' <= c && c <= 'f') {
+			return false
+		}
+	}
+	return true
 }
 
 // String describes the bucket for logs.

@@ -11,7 +11,9 @@ import (
 	"reflect"
 	"runtime"
 	"strings"
+	"sync"
 	"testing"
+	"time"
 
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/blob/blobtest"
@@ -110,9 +112,7 @@ func TestStreamsLargeObject(t *testing.T) {
 		t.Run(name, func(t *testing.T) {
 			b := open(t)
 			ctx := context.Background()
-			var before runtime.MemStats
-			runtime.GC()
-			runtime.ReadMemStats(&before)
+			peak := watchHeap(t)
 			src := &patternReader{n: size}
 			n, err := b.Put(ctx, "big/object.bin", src, "application/octet-stream")
 			if err != nil || n != size {
@@ -127,18 +127,51 @@ func TestStreamsLargeObject(t *testing.T) {
 				t.Fatal(err)
 			}
 			obj.Close()
+			if grew := peak(); grew > 64<<20 {
+				t.Fatalf("heap grew by %d MB for a %d MB object: not streaming", grew>>20, size>>20)
+			}
 			want := sha256.New()
 			io.Copy(want, &patternReader{n: size})
 			if !bytes.Equal(h.Sum(nil), want.Sum(nil)) {
 				t.Fatal("content differs after round trip")
 			}
-			var after runtime.MemStats
-			runtime.ReadMemStats(&after)
-			if grew := int64(after.HeapInuse) - int64(before.HeapInuse); grew > 64<<20 {
-				t.Fatalf("heap grew by %d MB for a %d MB object: not streaming", grew>>20, size>>20)
-			}
 		})
 	}
+}
+
+// watchHeap samples the heap until the returned function is called, which
+// reports the largest growth of HeapInuse seen over the starting value.
+func watchHeap(t *testing.T) func() int64 {
+	var ms runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&ms)
+	base := int64(ms.HeapInuse)
+	stop := make(chan struct{})
+	done := make(chan int64)
+	go func() {
+		var peak int64
+		tick := time.NewTicker(5 * time.Millisecond)
+		defer tick.Stop()
+		for {
+			var ms runtime.MemStats
+			runtime.ReadMemStats(&ms)
+			peak = max(peak, int64(ms.HeapInuse)-base)
+			select {
+			case <-stop:
+				done <- peak
+				return
+			case <-tick.C:
+			}
+		}
+	}()
+	var once sync.Once
+	var peak int64
+	get := func() int64 {
+		once.Do(func() { close(stop); peak = <-done })
+		return peak
+	}
+	t.Cleanup(func() { get() })
+	return get
 }
 
 type patternReader struct{ n, off int }
@@ -153,6 +186,179 @@ func (p *patternReader) Read(b []byte) (int, error) {
 	}
 	p.off += k
 	return k, nil
+}
+
+func TestStatAndRange(t *testing.T) {
+	for name, open := range buckets(t) {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			ctx := context.Background()
+			if _, err := b.Put(ctx, "a/b.txt", strings.NewReader("0123456789"), "text/plain"); err != nil {
+				t.Fatal(err)
+			}
+			st, err := b.Stat(ctx, "a/b.txt")
+			if err != nil || st.Size != 10 || st.ContentType == "" || st.ModTime.IsZero() {
+				t.Fatalf("stat = %+v, %v", st, err)
+			}
+			ranges := []struct {
+				off, n int64
+				want   string
+			}{{0, -1, "0123456789"}, {2, 3, "234"}, {8, -1, "89"}, {8, 100, "89"}, {0, 0, ""}}
+			for _, r := range ranges {
+				obj, err := b.GetRange(ctx, "a/b.txt", r.off, r.n)
+				if err != nil {
+					t.Fatalf("range %d+%d: %v", r.off, r.n, err)
+				}
+				got, err := io.ReadAll(obj)
+				obj.Close()
+				if err != nil || string(got) != r.want || obj.Size != 10 {
+					t.Fatalf("range %d+%d = %q (size %d) %v, want %q", r.off, r.n, got, obj.Size, err, r.want)
+				}
+			}
+			for _, key := range []string{"a", "a/nope", ""} {
+				if _, err := b.Stat(ctx, key); !errors.Is(err, errdefs.ErrNotFound) {
+					t.Errorf("stat %q: %v, want not found", key, err)
+				}
+			}
+			if _, err := b.GetRange(ctx, "a/b.txt", -1, 1); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("negative offset: %v", err)
+			}
+			if _, err := b.Stat(ctx, "../a/b.txt"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("stat traversal: %v", err)
+			}
+		})
+	}
+}
+
+func TestDeletePrefix(t *testing.T) {
+	for name, open := range buckets(t) {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			ctx := context.Background()
+			for _, k := range []string{"a/x", "a/y/z", "a/y/w", "ab/c", "a.txt"} {
+				if _, err := b.Put(ctx, k, strings.NewReader(k), ""); err != nil {
+					t.Fatal(err)
+				}
+			}
+			n, err := b.DeletePrefix(ctx, "a")
+			if err != nil || n != 3 {
+				t.Fatalf("delete prefix a: %d %v, want 3", n, err)
+			}
+			list, err := b.List(ctx, "")
+			if err != nil {
+				t.Fatal(err)
+			}
+			var names []string
+			for _, e := range list {
+				names = append(names, e.Name)
+			}
+			if want := []string{"a.txt", "ab"}; !reflect.DeepEqual(names, want) {
+				t.Fatalf("after delete: %v, want %v", names, want)
+			}
+			for _, bad := range []string{"", "/", "../ab", "ab/../.."} {
+				if _, err := b.DeletePrefix(ctx, bad); !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Errorf("DeletePrefix(%q): %v, want invalid", bad, err)
+				}
+			}
+			if err := b.Delete(ctx, ""); !errors.Is(err, errdefs.ErrInvalidArgument) {
+				t.Errorf("Delete(root): %v", err)
+			}
+		})
+	}
+}
+
+// TestAbandonedUpload checks that a body that fails half way stores
+// nothing, and that an upload in flight is not listed.
+func TestAbandonedUpload(t *testing.T) {
+	for name, open := range buckets(t) {
+		t.Run(name, func(t *testing.T) {
+			b := open(t)
+			ctx := context.Background()
+			gate := make(chan struct{})
+			r := io.MultiReader(strings.NewReader(strings.Repeat("x", 1<<20)), &gatedErrReader{gate: gate})
+			done := make(chan error)
+			go func() {
+				_, err := b.Put(ctx, "d/partial.bin", r, "")
+				done <- err
+			}()
+			time.Sleep(100 * time.Millisecond) // the first MB is being written
+			if list, err := b.List(ctx, "d"); err != nil || len(list) != 0 {
+				t.Errorf("upload in flight is listed: %+v %v", list, err)
+			}
+			close(gate)
+			if err := <-done; err == nil {
+				t.Fatal("Put succeeded with a failing body")
+			}
+			if _, err := b.Stat(ctx, "d/partial.bin"); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("failed upload left an object: %v", err)
+			}
+			if list, err := b.List(ctx, "d"); err != nil || len(list) != 0 {
+				t.Fatalf("failed upload left files: %+v %v", list, err)
+			}
+		})
+	}
+}
+
+type gatedErrReader struct{ gate chan struct{} }
+
+func (g *gatedErrReader) Read([]byte) (int, error) {
+	<-g.gate
+	return 0, errors.New("client went away")
+}
+
+func TestPrefixScopesKeys(t *testing.T) {
+	url, opts := blobtest.S3(t)
+	ctx := context.Background()
+	a, err := blob.Open(ctx, url+"/team-a", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer a.Close()
+	other, err := blob.Open(ctx, url+"/team-b", opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer other.Close()
+	parent, err := blob.Open(ctx, url, opts)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer parent.Close()
+	if _, err := a.Put(ctx, "x/y.txt", strings.NewReader("hi"), ""); err != nil {
+		t.Fatal(err)
+	}
+	if list, err := other.List(ctx, ""); err != nil || len(list) != 0 {
+		t.Fatalf("other prefix sees %+v %v", list, err)
+	}
+	if ok, err := parent.Exists(ctx, "team-a/x/y.txt"); err != nil || !ok {
+		t.Fatalf("object not stored under the URL's prefix: %v %v", ok, err)
+	}
+}
+
+func TestRelativeFileURL(t *testing.T) {
+	dir := t.TempDir()
+	t.Chdir(dir)
+	b, err := blob.Open(context.Background(), "file://./kiln-data/artifacts", blob.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	if _, err := b.Put(context.Background(), "0/r/artifacts/f.txt", strings.NewReader("abc"), ""); err != nil {
+		t.Fatal(err)
+	}
+	got, err := os.ReadFile(filepath.Join(dir, "kiln-data", "artifacts", "0", "r", "artifacts", "f.txt"))
+	if err != nil || string(got) != "abc" {
+		t.Fatalf("file on disk: %q %v", got, err)
+	}
+}
+
+func TestOpenRejectsUnknownScheme(t *testing.T) {
+	for _, u := range []string{"ftp://x/y", "file://", "::"} {
+		if b, err := blob.Open(context.Background(), u, blob.Options{}); err == nil {
+			b.Close()
+			t.Errorf("Open(%q) succeeded", u)
+		}
+	}
 }
 
 func TestFileStoreIsPlain(t *testing.T) {

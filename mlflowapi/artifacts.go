@@ -76,8 +76,33 @@ func contentTypeOf(key string) string {
 	return "application/octet-stream"
 }
 
+// serveObject streams key to the client. A single byte range (Range:
+// bytes=a-b, a- or -n) is answered with 206 and only those bytes read from
+// the store; other requests get the whole object.
 func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, key string) {
-	obj, err := h.artifacts.Get(r.Context(), key)
+	ctx := r.Context()
+	var obj *blob.Object
+	var err error
+	start, end, ranged := int64(0), int64(-1), false
+	if spec := r.Header.Get("Range"); spec != "" {
+		st, err := h.artifacts.Stat(ctx, key)
+		if err != nil {
+			writeError(w, r, h.log, err)
+			return
+		}
+		var ok bool
+		if start, end, ok = parseRange(spec, st.Size); !ok {
+			w.Header().Set("Content-Range", "bytes */"+strconv.FormatInt(st.Size, 10))
+			http.Error(w, "requested range not satisfiable", http.StatusRequestedRangeNotSatisfiable)
+			return
+		}
+		ranged = start >= 0
+	}
+	if ranged {
+		obj, err = h.artifacts.GetRange(ctx, key, start, end-start+1)
+	} else {
+		obj, err = h.artifacts.Get(ctx, key)
+	}
 	if err != nil {
 		writeError(w, r, h.log, err)
 		return
@@ -87,17 +112,67 @@ func (h *Handler) serveObject(w http.ResponseWriter, r *http.Request, key string
 	if ct == "" || ct == "application/octet-stream" {
 		ct = contentTypeOf(key)
 	}
-	w.Header().Set("Content-Type", ct)
-	w.Header().Set("Content-Length", strconv.FormatInt(obj.Size, 10))
-	w.Header().Set("Content-Disposition", "attachment; filename=\""+strings.ReplaceAll(path.Base(key), "\"", "")+"\"")
-	w.Header().Set("X-Content-Type-Options", "nosniff")
-	w.WriteHeader(http.StatusOK)
+	hd := w.Header()
+	hd.Set("Content-Type", ct)
+	hd.Set("Accept-Ranges", "bytes")
+	hd.Set("Content-Disposition", "attachment; filename=\""+strings.NewReplacer("\"", "", "\\", "", "\r", "", "\n", "").Replace(path.Base(key))+"\"")
+	hd.Set("X-Content-Type-Options", "nosniff")
+	if !obj.ModTime.IsZero() {
+		hd.Set("Last-Modified", obj.ModTime.UTC().Format(http.TimeFormat))
+	}
+	status, n := http.StatusOK, obj.Size
+	if ranged {
+		status, n = http.StatusPartialContent, end-start+1
+		hd.Set("Content-Range", "bytes "+strconv.FormatInt(start, 10)+"-"+strconv.FormatInt(end, 10)+"/"+strconv.FormatInt(obj.Size, 10))
+	}
+	hd.Set("Content-Length", strconv.FormatInt(n, 10))
+	w.WriteHeader(status)
 	if r.Method == http.MethodHead {
 		return
 	}
-	if _, err := io.Copy(w, obj); err != nil {
-		h.log.WarnContext(r.Context(), "artifact download interrupted", "key", key, "err", err)
+	if _, err := io.CopyN(w, obj, n); err != nil {
+		h.log.WarnContext(ctx, "artifact download interrupted", "key", key, "err", err)
 	}
+}
+
+// parseRange interprets a Range header for an object of size bytes. It
+// returns the inclusive byte range to send; start < 0 means "send the whole
+// object" (a header this server does not use, such as several ranges); ok
+// is false when the range cannot be satisfied.
+func parseRange(spec string, size int64) (start, end int64, ok bool) {
+	rest, found := strings.CutPrefix(spec, "bytes=")
+	if !found || strings.Contains(rest, ",") {
+		return -1, -1, true
+	}
+	first, last, found := strings.Cut(strings.TrimSpace(rest), "-")
+	if !found {
+		return -1, -1, true
+	}
+	if first == "" { // the last n bytes
+		n, err := strconv.ParseInt(last, 10, 64)
+		if err != nil || n < 0 {
+			return -1, -1, true
+		}
+		if n == 0 || size == 0 {
+			return 0, 0, false
+		}
+		return max(size-n, 0), size - 1, true
+	}
+	start, err := strconv.ParseInt(first, 10, 64)
+	if err != nil || start < 0 {
+		return -1, -1, true
+	}
+	end = size - 1
+	if last != "" {
+		if end, err = strconv.ParseInt(last, 10, 64); err != nil || end < start {
+			return -1, -1, true
+		}
+		end = min(end, size-1)
+	}
+	if start >= size {
+		return 0, 0, false
+	}
+	return start, end, true
 }
 
 func (h *Handler) downloadArtifact(w http.ResponseWriter, r *http.Request) {

@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strings"
 	"testing"
 	"time"
 
@@ -25,7 +26,18 @@ func versitygw() string {
 	if p, err := exec.LookPath("versitygw"); err == nil {
 		return p
 	}
-	for _, dir := range []string{os.Getenv("GOBIN"), filepath.Join(os.Getenv("GOPATH"), "bin"), filepath.Join(os.Getenv("HOME"), "go", "bin")} {
+	dirs := []string{os.Getenv("GOBIN")}
+	if out, err := exec.Command("go", "env", "GOBIN", "GOPATH").Output(); err == nil {
+		lines := strings.Split(strings.TrimRight(string(out), "\n"), "\n")
+		if len(lines) == 2 {
+			dirs = append(dirs, strings.TrimSpace(lines[0]))
+			for _, p := range filepath.SplitList(strings.TrimSpace(lines[1])) {
+				dirs = append(dirs, filepath.Join(p, "bin"))
+			}
+		}
+	}
+	dirs = append(dirs, filepath.Join(os.Getenv("HOME"), "go", "bin"))
+	for _, dir := range dirs {
 		if dir == "" {
 			continue
 		}
