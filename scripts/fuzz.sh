@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
-# Runs every Go fuzz target in the module for the given time each (default 5s).
+# Runs every Go fuzz target in the module for the given -fuzztime each (a duration or Nx; default 3000x).
 set -euo pipefail
-t=${1:-5s}
+t=${1:-3000x}
 cd "$(dirname "$0")/.."
 grep -rl --include='*_test.go' '^func Fuzz' . | sort | while read -r f; do
   pkg="./$(dirname "${f#./}")"
