@@ -3,14 +3,19 @@
 // search ("metrics.rmse < 1 and params.model = 'xgb'"), order_by clauses
 // ("metrics.rmse DESC") and page tokens.
 //
-// Parsing is generic; each domain package decides which attributes and
-// operators it allows and compiles clauses to parameterised SQL itself.
+// The grammar and the error messages follow MLflow's SearchUtils
+// (mlflow/utils/search_utils.py): a filter is comparisons joined by AND,
+// without OR or grouping parentheses. Parsing and the entity-generic type
+// checks (metrics compare with numbers, params and tags with quoted strings)
+// happen here; each domain package decides which attributes and operators it
+// allows and compiles clauses to parameterised SQL itself.
 package filter
 
 import (
 	"encoding/base64"
 	"encoding/json"
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -20,6 +25,7 @@ import (
 // Entity is what a clause's key refers to.
 type Entity int
 
+// The entities a key can name, selected by its prefix ("metrics.", …).
 const (
 	Attribute Entity = iota
 	Metric
@@ -30,8 +36,9 @@ const (
 
 var entityNames = [...]string{"attributes", "metrics", "params", "tags", "datasets"}
 
+// String returns the entity's canonical prefix without the dot ("metrics").
 func (e Entity) String() string {
-	if int(e) < len(entityNames) {
+	if e >= 0 && int(e) < len(entityNames) {
 		return entityNames[e]
 	}
 	return "entity(" + strconv.Itoa(int(e)) + ")"
@@ -49,6 +56,7 @@ var prefixes = map[string]Entity{
 // Op is a comparison operator.
 type Op string
 
+// The comparison operators. "<>" parses as Ne.
 const (
 	Eq        Op = "="
 	Ne        Op = "!="
@@ -73,7 +81,17 @@ func (op Op) Numeric() bool {
 	return false
 }
 
-// Value is a clause's right-hand side: a number, a string or a list of strings.
+// The comparator sets of MLflow's error messages, in a fixed order.
+const (
+	metricOps  = "{'>', '>=', '!=', '=', '<', '<='}"
+	stringOps  = "{'!=', '=', 'LIKE', 'ILIKE'}"
+	datasetOps = "{'!=', '=', 'LIKE', 'ILIKE', 'IN', 'NOT IN'}"
+	allOps     = "{'>', '>=', '!=', '=', '<', '<=', 'LIKE', 'ILIKE', 'IN', 'NOT IN'}"
+)
+
+// Value is a clause's right-hand side: a number (IsNum, Num), a string (Str)
+// or, for IN and NOT IN, a non-empty list of strings (List). IS NULL and IS
+// NOT NULL have the zero Value.
 type Value struct {
 	Str   string
 	Num   float64
@@ -81,7 +99,9 @@ type Value struct {
 	List  []string
 }
 
-// Clause is one comparison of a filter.
+// Clause is one comparison of a filter. Key is unquoted and without the
+// entity prefix; attribute keys are kept as written (aliases such as
+// "created" or "run name" are the domain's to canonicalise).
 type Clause struct {
 	Entity Entity
 	Key    string
@@ -89,23 +109,24 @@ type Clause struct {
 	Value  Value
 }
 
-// String renders the clause in canonical syntax, which Parse accepts.
+// String renders the clause in canonical syntax, which Parse accepts and
+// parses back to the same clause.
 func (c Clause) String() string {
 	var b strings.Builder
 	b.WriteString(c.Entity.String())
-	b.WriteString(".`")
-	b.WriteString(c.Key)
-	b.WriteString("` ")
+	b.WriteString(".")
+	b.WriteString(quoteWith(c.Key, '`'))
+	b.WriteString(" ")
 	b.WriteString(string(c.Op))
 	switch {
 	case c.Op == IsNull || c.Op == IsNotNull:
-	case c.Op == In || c.Op == NotIn:
+	case c.Value.List != nil:
 		b.WriteString(" (")
 		for i, s := range c.Value.List {
 			if i > 0 {
 				b.WriteString(", ")
 			}
-			b.WriteString(quote(s))
+			b.WriteString(quoteWith(s, '\''))
 		}
 		b.WriteString(")")
 	case c.Value.IsNum:
@@ -113,27 +134,36 @@ func (c Clause) String() string {
 		b.WriteString(strconv.FormatFloat(c.Value.Num, 'g', -1, 64))
 	default:
 		b.WriteString(" ")
-		b.WriteString(quote(c.Value.Str))
+		b.WriteString(quoteWith(c.Value.Str, '\''))
 	}
 	return b.String()
 }
 
-func quote(s string) string {
-	if !strings.Contains(s, "'") {
-		return "'" + s + "'"
+// quoteWith quotes s with q, doubling any q inside (SQL style) and, for
+// quotes other than the backtick, any backslash.
+func quoteWith(s string, q byte) string {
+	qs := string(q)
+	s = strings.ReplaceAll(s, qs, qs+qs)
+	if q != '`' {
+		s = strings.ReplaceAll(s, `\`, `\\`)
 	}
-	return `"` + s + `"`
+	return qs + s + qs
 }
 
 // Parse parses a filter string of AND-joined comparisons. An empty filter
-// yields no clauses.
+// yields no clauses. Errors are errdefs.Invalid with MLflow's messages.
+//
+// Like MLflow, Parse tolerates stray ANDs ("a = 'x' AND", "AND a = 'x'").
+// Inside a quoted string, the quote is written twice to stand for itself,
+// as in SQL.
 func Parse(filter string) ([]Clause, error) {
-	if strings.TrimSpace(filter) == "" {
-		return nil, nil
-	}
 	p := &parser{src: filter}
 	var out []Clause
 	for {
+		p.skipAnds()
+		if p.eof() {
+			return out, nil
+		}
 		c, err := p.clause()
 		if err != nil {
 			return nil, err
@@ -143,12 +173,13 @@ func Parse(filter string) ([]Clause, error) {
 		if p.eof() {
 			return out, nil
 		}
-		w := p.word()
+		at := p.pos
+		w := p.peekWord()
+		if strings.EqualFold(w, "or") {
+			return nil, errdefs.Invalid("Invalid clause(s) in filter string: 'OR'")
+		}
 		if !strings.EqualFold(w, "and") {
-			if strings.EqualFold(w, "or") {
-				return nil, errdefs.Invalid("Invalid clause(s) in filter string: 'OR'. Only AND is supported: %q", filter)
-			}
-			return nil, errdefs.Invalid("Invalid clause(s) in filter string: %q", p.rest(p.pos-len(w)))
+			return nil, p.invalidClauses(at)
 		}
 	}
 }
@@ -160,289 +191,503 @@ type parser struct {
 
 func (p *parser) eof() bool { return p.pos >= len(p.src) }
 
-func (p *parser) rest(from int) string {
-	if from < 0 {
-		from = 0
-	}
-	if from > len(p.src) {
-		from = len(p.src)
-	}
-	return p.src[from:]
+func isSpace(c byte) bool {
+	return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f' || c == '\v'
 }
 
 func (p *parser) space() {
-	for p.pos < len(p.src) {
-		switch p.src[p.pos] {
-		case ' ', '\t', '\n', '\r':
-			p.pos++
-		default:
-			return
-		}
+	for p.pos < len(p.src) && isSpace(p.src[p.pos]) {
+		p.pos++
 	}
 }
 
+// isWordByte reports whether c can be part of a bare word: letters, digits,
+// _ - : / . and any non-ASCII byte.
 func isWordByte(c byte) bool {
 	return c == '_' || c == '-' || c == ':' || c == '/' || c == '.' ||
 		(c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c >= 0x80
 }
 
-// word reads a bare word (letters, digits and _-:/.), possibly empty.
-func (p *parser) word() string {
-	p.space()
-	start := p.pos
-	for p.pos < len(p.src) && isWordByte(p.src[p.pos]) {
-		p.pos++
+func isOpByte(c byte) bool { return c == '<' || c == '>' || c == '=' || c == '!' || c == '~' }
+
+// peekWord returns the bare word at the current position without consuming it.
+func (p *parser) peekWord() string {
+	end := p.pos
+	for end < len(p.src) && isWordByte(p.src[end]) {
+		end++
 	}
-	return p.src[start:p.pos]
+	return p.src[p.pos:end]
 }
 
-// quoted reads a string quoted with q, starting at the opening quote. A
-// doubled quote inside stands for one.
-func (p *parser) quoted(q byte) (string, error) {
-	start := p.pos
-	p.pos++
-	var b strings.Builder
-	for p.pos < len(p.src) {
-		c := p.src[p.pos]
-		p.pos++
-		if c == q {
-			if p.pos < len(p.src) && p.src[p.pos] == q {
-				b.WriteByte(q)
-				p.pos++
+// word consumes and returns the bare word after any space, possibly empty.
+func (p *parser) word() string {
+	p.space()
+	w := p.peekWord()
+	p.pos += len(w)
+	return w
+}
+
+// skipAnds consumes space and any number of AND keywords.
+func (p *parser) skipAnds() {
+	for {
+		p.space()
+		if w := p.peekWord(); strings.EqualFold(w, "and") {
+			p.pos += len(w)
+			continue
+		}
+		return
+	}
+}
+
+// invalidClauses reports the tokens from byte offset from up to the next AND
+// (or the end) as MLflow does: "Invalid clause(s) in filter string: 'a', '>'".
+func (p *parser) invalidClauses(from int) error {
+	toks := lex(p.src[from:])
+	var parts []string
+	for _, t := range toks {
+		if strings.EqualFold(t, "and") && len(parts) > 0 {
+			break
+		}
+		parts = append(parts, "'"+t+"'")
+	}
+	if len(parts) == 0 {
+		parts = []string{"''"}
+	}
+	return errdefs.Invalid("Invalid clause(s) in filter string: %s", strings.Join(parts, ", "))
+}
+
+// lex splits s into rough SQL tokens for error messages: quoted strings,
+// parenthesised groups, operator runs, bare words and single other bytes.
+// It never fails: an unterminated quote or parenthesis runs to the end.
+func lex(s string) []string {
+	var toks []string
+	i := 0
+	for i < len(s) {
+		c := s[i]
+		start := i
+		switch {
+		case isSpace(c):
+			i++
+			continue
+		case c == '\'' || c == '"' || c == '`':
+			i, _ = skipQuoted(s, i)
+		case c == '(':
+			i, _ = skipParens(s, i)
+		case isOpByte(c):
+			for i < len(s) && isOpByte(s[i]) {
+				i++
+			}
+		case isWordByte(c):
+			// An identifier may mix bare and quoted parts: metrics.`a b`.
+			for i < len(s) {
+				if isWordByte(s[i]) {
+					i++
+				} else if (s[i] == '`' || s[i] == '"') && s[i-1] == '.' {
+					i, _ = skipQuoted(s, i)
+				} else {
+					break
+				}
+			}
+		default:
+			i++
+		}
+		toks = append(toks, s[start:i])
+	}
+	return toks
+}
+
+// skipQuoted returns the offset just past the quoted string starting at i
+// and whether it is terminated; an unterminated string runs to the end.
+// Inside, a doubled quote stands for one; in '…' and "…" (not in `…`), as
+// in sqlparse, a backslash escapes the quote or a backslash.
+func skipQuoted(s string, i int) (int, bool) {
+	q := s[i]
+	i++
+	for i < len(s) {
+		if s[i] == '\\' && q != '`' && i+1 < len(s) && (s[i+1] == q || s[i+1] == '\\') {
+			i += 2
+			continue
+		}
+		if s[i] == q {
+			if i+1 < len(s) && s[i+1] == q {
+				i += 2
 				continue
 			}
-			return b.String(), nil
+			return i + 1, true
+		}
+		i++
+	}
+	return len(s), false
+}
+
+// skipParens returns the offset just past the parenthesised group starting
+// at i and whether it is closed; an unclosed group runs to the end.
+func skipParens(s string, i int) (int, bool) {
+	depth := 0
+	for i < len(s) {
+		switch s[i] {
+		case '\'', '"', '`':
+			end, ok := skipQuoted(s, i)
+			if !ok {
+				return end, false
+			}
+			i = end
+			continue
+		case '(':
+			depth++
+		case ')':
+			depth--
+		}
+		i++
+		if depth == 0 {
+			return i, true
+		}
+	}
+	return len(s), false
+}
+
+// quoted reads a string quoted with the quote at the current position. A
+// doubled quote inside stands for one. ok is false when it is unterminated.
+func (p *parser) quoted() (string, bool) {
+	q := p.src[p.pos]
+	end, ok := skipQuoted(p.src, p.pos)
+	if !ok {
+		return "", false
+	}
+	raw := p.src[p.pos+1 : end-1]
+	p.pos = end
+	if !strings.ContainsRune(raw, rune(q)) && !strings.Contains(raw, "\\") {
+		return raw, true
+	}
+	var b strings.Builder
+	for i := 0; i < len(raw); i++ {
+		c := raw[i]
+		if (c == q || (c == '\\' && q != '`')) && i+1 < len(raw) && (raw[i+1] == q || raw[i+1] == c) {
+			i++ // '' or \' or \\ stands for its second byte
+			c = raw[i]
 		}
 		b.WriteByte(c)
 	}
-	return "", errdefs.Invalid("Invalid filter string: unterminated quote at %q", p.rest(start))
+	return b.String(), true
 }
 
-// identifier reads `prefix.key`, `key`, or quoted forms of either part.
-func (p *parser) identifier() (Entity, string, error) {
+// identifier reads prefix.key, key, or quoted forms of either part. ok is
+// false when no identifier starts at the current position.
+func (p *parser) identifier() (e Entity, key string, ok bool, err error) {
 	p.space()
-	start := p.pos
 	var parts []string
-	afterDot := false
 	for {
 		if p.eof() {
-			if afterDot {
-				return 0, "", errdefs.Invalid("Invalid filter string %q: empty key after %q", p.src, parts[0])
-			}
-			break
+			return 0, "", false, nil
 		}
 		c := p.src[p.pos]
 		if c == '"' || c == '`' {
-			s, err := p.quoted(c)
-			if err != nil {
-				return 0, "", err
+			s, ok := p.quoted()
+			if !ok {
+				return 0, "", false, nil
 			}
 			parts = append(parts, s)
 		} else {
-			w := p.wordNoDot()
-			if w == "" {
-				if afterDot {
-					return 0, "", errdefs.Invalid("Invalid filter string %q: empty key after %q", p.src, parts[0])
-				}
-				break
+			start := p.pos
+			for p.pos < len(p.src) && isWordByte(p.src[p.pos]) && p.src[p.pos] != '.' {
+				p.pos++
 			}
-			parts = append(parts, w)
+			if p.pos == start {
+				return 0, "", false, nil
+			}
+			parts = append(parts, p.src[start:p.pos])
 		}
-		afterDot = p.pos < len(p.src) && p.src[p.pos] == '.'
-		if !afterDot {
+		if p.eof() || p.src[p.pos] != '.' {
 			break
 		}
 		p.pos++
 	}
-	if len(parts) == 0 || (len(parts) == 1 && parts[0] == "") {
-		return 0, "", errdefs.Invalid("Invalid filter string %q: expected an identifier at %q", p.src, p.rest(start))
-	}
-	if len(parts) >= 2 {
-		if e, ok := prefixes[strings.ToLower(parts[0])]; ok {
-			key := strings.Join(parts[1:], ".")
-			if key == "" {
-				return 0, "", errdefs.Invalid("Invalid filter string %q: empty key after %q", p.src, parts[0])
-			}
-			return e, key, nil
+	if len(parts) == 1 {
+		if parts[0] == "" {
+			return 0, "", false, nil
 		}
+		return Attribute, parts[0], true, nil
 	}
-	return Attribute, strings.Join(parts, "."), nil
+	e, known := prefixes[strings.ToLower(parts[0])]
+	if !known {
+		return 0, "", false, errdefs.Invalid("Invalid entity type '%s'. Valid values are ['metric', 'parameter', 'tag', 'attribute', 'dataset']", parts[0])
+	}
+	key = strings.Join(parts[1:], ".")
+	if key == "" {
+		return 0, "", false, nil
+	}
+	return e, key, true, nil
 }
 
-func (p *parser) wordNoDot() string {
-	start := p.pos
-	for p.pos < len(p.src) && isWordByte(p.src[p.pos]) && p.src[p.pos] != '.' {
-		p.pos++
-	}
-	return p.src[start:p.pos]
-}
-
-func (p *parser) op() (Op, error) {
+// op reads a comparator. raw is the unrecognised operator text, if any.
+func (p *parser) op() (op Op, raw string, ok bool) {
 	p.space()
-	start := p.pos
 	if p.eof() {
-		return "", errdefs.Invalid("Invalid filter string %q: expected a comparator at the end", p.src)
+		return "", "", false
 	}
-	switch c := p.src[p.pos]; c {
-	case '=':
-		p.pos++
-		if p.pos < len(p.src) && p.src[p.pos] == '=' {
+	if isOpByte(p.src[p.pos]) {
+		start := p.pos
+		for p.pos < len(p.src) && isOpByte(p.src[p.pos]) {
 			p.pos++
 		}
-		return Eq, nil
-	case '!':
-		if strings.HasPrefix(p.src[p.pos:], "!=") {
-			p.pos += 2
-			return Ne, nil
+		switch s := p.src[start:p.pos]; s {
+		case "=":
+			return Eq, s, true
+		case "!=", "<>":
+			return Ne, s, true
+		case ">":
+			return Gt, s, true
+		case ">=":
+			return Ge, s, true
+		case "<":
+			return Lt, s, true
+		case "<=":
+			return Le, s, true
+		default:
+			return "", s, false
 		}
-	case '<':
-		switch {
-		case strings.HasPrefix(p.src[p.pos:], "<="):
-			p.pos += 2
-			return Le, nil
-		case strings.HasPrefix(p.src[p.pos:], "<>"):
-			p.pos += 2
-			return Ne, nil
-		}
-		p.pos++
-		return Lt, nil
-	case '>':
-		if strings.HasPrefix(p.src[p.pos:], ">=") {
-			p.pos += 2
-			return Ge, nil
-		}
-		p.pos++
-		return Gt, nil
 	}
-	w := strings.ToUpper(p.word())
-	switch w {
+	save := p.pos
+	switch strings.ToUpper(p.word()) {
 	case "LIKE":
-		return Like, nil
+		return Like, "", true
 	case "ILIKE":
-		return ILike, nil
+		return ILike, "", true
 	case "IN":
-		return In, nil
+		return In, "", true
 	case "NOT":
-		if strings.ToUpper(p.word()) == "IN" {
-			return NotIn, nil
+		if strings.EqualFold(p.word(), "IN") {
+			return NotIn, "", true
 		}
 	case "IS":
-		save := p.pos
-		w2 := strings.ToUpper(p.word())
-		if w2 == "NULL" {
-			return IsNull, nil
+		switch strings.ToUpper(p.word()) {
+		case "NULL":
+			return IsNull, "", true
+		case "NOT":
+			if strings.EqualFold(p.word(), "NULL") {
+				return IsNotNull, "", true
+			}
 		}
-		if w2 == "NOT" && strings.ToUpper(p.word()) == "NULL" {
-			return IsNotNull, nil
-		}
-		p.pos = save
 	}
-	return "", errdefs.Invalid("Invalid comparator in filter string %q at %q", p.src, p.rest(start))
+	p.pos = save
+	return "", "", false
 }
 
-func (p *parser) value(op Op) (Value, error) {
+// valueKind classifies a parsed right-hand side.
+type valueKind int
+
+const (
+	noValue   valueKind = iota // nothing usable: the clause is malformed
+	numValue                   // a numeric literal
+	strValue                   // a quoted string
+	listValue                  // a parenthesised list of quoted strings
+	bareWord                   // an unquoted word such as NaN or abc
+)
+
+// value reads a right-hand side, returning its raw text for messages.
+func (p *parser) value() (Value, valueKind, string, error) {
 	p.space()
-	start := p.pos
 	if p.eof() {
-		return Value{}, errdefs.Invalid("Invalid filter string %q: missing value after %s", p.src, op)
+		return Value{}, noValue, "", nil
 	}
+	start := p.pos
 	c := p.src[p.pos]
 	switch {
 	case c == '\'' || c == '"':
-		s, err := p.quoted(c)
-		return Value{Str: s}, err
+		s, ok := p.quoted()
+		if !ok {
+			return Value{}, noValue, "", nil
+		}
+		return Value{Str: s}, strValue, p.src[start:p.pos], nil
 	case c == '(':
-		p.pos++
-		var list []string
-		for {
-			p.space()
-			if p.eof() {
-				return Value{}, errdefs.Invalid("Invalid filter string %q: unterminated list", p.src)
-			}
-			q := p.src[p.pos]
-			if q != '\'' && q != '"' {
-				return Value{}, errdefs.Invalid("Invalid filter string %q: list values must be quoted strings, at %q", p.src, p.rest(p.pos))
-			}
-			s, err := p.quoted(q)
-			if err != nil {
-				return Value{}, err
-			}
-			list = append(list, s)
-			p.space()
-			if p.eof() {
-				return Value{}, errdefs.Invalid("Invalid filter string %q: unterminated list", p.src)
-			}
-			if p.src[p.pos] == ',' {
-				p.pos++
-				continue
-			}
-			if p.src[p.pos] == ')' {
-				p.pos++
-				return Value{List: list}, nil
-			}
-			return Value{}, errdefs.Invalid("Invalid filter string %q: expected ',' or ')' at %q", p.src, p.rest(p.pos))
+		return p.list()
+	}
+	if n := numberLen(p.src[p.pos:]); n > 0 && (p.pos+n == len(p.src) || !isWordByte(p.src[p.pos+n])) {
+		raw := p.src[p.pos : p.pos+n]
+		f, err := strconv.ParseFloat(raw, 64)
+		if err == nil && !math.IsInf(f, 0) {
+			p.pos += n
+			return Value{Num: f, IsNum: true}, numValue, raw, nil
 		}
 	}
-	// A number: sign, digits, fraction, exponent.
-	for p.pos < len(p.src) && strings.IndexByte("+-0123456789.eE", p.src[p.pos]) >= 0 {
-		p.pos++
+	if w := p.peekWord(); w != "" && !strings.EqualFold(w, "and") {
+		p.pos += len(w)
+		return Value{}, bareWord, w, nil
 	}
-	num := p.src[start:p.pos]
-	f, err := strconv.ParseFloat(num, 64)
-	if err != nil || num == "" {
-		return Value{}, errdefs.Invalid("Invalid filter string %q: expected a number or a quoted string at %q", p.src, p.rest(start))
+	return Value{}, noValue, "", nil
+}
+
+// numberLen returns the length of the numeric literal at the start of s
+// (-?(digits[.digits]|.digits)([eE][+-]?digits)?), or 0.
+func numberLen(s string) int {
+	i := 0
+	if i < len(s) && s[i] == '-' {
+		i++
 	}
-	return Value{Num: f, IsNum: true}, nil
+	digits := func() int {
+		n := 0
+		for i < len(s) && s[i] >= '0' && s[i] <= '9' {
+			i++
+			n++
+		}
+		return n
+	}
+	n := digits()
+	if i < len(s) && s[i] == '.' {
+		i++
+		n += digits()
+	}
+	if n == 0 {
+		return 0
+	}
+	if i < len(s) && (s[i] == 'e' || s[i] == 'E') {
+		j := i
+		i++
+		if i < len(s) && (s[i] == '+' || s[i] == '-') {
+			i++
+		}
+		if digits() == 0 {
+			i = j
+		}
+	}
+	return i
+}
+
+// list reads a parenthesised list of quoted strings; a trailing comma is
+// allowed, as in MLflow.
+func (p *parser) list() (Value, valueKind, string, error) {
+	start := p.pos
+	end, closed := skipParens(p.src, start)
+	if !closed {
+		return Value{}, noValue, "", nil
+	}
+	raw := p.src[start:end]
+	p.pos++
+	list := []string{}
+	for {
+		p.space()
+		if p.src[p.pos] == ')' {
+			p.pos++
+			break
+		}
+		q := p.src[p.pos]
+		if q != '\'' && q != '"' {
+			return Value{}, noValue, "", errdefs.Invalid("While parsing a list in the query, expected string value, punctuation, or whitespace, but got different type in list: %s", raw)
+		}
+		s, _ := p.quoted() // terminated: lex matched the closing parenthesis
+		list = append(list, s)
+		p.space()
+		switch p.src[p.pos] {
+		case ',':
+			p.pos++
+		case ')':
+		default:
+			return Value{}, noValue, "", errdefs.Invalid("While parsing a list in the query, expected string value, punctuation, or whitespace, but got different type in list: %s", raw)
+		}
+	}
+	if len(list) == 0 {
+		return Value{}, noValue, "", errdefs.Invalid("While parsing a list in the query, expected a non-empty list of string values, but got empty list")
+	}
+	return Value{List: list}, listValue, raw, nil
 }
 
 func (p *parser) clause() (Clause, error) {
 	p.space()
-	if !p.eof() && p.src[p.pos] == '(' {
-		return Clause{}, errdefs.Invalid("Invalid filter string %q: parentheses are not supported", p.src)
-	}
-	e, key, err := p.identifier()
+	start := p.pos
+	e, key, ok, err := p.identifier()
 	if err != nil {
 		return Clause{}, err
 	}
-	op, err := p.op()
-	if err != nil {
-		return Clause{}, err
+	if !ok {
+		return Clause{}, p.invalidClauses(start)
+	}
+	op, rawOp, ok := p.op()
+	if !ok {
+		if rawOp == "" {
+			return Clause{}, p.invalidClauses(start)
+		}
+		return Clause{}, invalidComparator(e, rawOp)
 	}
 	c := Clause{Entity: e, Key: key, Op: op}
-	if op != IsNull && op != IsNotNull {
-		if c.Value, err = p.value(op); err != nil {
-			return Clause{}, err
-		}
+	if op == IsNull || op == IsNotNull {
+		return c, check(c, noValue, "")
 	}
-	return c, check(p.src, c)
+	v, kind, raw, err := p.value()
+	if err != nil {
+		return Clause{}, err
+	}
+	if kind == noValue || ((op == In || op == NotIn) && kind != listValue) {
+		return Clause{}, p.invalidClauses(start)
+	}
+	c.Value = v
+	return c, check(c, kind, raw)
 }
 
-// check applies the entity-generic type rules.
-func check(src string, c Clause) error {
-	listOp := c.Op == In || c.Op == NotIn
-	if listOp != (c.Value.List != nil) {
-		if listOp {
-			return errdefs.Invalid("Invalid filter string %q: %s needs a parenthesised list of quoted strings", src, c.Op)
-		}
-		return errdefs.Invalid("Invalid filter string %q: a list value needs IN or NOT IN", src)
+func invalidComparator(e Entity, op string) error {
+	set := allOps
+	switch e {
+	case Metric:
+		set = metricOps
+	case Param, Tag:
+		set = stringOps
+	case Dataset:
+		set = datasetOps
 	}
+	return errdefs.Invalid("Invalid comparator '%s' not one of '%s'", op, set)
+}
+
+// check applies the entity-generic type rules, value type first and then
+// the comparator, in MLflow's order and with its messages.
+func check(c Clause, kind valueKind, raw string) error {
 	switch c.Entity {
 	case Metric:
-		if !c.Op.Numeric() || !c.Value.IsNum {
-			return errdefs.Invalid("Invalid filter string %q: metric %q must be compared to a number with one of =, !=, >, >=, <, <=", src, c.Key)
+		if kind != numValue && kind != noValue {
+			return errdefs.Invalid("Expected numeric value type for metric. Found %s", raw)
+		}
+		if !c.Op.Numeric() {
+			return invalidComparator(c.Entity, string(c.Op))
 		}
 	case Param, Tag:
+		name := "parameter"
+		if c.Entity == Tag {
+			name = "tag"
+		}
+		switch kind {
+		case numValue, listValue:
+			return errdefs.Invalid("Expected a quoted string value for %s (e.g. 'my-value'). Got value %s", name, raw)
+		case bareWord:
+			return notQuoted(raw)
+		}
 		switch c.Op {
-		case Eq, Ne, Like, ILike:
-			if c.Value.IsNum {
-				return errdefs.Invalid("Invalid filter string %q: expected a quoted string value for %s.%s", src, c.Entity, c.Key)
-			}
-		case IsNull, IsNotNull:
+		case Eq, Ne, Like, ILike, IsNull, IsNotNull:
 		default:
-			return errdefs.Invalid("Invalid comparator '%s' for %s %q: use one of =, !=, LIKE, ILIKE", c.Op, strings.TrimSuffix(c.Entity.String(), "s"), c.Key)
+			return invalidComparator(c.Entity, string(c.Op))
+		}
+	case Dataset:
+		switch kind {
+		case numValue:
+			return errdefs.Invalid("Expected a quoted string value for dataset attributes. Got value %s", raw)
+		case bareWord:
+			return notQuoted(raw)
+		}
+		switch c.Op {
+		case Eq, Ne, Like, ILike, In, NotIn:
+		default:
+			return invalidComparator(c.Entity, string(c.Op))
+		}
+	default:
+		if kind == bareWord {
+			return notQuoted(raw)
 		}
 	}
+	if kind == listValue && c.Op != In && c.Op != NotIn {
+		return errdefs.Invalid("Invalid comparator '%s' for a list of values: only IN and NOT IN take a list", c.Op)
+	}
 	return nil
+}
+
+func notQuoted(raw string) error {
+	return errdefs.Invalid("Parameter value is either not quoted or unidentified quote types used for string value %s. Use either single or double quotes.", raw)
 }
 
 // OrderBy is one parsed order_by clause.
@@ -452,50 +697,81 @@ type OrderBy struct {
 	Ascending bool
 }
 
-// ParseOrderBy parses "<identifier> [ASC|DESC]"; the default is ascending.
+// ParseOrderBy parses "<identifier> [ASC|DESC]" (case-insensitive); the
+// default is ascending. Keys may be quoted with backticks or double quotes.
 func ParseOrderBy(s string) (OrderBy, error) {
+	bad := errdefs.Invalid("Invalid order_by clause '%s'. Could not be parsed.", s)
 	p := &parser{src: s}
-	e, key, err := p.identifier()
+	e, key, ok, err := p.identifier()
 	if err != nil {
-		return OrderBy{}, errdefs.Invalid("Invalid order_by clause '%s'. Could not be parsed.", s)
+		return OrderBy{}, err
+	}
+	if !ok {
+		return OrderBy{}, bad
 	}
 	ob := OrderBy{Entity: e, Key: key, Ascending: true}
-	switch strings.ToUpper(p.word()) {
-	case "", "ASC":
+	p.space()
+	if p.eof() {
+		return ob, nil
+	}
+	if !isSpace(p.src[p.pos-1]) {
+		return OrderBy{}, bad
+	}
+	w := p.word()
+	p.space()
+	if w == "" || !p.eof() {
+		return OrderBy{}, bad
+	}
+	switch strings.ToUpper(w) {
+	case "ASC":
 	case "DESC":
 		ob.Ascending = false
 	default:
-		return OrderBy{}, errdefs.Invalid("Invalid order_by clause '%s'. Could not be parsed.", s)
-	}
-	p.space()
-	if !p.eof() {
-		return OrderBy{}, errdefs.Invalid("Invalid order_by clause '%s'. Could not be parsed.", s)
+		return OrderBy{}, errdefs.Invalid("Invalid ordering key in order_by clause '%s'.", s)
 	}
 	return ob, nil
 }
 
-// EncodePageToken returns MLflow's page token for a result offset.
+// EncodePageToken returns MLflow's page token for a result offset:
+// base64 of the JSON {"offset": N}, byte for byte as MLflow writes it.
 func EncodePageToken(offset int) string {
-	b, _ := json.Marshal(map[string]int{"offset": offset})
-	return base64.StdEncoding.EncodeToString(b)
+	return base64.StdEncoding.EncodeToString(fmt.Appendf(nil, `{"offset": %d}`, offset))
 }
 
-// DecodePageToken returns the offset of a page token; "" is offset 0.
+// DecodePageToken returns the offset of a page token; "" is offset 0. Like
+// MLflow it accepts the offset as a JSON number or a numeric string.
 func DecodePageToken(tok string) (int, error) {
 	if tok == "" {
 		return 0, nil
 	}
 	raw, err := base64.StdEncoding.DecodeString(tok)
 	if err != nil {
-		if raw, err = base64.URLEncoding.DecodeString(tok); err != nil {
-			return 0, errdefs.Invalid("Invalid page token, could not base64-decode: %q", tok)
+		if raw, err = base64.RawStdEncoding.DecodeString(strings.TrimRight(tok, "=")); err != nil {
+			if raw, err = base64.URLEncoding.DecodeString(tok); err != nil {
+				return 0, errdefs.Invalid("Invalid page token, could not base64-decode")
+			}
 		}
 	}
-	var v struct {
-		Offset *int `json:"offset"`
+	var v map[string]json.RawMessage
+	if err := json.Unmarshal(raw, &v); err != nil {
+		return 0, errdefs.Invalid("Invalid page token, decoded value=%s", raw)
 	}
-	if err := json.Unmarshal(raw, &v); err != nil || v.Offset == nil || *v.Offset < 0 {
-		return 0, errdefs.Invalid("Invalid page token %q: %s", tok, fmt.Sprint("expected an offset"))
+	off, ok := v["offset"]
+	if !ok || string(off) == "null" {
+		return 0, errdefs.Invalid("Invalid page token, parsed value=%s", raw)
 	}
-	return *v.Offset, nil
+	var n int
+	if err := json.Unmarshal(off, &n); err != nil {
+		var s string
+		if json.Unmarshal(off, &s) != nil {
+			return 0, errdefs.Invalid("Invalid page token, parsed value=%s", raw)
+		}
+		if n, err = strconv.Atoi(strings.TrimSpace(s)); err != nil {
+			return 0, errdefs.Invalid("Invalid page token, not stringable %s", s)
+		}
+	}
+	if n < 0 {
+		return 0, errdefs.Invalid("Invalid page token, parsed value=%s", raw)
+	}
+	return n, nil
 }
