@@ -130,7 +130,7 @@ func (q versionReq) nv() (string, int64, error) {
 	if err != nil {
 		return "", 0, err
 	}
-	if q.Version == nil {
+	if q.Version == nil || *q.Version == "" {
 		return "", 0, missing("version")
 	}
 	v, err := registry.ParseVersion(*q.Version)
@@ -169,7 +169,7 @@ func (h *Handler) renameRegisteredModel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.NewName == nil {
+	if req.NewName == nil || *req.NewName == "" {
 		return nil, missing("new_name")
 	}
 	return modelResp(h.registry.RenameRegisteredModel(r.Context(), name, *req.NewName))
@@ -281,13 +281,10 @@ func (h *Handler) setRegisteredModelTag(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Key == nil {
+	if req.Key == nil || *req.Key == "" {
 		return nil, missing("key")
 	}
-	if req.Value == nil {
-		return nil, missing("value")
-	}
-	return nil, h.registry.SetRegisteredModelTag(r.Context(), name, *req.Key, *req.Value)
+	return nil, h.registry.SetRegisteredModelTag(r.Context(), name, *req.Key, deref(req.Value))
 }
 
 func (h *Handler) deleteRegisteredModelTag(r *http.Request) (any, error) {
@@ -302,7 +299,7 @@ func (h *Handler) deleteRegisteredModelTag(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Key == nil {
+	if req.Key == nil || *req.Key == "" {
 		return nil, missing("key")
 	}
 	return nil, h.registry.DeleteRegisteredModelTag(r.Context(), name, *req.Key)
@@ -323,10 +320,10 @@ func (h *Handler) setAlias(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Alias == nil {
+	if req.Alias == nil || *req.Alias == "" {
 		return nil, missing("alias")
 	}
-	if req.Version == nil {
+	if req.Version == nil || *req.Version == "" {
 		return nil, missing("version")
 	}
 	v, err := registry.ParseVersion(*req.Version)
@@ -345,7 +342,7 @@ func (h *Handler) deleteAlias(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Alias == nil {
+	if req.Alias == nil || *req.Alias == "" {
 		return nil, missing("alias")
 	}
 	return nil, h.registry.DeleteAlias(r.Context(), name, *req.Alias)
@@ -360,7 +357,7 @@ func (h *Handler) getByAlias(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Alias == nil {
+	if req.Alias == nil || *req.Alias == "" {
 		return nil, missing("alias")
 	}
 	return versionResp(h.registry.GetVersionByAlias(r.Context(), name, *req.Alias))
@@ -383,7 +380,7 @@ func (h *Handler) createModelVersion(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Source == nil {
+	if req.Source == nil || *req.Source == "" {
 		return nil, missing("source")
 	}
 	tags := make([]registry.KV, len(req.Tags))
@@ -458,7 +455,7 @@ func (h *Handler) transitionStage(r *http.Request) (any, error) {
 	var req struct {
 		versionReq
 		Stage           *string `json:"stage"`
-		ArchiveExisting *bool   `json:"archive_existing_versions"`
+		ArchiveExisting bool    `json:"archive_existing_versions"`
 	}
 	if err := decode(r, &req); err != nil {
 		return nil, err
@@ -467,13 +464,10 @@ func (h *Handler) transitionStage(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Stage == nil {
+	if req.Stage == nil || *req.Stage == "" {
 		return nil, missing("stage")
 	}
-	if req.ArchiveExisting == nil {
-		return nil, missing("archive_existing_versions")
-	}
-	return versionResp(h.registry.TransitionStage(r.Context(), name, v, *req.Stage, *req.ArchiveExisting))
+	return versionResp(h.registry.TransitionStage(r.Context(), name, v, *req.Stage, req.ArchiveExisting))
 }
 
 func (h *Handler) getDownloadURI(r *http.Request) (any, error) {
@@ -504,13 +498,10 @@ func (h *Handler) setModelVersionTag(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Key == nil {
+	if req.Key == nil || *req.Key == "" {
 		return nil, missing("key")
 	}
-	if req.Value == nil {
-		return nil, missing("value")
-	}
-	return nil, h.registry.SetModelVersionTag(r.Context(), name, v, *req.Key, *req.Value)
+	return nil, h.registry.SetModelVersionTag(r.Context(), name, v, *req.Key, deref(req.Value))
 }
 
 func (h *Handler) deleteModelVersionTag(r *http.Request) (any, error) {
@@ -525,8 +516,16 @@ func (h *Handler) deleteModelVersionTag(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	if req.Key == nil {
+	if req.Key == nil || *req.Key == "" {
 		return nil, missing("key")
 	}
 	return nil, h.registry.DeleteModelVersionTag(r.Context(), name, v, *req.Key)
+}
+
+// deref returns *p, or "" for nil (an optional string field left out).
+func deref(p *string) string {
+	if p == nil {
+		return ""
+	}
+	return *p
 }

@@ -5,10 +5,8 @@ package registry
 import (
 	"context"
 	"database/sql"
-	"encoding/json"
 	"errors"
 	"fmt"
-	"regexp"
 	"strconv"
 	"strings"
 	"time"
@@ -97,58 +95,7 @@ func CanonicalStage(s string) (string, error) {
 	return "", errdefs.Invalid("Invalid Model Version stage: %s. Value must be one of %s, %s, %s, %s.", s, StageNone, StageStaging, StageProduction, StageArchived)
 }
 
-const (
-	maxNameLength   = 256
-	maxTagKey       = 250
-	maxTagValue     = 5000
-	maxAliasLength  = 255
-	maxDescription  = 65535
-	pendingAttempts = 10
-)
-
-var (
-	aliasRe    = regexp.MustCompile(`^[\w\-]*$`)
-	reservedRe = regexp.MustCompile(`^(?i:latest)$|^v\d+$`)
-)
-
 func now() int64 { return time.Now().UnixMilli() }
-
-func validateName(name string) error {
-	if name == "" {
-		return errdefs.Invalid("Registered model name cannot be empty.")
-	}
-	if len(name) > maxNameLength {
-		return errdefs.Invalid("Registered model name '%s…' exceeds the maximum length of %d.", name[:32], maxNameLength)
-	}
-	if strings.ContainsRune(name, 0) || strings.Contains(name, "..") {
-		return errdefs.Invalid("Invalid registered model name '%s'.", name)
-	}
-	return nil
-}
-
-func validateTag(key, value string) error {
-	if key == "" {
-		return errdefs.Invalid("Missing value for required parameter 'key'.")
-	}
-	if len(key) > maxTagKey {
-		return errdefs.Invalid("Tag key '%s' had length %d, which exceeded length limit of %d", key[:32], len(key), maxTagKey)
-	}
-	if len(value) > maxTagValue {
-		return errdefs.Invalid("Tag value for key '%s' had length %d, which exceeded length limit of %d", key, len(value), maxTagValue)
-	}
-	return nil
-}
-
-// ValidateAlias checks an alias name as MLflow does.
-func ValidateAlias(alias string) error {
-	if alias == "" || len(alias) > maxAliasLength || !aliasRe.MatchString(alias) {
-		return errdefs.Invalid("Invalid alias name: '%s'. Alias names may only contain alphanumerics, underscores (_) and dashes (-), and must be between 1 and %d characters.", alias, maxAliasLength)
-	}
-	if reservedRe.MatchString(alias) {
-		return errdefs.Invalid("'%s' alias name (case insensitive) is reserved.", alias)
-	}
-	return nil
-}
 
 func modelNotFound(name string) error {
 	return errdefs.NotFound("Registered Model with name=%s not found", name)
@@ -158,18 +105,9 @@ func versionNotFound(name string, v int64) error {
 	return errdefs.NotFound("Model Version (name=%s, version=%d) not found", name, v)
 }
 
-// ParseVersion parses a version number given as a string.
-func ParseVersion(s string) (int64, error) {
-	v, err := strconv.ParseInt(s, 10, 64)
-	if err != nil || v < 1 {
-		return 0, errdefs.Invalid("Model version must be a positive integer, got '%s'", s)
-	}
-	return v, nil
-}
-
 // CreateRegisteredModel creates a registered model.
 func (s *Store) CreateRegisteredModel(ctx context.Context, name, description string, tags []KV) (*RegisteredModel, error) {
-	if err := validateName(name); err != nil {
+	if err := validateName("name", name); err != nil {
 		return nil, err
 	}
 	for _, t := range tags {
@@ -293,17 +231,24 @@ func placeholders(n int) string {
 
 // RenameRegisteredModel renames a model; versions, tags and aliases follow.
 func (s *Store) RenameRegisteredModel(ctx context.Context, name, newName string) (*RegisteredModel, error) {
-	if err := validateName(newName); err != nil {
+	if err := validateName("new_name", newName); err != nil {
 		return nil, err
 	}
 	err := s.db.Tx(ctx, func(tx store.Tx) error {
 		if _, err := s.modelRow(ctx, tx, name); err != nil {
 			return err
 		}
-		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE registered_models SET name = ?, last_updated_time = ? WHERE name = ?`), newName, now(), name)
+		t := now()
+		_, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE registered_models SET name = ?, last_updated_time = ? WHERE name = ?`), newName, t, name)
 		if store.IsUniqueViolation(err) {
 			return errdefs.AlreadyExists("Registered Model (name=%s) already exists.", newName)
 		}
+		if err != nil {
+			return fmt.Errorf("rename registered model: %w", err)
+		}
+		// Versions, tags and aliases follow through ON UPDATE CASCADE; the
+		// versions are touched as MLflow does.
+		_, err = tx.ExecContext(ctx, s.db.Rebind(`UPDATE model_versions SET last_updated_time = ? WHERE name = ? AND deleted = ?`), t, newName, false)
 		return err
 	})
 	if err != nil {
@@ -351,6 +296,9 @@ func (s *Store) SetRegisteredModelTag(ctx context.Context, name, key, value stri
 
 // DeleteRegisteredModelTag removes a tag from a model.
 func (s *Store) DeleteRegisteredModelTag(ctx context.Context, name, key string) error {
+	if err := validateTagName(key); err != nil {
+		return err
+	}
 	if _, err := s.modelRow(ctx, s.db.R, name); err != nil {
 		return err
 	}
@@ -398,8 +346,12 @@ func (s *Store) GetVersionByAlias(ctx context.Context, name, alias string) (*Mod
 	return s.GetModelVersion(ctx, name, v)
 }
 
-// modelVersionsTag is the logged-model tag listing its registrations.
-const modelVersionsTag = "mlflow.modelVersions"
+// modelVersionsTag is the logged-model tag listing its registrations;
+// promptTag marks registry entries that are prompts.
+const (
+	modelVersionsTag = "mlflow.modelVersions"
+	promptTag        = "mlflow.prompt.is_prompt"
+)
 
 // CreateModelVersionInput describes a new version.
 type CreateModelVersionInput struct {
@@ -417,14 +369,23 @@ type CreateModelVersionInput struct {
 // assigned atomically. Sources models:/<model_id> and runs:/<run_id>/<path>
 // are resolved to storage locations.
 func (s *Store) CreateModelVersion(ctx context.Context, in CreateModelVersionInput) (*ModelVersion, error) {
+	if err := validateName("name", in.Name); err != nil {
+		return nil, err
+	}
 	if in.Source == "" {
-		return nil, errdefs.Invalid("Missing value for required parameter 'source'.")
+		return nil, missingValue("source")
 	}
-	if strings.Contains(in.Source, "..") || strings.Contains(strings.ToLower(in.Source), "%00") || strings.ContainsRune(in.Source, 0) {
-		return nil, errdefs.Invalid("Invalid model version source: '%s'. Sources must not contain '..' or NUL.", in.Source)
-	}
+	isPrompt := false
 	for _, t := range in.Tags {
 		if err := validateTag(t.Key, t.Value); err != nil {
+			return nil, err
+		}
+		isPrompt = isPrompt || t.Key == promptTag
+	}
+	// As MLflow, prompt versions (tagged mlflow.prompt.is_prompt) carry
+	// placeholder sources and skip the source checks.
+	if !isPrompt {
+		if err := s.validateSource(ctx, in.Source, in.RunID, in.ModelID); err != nil {
 			return nil, err
 		}
 	}
@@ -502,30 +463,71 @@ func (s *Store) CreateModelVersion(ctx context.Context, in CreateModelVersionInp
 	return s.GetModelVersion(ctx, in.Name, version)
 }
 
-// tagLoggedModel records a logged model's registrations on it, as
-// [{"name": …, "version": …}].
+// tagLoggedModel records a logged model's registrations on it as MLflow's
+// tracking store does: Python's json.dumps of [{"name": …, "version": N}].
 func (s *Store) tagLoggedModel(ctx context.Context, modelID string) error {
-	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT name, version FROM model_versions WHERE model_id = ? AND deleted = ? ORDER BY name, version`), modelID, false)
+	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT name, version FROM model_versions WHERE model_id = ? AND deleted = ? ORDER BY creation_time, name, version`), modelID, false)
 	if err != nil {
-		return err
+		return fmt.Errorf("list registrations: %w", err)
 	}
-	type reg struct {
-		Name    string `json:"name"`
-		Version string `json:"version"`
-	}
-	var regs []reg
-	for rows.Next() {
-		var n string
+	var b strings.Builder
+	b.WriteByte('[')
+	for n := 0; rows.Next(); n++ {
+		var name string
 		var v int64
-		if err := rows.Scan(&n, &v); err != nil {
+		if err := rows.Scan(&name, &v); err != nil {
 			rows.Close()
 			return err
 		}
-		regs = append(regs, reg{n, strconv.FormatInt(v, 10)})
+		if n > 0 {
+			b.WriteString(", ")
+		}
+		b.WriteString(`{"name": `)
+		b.WriteString(pyJSONString(name))
+		b.WriteString(`, "version": `)
+		b.WriteString(strconv.FormatInt(v, 10))
+		b.WriteByte('}')
 	}
 	rows.Close()
-	b, _ := json.Marshal(regs)
-	return s.sources.SetLoggedModelTag(ctx, modelID, modelVersionsTag, string(b))
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	b.WriteByte(']')
+	return s.sources.SetLoggedModelTag(ctx, modelID, modelVersionsTag, b.String())
+}
+
+// pyJSONString encodes s as Python's json.dumps does (ensure_ascii).
+func pyJSONString(s string) string {
+	var b strings.Builder
+	b.WriteByte('"')
+	for _, r := range s {
+		switch {
+		case r == '"' || r == '\\':
+			b.WriteByte('\\')
+			b.WriteRune(r)
+		case r == '\n':
+			b.WriteString(`\n`)
+		case r == '\r':
+			b.WriteString(`\r`)
+		case r == '\t':
+			b.WriteString(`\t`)
+		case r == '\b':
+			b.WriteString(`\b`)
+		case r == '\f':
+			b.WriteString(`\f`)
+		case r < 0x20 || r >= 0x7f:
+			if r > 0xffff {
+				r -= 0x10000
+				fmt.Fprintf(&b, `\u%04x\u%04x`, 0xd800+(r>>10), 0xdc00+(r&0x3ff))
+			} else {
+				fmt.Fprintf(&b, `\u%04x`, r)
+			}
+		default:
+			b.WriteRune(r)
+		}
+	}
+	b.WriteByte('"')
+	return b.String()
 }
 
 const versionCols = `mv.name, mv.version, mv.creation_time, mv.last_updated_time, mv.description, mv.user_id, mv.current_stage, mv.source,
@@ -657,7 +659,11 @@ func (s *Store) DeleteModelVersion(ctx context.Context, name string, version int
 			return err
 		}
 		modelID = v.ModelID
-		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE model_versions SET deleted = ?, current_stage = 'Deleted_Internal', last_updated_time = ? WHERE name = ? AND version = ?`), true, now(), name, version); err != nil {
+		t := now()
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE model_versions SET deleted = ?, current_stage = 'Deleted_Internal', last_updated_time = ? WHERE name = ? AND version = ?`), true, t, name, version); err != nil {
+			return err
+		}
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE registered_models SET last_updated_time = ? WHERE name = ?`), t, name); err != nil {
 			return err
 		}
 		if _, err := tx.ExecContext(ctx, s.db.Rebind(`DELETE FROM model_version_tags WHERE name = ? AND version = ?`), name, version); err != nil {
@@ -677,16 +683,23 @@ func (s *Store) DeleteModelVersion(ctx context.Context, name string, version int
 // TransitionStage moves a version to a stage; with archiveExisting, other
 // versions in that stage (Staging or Production) move to Archived.
 func (s *Store) TransitionStage(ctx context.Context, name string, version int64, stage string, archiveExisting bool) (*ModelVersion, error) {
-	stage, err := CanonicalStage(stage)
+	canonical, err := CanonicalStage(stage)
 	if err != nil {
 		return nil, err
 	}
+	if archiveExisting && canonical != StageStaging && canonical != StageProduction {
+		return nil, errdefs.Invalid("Model version transition cannot archive existing model versions because '%s' is not an Active stage. Valid stages are ['Staging', 'Production']", stage)
+	}
+	stage = canonical
 	err = s.db.Tx(ctx, func(tx store.Tx) error {
 		if _, err := s.versionRow(ctx, tx, name, version); err != nil {
 			return err
 		}
 		t := now()
-		if archiveExisting && (stage == StageStaging || stage == StageProduction) {
+		if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE registered_models SET last_updated_time = ? WHERE name = ?`), t, name); err != nil {
+			return err
+		}
+		if archiveExisting {
 			if _, err := tx.ExecContext(ctx, s.db.Rebind(`UPDATE model_versions SET current_stage = 'Archived', last_updated_time = ?
 				WHERE name = ? AND current_stage = ? AND version != ? AND deleted = ?`), t, name, stage, version, false); err != nil {
 				return err
@@ -757,6 +770,9 @@ func (s *Store) SetModelVersionTag(ctx context.Context, name string, version int
 
 // DeleteModelVersionTag removes a tag from a version.
 func (s *Store) DeleteModelVersionTag(ctx context.Context, name string, version int64, key string) error {
+	if err := validateTagName(key); err != nil {
+		return err
+	}
 	if _, err := s.versionRow(ctx, s.db.R, name, version); err != nil {
 		return err
 	}

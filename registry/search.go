@@ -3,6 +3,7 @@ package registry
 import (
 	"context"
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/kiln-ml/kiln/errdefs"
@@ -14,7 +15,7 @@ import (
 const (
 	DefaultSearchModels  = 100
 	MaxSearchModels      = 1000
-	DefaultSearchVersion = 10000
+	DefaultSearchVersion = 200000
 	MaxSearchVersions    = 200000
 )
 
@@ -49,31 +50,28 @@ func (s *Store) SearchRegisteredModels(ctx context.Context, q SearchQuery) ([]*R
 	where := []string{"1 = 1"}
 	var args []any
 	for _, c := range clauses {
-		switch {
-		case c.Entity == filter.Attribute && c.Key == "name":
-			if c.Value.IsNum {
-				return nil, "", errdefs.Invalid("Invalid filter '%s': name must be compared to a quoted string", q.Filter)
+		var sqlc string
+		var a []any
+		switch c.Entity {
+		case filter.Attribute:
+			if c.Key != "name" {
+				return nil, "", errdefs.Invalid("Invalid attribute name: %s", c.Key)
 			}
-			sqlc, a, err := filter.CompareSQL(s.db.Dialect, "m.name", c.Op, c.Value)
-			if err != nil {
-				return nil, "", err
-			}
-			where = append(where, sqlc)
-			args = append(args, a...)
-		case c.Entity == filter.Tag:
-			sqlc, a, err := tagCondition(s.db.Dialect, "registered_model_tags t WHERE t.name = m.name", c)
-			if err != nil {
-				return nil, "", err
-			}
-			where = append(where, sqlc)
-			args = append(args, a...)
+			sqlc, a, err = attributeCondition(s.db.Dialect, "m.name", c, false)
+		case filter.Tag:
+			sqlc, a, err = tagCondition(s.db.Dialect, "registered_model_tags t WHERE t.name = m.name", c)
 		default:
-			return nil, "", errdefs.Invalid("Invalid filter '%s': search registered models supports 'name' and 'tags.<key>'", q.Filter)
+			return nil, "", invalidEntity(c)
 		}
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, sqlc)
+		args = append(args, a...)
 	}
 	cols := map[string]string{"name": "m.name", "creation_timestamp": "m.creation_time", "timestamp": "m.creation_time",
 		"last_updated_timestamp": "m.last_updated_time"}
-	order, err := orderClauses(q.OrderBy, cols)
+	order, err := orderClauses(q.OrderBy, cols, "'name', 'creation_timestamp', 'last_updated_timestamp'")
 	if err != nil {
 		return nil, "", err
 	}
@@ -102,8 +100,9 @@ func (s *Store) SearchRegisteredModels(ctx context.Context, q SearchQuery) ([]*R
 	return out, next, s.loadModels(ctx, out)
 }
 
-func orderClauses(orderBy []string, cols map[string]string) ([]string, error) {
+func orderClauses(orderBy []string, cols map[string]string, valid string) ([]string, error) {
 	var order []string
+	seen := map[string]bool{}
 	for _, ob := range orderBy {
 		o, err := filter.ParseOrderBy(ob)
 		if err != nil {
@@ -111,11 +110,24 @@ func orderClauses(orderBy []string, cols map[string]string) ([]string, error) {
 		}
 		col, ok := cols[o.Key]
 		if o.Entity != filter.Attribute || !ok {
-			return nil, errdefs.Invalid("Invalid order by key '%s' specified.", ob)
+			return nil, errdefs.Invalid("Invalid order by key '%s' specified. Valid keys are %s", o.Key, valid)
 		}
+		if seen[col] {
+			return nil, errdefs.Invalid("`order_by` contains duplicate fields: %s", pyList(orderBy))
+		}
+		seen[col] = true
 		order = append(order, filter.OrderSQL(col, o.Ascending))
 	}
 	return order, nil
+}
+
+// pyList renders strings as Python's repr of a list.
+func pyList(ss []string) string {
+	parts := make([]string, len(ss))
+	for i, s := range ss {
+		parts[i] = pyRepr(s)
+	}
+	return "[" + strings.Join(parts, ", ") + "]"
 }
 
 // SearchModelVersions searches versions by name, version_number, run_id,
@@ -133,35 +145,33 @@ func (s *Store) SearchModelVersions(ctx context.Context, q SearchQuery) ([]*Mode
 	args := []any{false}
 	attrs := map[string]string{"name": "mv.name", "run_id": "mv.run_id", "source_path": "mv.source", "version_number": "mv.version", "model_id": "mv.model_id"}
 	for _, c := range clauses {
+		var sqlc string
+		var a []any
 		switch c.Entity {
 		case filter.Attribute:
 			col, ok := attrs[c.Key]
 			if !ok {
-				return nil, "", errdefs.Invalid("Invalid attribute '%s' in filter '%s'. Valid attributes are name, version_number, run_id, source_path.", c.Key, q.Filter)
+				return nil, "", errdefs.Invalid("Invalid attribute name: %s", c.Key)
 			}
-			if (col == "mv.version") != c.Value.IsNum && c.Value.List == nil {
-				return nil, "", errdefs.Invalid("Invalid value for '%s' in filter '%s'", c.Key, q.Filter)
+			if c.Key == "version_number" {
+				sqlc, a, err = versionNumberCondition(c)
+			} else {
+				sqlc, a, err = attributeCondition(s.db.Dialect, col, c, c.Key == "run_id")
 			}
-			sqlc, a, err := filter.CompareSQL(s.db.Dialect, col, c.Op, c.Value)
-			if err != nil {
-				return nil, "", err
-			}
-			where = append(where, sqlc)
-			args = append(args, a...)
 		case filter.Tag:
-			sqlc, a, err := tagCondition(s.db.Dialect, "model_version_tags t WHERE t.name = mv.name AND t.version = mv.version", c)
-			if err != nil {
-				return nil, "", err
-			}
-			where = append(where, sqlc)
-			args = append(args, a...)
+			sqlc, a, err = tagCondition(s.db.Dialect, "model_version_tags t WHERE t.name = mv.name AND t.version = mv.version", c)
 		default:
-			return nil, "", errdefs.Invalid("Invalid entity in filter '%s'", q.Filter)
+			return nil, "", invalidEntity(c)
 		}
+		if err != nil {
+			return nil, "", err
+		}
+		where = append(where, sqlc)
+		args = append(args, a...)
 	}
 	cols := map[string]string{"name": "mv.name", "version_number": "mv.version", "creation_timestamp": "mv.creation_time",
 		"timestamp": "mv.creation_time", "last_updated_timestamp": "mv.last_updated_time"}
-	order, err := orderClauses(q.OrderBy, cols)
+	order, err := orderClauses(q.OrderBy, cols, "'name', 'version_number', 'creation_timestamp', 'last_updated_timestamp'")
 	if err != nil {
 		return nil, "", err
 	}
@@ -179,18 +189,64 @@ func (s *Store) SearchModelVersions(ctx context.Context, q SearchQuery) ([]*Mode
 	return out, next, nil
 }
 
+func invalidEntity(c filter.Clause) error {
+	return errdefs.Invalid("Invalid entity type '%s'. Valid values are ['attribute', 'tag']", strings.TrimSuffix(c.Entity.String(), "s"))
+}
+
+// attributeCondition renders a string attribute clause: = != LIKE ILIKE,
+// and IN where allowIn (run_id), as MLflow's registry store allows.
+func attributeCondition(d store.Dialect, col string, c filter.Clause, allowIn bool) (string, []any, error) {
+	switch c.Op {
+	case filter.Eq, filter.Ne, filter.Like, filter.ILike:
+	case filter.In:
+		if !allowIn {
+			return "", nil, errdefs.Invalid("Invalid comparator for attribute: %s", c.Op)
+		}
+	default:
+		return "", nil, errdefs.Invalid("Invalid comparator for attribute: %s", c.Op)
+	}
+	if c.Op != filter.In && c.Value.IsNum {
+		return "", nil, errdefs.Invalid("Expected a quoted string value for attributes. Got value %s", formatNum(c.Value.Num))
+	}
+	return filter.CompareSQL(d, col, c.Op, c.Value)
+}
+
+// versionNumberCondition renders a version_number clause: numeric
+// comparisons, or IN over a list of integers.
+func versionNumberCondition(c filter.Clause) (string, []any, error) {
+	switch {
+	case c.Op == filter.In || c.Op == filter.NotIn:
+		args := make([]any, len(c.Value.List))
+		for i, s := range c.Value.List {
+			v, err := strconv.ParseInt(strings.TrimSpace(s), 10, 64)
+			if err != nil {
+				return "", nil, errdefs.Invalid("Expected numeric values for version_number. Got value %s", s)
+			}
+			args[i] = v
+		}
+		return "mv.version " + string(c.Op) + " (" + strings.TrimSuffix(strings.Repeat("?, ", len(args)), ", ") + ")", args, nil
+	case !c.Op.Numeric():
+		return "", nil, errdefs.Invalid("Invalid comparator for attribute: %s", c.Op)
+	case !c.Value.IsNum:
+		return "", nil, errdefs.Invalid("Expected numeric value type for version_number. Found '%s'", c.Value.Str)
+	}
+	return "mv.version " + string(c.Op) + " ?", []any{c.Value.Num}, nil
+}
+
+func formatNum(f float64) string { return strconv.FormatFloat(f, 'g', -1, 64) }
+
 // tagCondition renders a tag clause over "<table> t WHERE <join>". As in
 // MLflow's registry, "tags.k != 'v'" also matches entities without tag k
 // (the client itself adds "tags.`mlflow.prompt.is_prompt` != 'true'" to
 // every model search).
 func tagCondition(d store.Dialect, from string, c filter.Clause) (string, []any, error) {
 	switch c.Op {
-	case filter.Ne:
+	case filter.Eq, filter.Ne, filter.Like, filter.ILike:
+	default:
+		return "", nil, errdefs.Invalid("Invalid comparator for tag: %s", c.Op)
+	}
+	if c.Op == filter.Ne {
 		return "NOT EXISTS (SELECT 1 FROM " + from + " AND t.key = ? AND t.value = ?)", []any{c.Key, c.Value.Str}, nil
-	case filter.IsNull:
-		return "NOT EXISTS (SELECT 1 FROM " + from + " AND t.key = ?)", []any{c.Key}, nil
-	case filter.IsNotNull:
-		return "EXISTS (SELECT 1 FROM " + from + " AND t.key = ?)", []any{c.Key}, nil
 	}
 	sqlc, a, err := filter.CompareSQL(d, "t.value", c.Op, c.Value)
 	if err != nil {
