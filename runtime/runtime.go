@@ -80,9 +80,9 @@ type Backend interface {
 // Errors shared by backends; wrap them with %w and context (the file, the
 // operator, the opset).
 var (
-	ErrUnsupported  = errors.New("unsupported")    // an operator, opset, objective or file feature the backend lacks
-	ErrInvalidModel = errors.New("invalid model")  // a file that cannot be decoded
-	ErrInvalidInput = errors.New("invalid input")  // inputs that do not fit the signature
+	ErrUnsupported  = errors.New("unsupported")     // an operator, opset, objective or file feature the backend lacks
+	ErrInvalidModel = errors.New("invalid model")   // a file that cannot be decoded
+	ErrInvalidInput = errors.New("invalid input")   // inputs that do not fit the signature
 	ErrNoBackend    = errors.New("no such runtime") // no backend registered under a name
 )
 
