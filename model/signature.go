@@ -57,9 +57,9 @@ type ParamSpec struct {
 func (s *Schema) IsTensor() bool { return s != nil && len(s.Tensors) > 0 }
 
 type rawSpec struct {
-	Name       *string         `json:"name"`
-	Type       string          `json:"type"`
-	Required   *bool           `json:"required"`
+	Name       *string `json:"name"`
+	Type       string  `json:"type"`
+	Required   *bool   `json:"required"`
 	TensorSpec *struct {
 		DType string  `json:"dtype"`
 		Shape []int64 `json:"shape"`
