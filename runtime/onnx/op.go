@@ -55,6 +55,7 @@ type Attribute struct {
 	Ints    []int64
 	Strings []string
 	Tensors []*tensor.Tensor
+	Graphs  []*Graph
 }
 
 // Node is one operator application in a graph. Static holds, per input, the
