@@ -493,18 +493,18 @@ func decodeAttribute(b []byte, depth int) (*Attribute, error) {
 // raw_data are both accepted; the element count must match the dims.
 func decodeTensor(b []byte) (*tensor.Tensor, error) {
 	var (
-		dims      []int64
-		dataType  int32
-		name      string
-		raw       []byte
-		hasRaw    bool
-		floats    []float32
-		int32s    []int64
-		int64s    []int64
-		doubles   []float64
-		uint64s   []uint64
-		strs      []string
-		external  bool
+		dims     []int64
+		dataType int32
+		name     string
+		raw      []byte
+		hasRaw   bool
+		floats   []float32
+		int32s   []int64
+		int64s   []int64
+		doubles  []float64
+		uint64s  []uint64
+		strs     []string
+		external bool
 	)
 	err := eachField(b, func(num protowire.Number, typ protowire.Type, v []byte, x uint64) error {
 		var err error

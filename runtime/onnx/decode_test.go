@@ -319,7 +319,9 @@ func describeAttr(a *Attribute) map[string]any {
 // Hand-built messages for the paths the Python writer does not take
 // (unpacked repeated fields, bad lengths, unsupported features).
 func TestDecodeHandBuilt(t *testing.T) {
-	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte { return protowire.AppendTag(b, num, typ) }
+	tag := func(b []byte, num protowire.Number, typ protowire.Type) []byte {
+		return protowire.AppendTag(b, num, typ)
+	}
 	msg := func(b []byte, num protowire.Number, inner []byte) []byte {
 		return protowire.AppendBytes(tag(b, num, protowire.BytesType), inner)
 	}
