@@ -113,7 +113,8 @@ func (c *remoteCatalog) call(ctx context.Context, method, path string, query url
 }
 
 // apiError turns an error response (MLflow's {"error_code", "message"}
-// when it is one) into an error; not-found answers wrap errdefs.ErrNotFound.
+// when it is one) into an error; not-found answers wrap errdefs.ErrNotFound
+// and invalid-parameter answers errdefs.ErrInvalidArgument.
 func apiError(what string, resp *http.Response) error {
 	b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
 	var e struct {
@@ -129,6 +130,9 @@ func apiError(what string, resp *http.Response) error {
 	}
 	if resp.StatusCode == http.StatusNotFound || e.Code == "RESOURCE_DOES_NOT_EXIST" {
 		return fmt.Errorf("%s: %w", what, errdefs.NotFound("%s", msg))
+	}
+	if e.Code == "INVALID_PARAMETER_VALUE" || e.Code == "BAD_REQUEST" {
+		return fmt.Errorf("%s: %w", what, errdefs.Invalid("%s", msg))
 	}
 	return fmt.Errorf("%s: HTTP %d: %s", what, resp.StatusCode, msg)
 }
