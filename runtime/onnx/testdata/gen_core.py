@@ -286,8 +286,394 @@ def decode_cases():
     write_decode("attributes", model)
 
 
+# ---------------------------------------------------------------- models
+
+PREFIXES = ("core_", "mlp_", "text_")
+
+
+def ort_run(model, feeds):
+    so = ort.SessionOptions()
+    so.intra_op_num_threads = 1
+    so.inter_op_num_threads = 1
+    sess = ort.InferenceSession(model.SerializeToString(), so, providers=["CPUExecutionProvider"])
+    names = [o.name for o in sess.get_outputs()]
+    return names, sess.run(None, feeds)
+
+
+def write_case(name, model, feeds, labels=None):
+    """Writes model.onnx, inputs.json and expected.json (from onnxruntime)."""
+    assert name.startswith(PREFIXES), name
+    d = os.path.join(MODELS, name)
+    os.makedirs(d, exist_ok=True)
+    # onnxruntime validates the model when it loads it below.
+    data = model.SerializeToString()
+    assert len(data) < 1 << 20, (name, len(data))
+    with open(os.path.join(d, "model.onnx"), "wb") as f:
+        f.write(data)
+    names, outs = ort_run(model, feeds)
+    labels = labels or {}
+    outputs = []
+    for n, v in zip(names, outs):
+        if isinstance(v, list):  # seq(map) from ZipMap: one row per map
+            keys = list(v[0].keys())
+            arr = np.array([[row[k] for k in keys] for row in v], dtype=np.float32)
+            outputs.append(jtensor(n, arr, labels=keys))
+        else:
+            outputs.append(jtensor(n, v, labels=labels.get(n)))
+    write_json(os.path.join(d, "inputs.json"), {"inputs": [jtensor(k, v) for k, v in feeds.items()]})
+    write_json(os.path.join(d, "expected.json"), {"outputs": outputs})
+
+
+def graph_model(name, nodes, inputs, outputs, inits=(), opset=21, ml=False):
+    ops = [helper.make_opsetid("", opset)]
+    if ml:
+        ops.append(helper.make_opsetid("ai.onnx.ml", 3))
+    g = helper.make_graph(nodes, name, inputs, outputs, list(inits))
+    m = helper.make_model(g, opset_imports=ops, producer_name="kiln-gen-core", producer_version="1")
+    m.ir_version = 8 if opset <= 17 else 10
+    return m
+
+
+F, D, I64, I32, B, S = TensorProto.FLOAT, TensorProto.DOUBLE, TensorProto.INT64, TensorProto.INT32, TensorProto.BOOL, TensorProto.STRING
+
+
+def vi(name, t, shape=None):
+    return helper.make_tensor_value_info(name, t, shape)
+
+
+def const(name, arr):
+    return numpy_helper.from_array(np.asarray(arr), name)
+
+
+def with_nan(rng, n, k, dtype=np.float32):
+    x = rng.randn(n, k).astype(dtype)
+    x[1, 0] = np.nan
+    x[3, :] = np.nan
+    return x
+
+
+def core_cases():
+    rng = np.random.RandomState(42)
+    N = 6
+
+    # Broadcasting arithmetic, comparisons, Where and the variadic ops.
+    x = with_nan(rng, N, 3)
+    y = rng.randn(3).astype(np.float32)
+    z = rng.randn(N, 1).astype(np.float32) + 2
+    a = rng.randint(-9, 9, size=(N, 3)).astype(np.int64)
+    b = np.array([[1, -2, 3]], np.int64)
+    nodes = [
+        helper.make_node("Add", ["x", "y"], ["add"]),
+        helper.make_node("Sub", ["z", "x"], ["sub"]),
+        helper.make_node("Mul", ["x", "z"], ["mul"]),
+        helper.make_node("Div", ["x", "y"], ["div"]),
+        helper.make_node("Mul", ["x", "half"], ["scaled"]),
+        helper.make_node("Max", ["x", "y", "z"], ["max"]),
+        helper.make_node("Min", ["x", "y"], ["min"]),
+        helper.make_node("Sum", ["x", "y", "z"], ["sum"]),
+        helper.make_node("Mean", ["x", "z"], ["mean"]),
+        helper.make_node("Pow", ["z", "two"], ["pow2"]),
+        helper.make_node("Pow", ["z", "y"], ["powy"]),
+        helper.make_node("Less", ["x", "y"], ["less"]),
+        helper.make_node("GreaterOrEqual", ["x", "z"], ["ge"]),
+        helper.make_node("Equal", ["a", "b"], ["eq"]),
+        helper.make_node("Where", ["less", "x", "y"], ["where"]),
+        helper.make_node("Add", ["a", "b"], ["iadd"]),
+        helper.make_node("Mul", ["a", "b"], ["imul"]),
+        helper.make_node("Div", ["a", "b"], ["idiv"]),
+        helper.make_node("Sub", ["a", "three"], ["isub"]),
+        helper.make_node("Mod", ["a", "b"], ["imod"]),
+        helper.make_node("Clip", ["x", "lo", "hi"], ["clip"]),
+        helper.make_node("Clip", ["a", "", "ihi"], ["iclip"]),
+    ]
+    inits = [const("half", np.float32(0.5)), const("two", np.float32(2)), const("three", np.int64(3)),
+             const("lo", np.float32(-0.5)), const("hi", np.float32(0.75)), const("ihi", np.int64(2))]
+    outs = [vi(n, F) for n in ["add", "sub", "mul", "div", "scaled", "max", "min", "sum", "mean", "pow2", "powy", "where", "clip"]]
+    outs += [vi(n, B) for n in ["less", "ge", "eq"]] + [vi(n, I64) for n in ["iadd", "imul", "idiv", "isub", "imod", "iclip"]]
+    m = graph_model("broadcast", nodes, [vi("x", F, ["N", 3]), vi("y", F, [3]), vi("z", F, ["N", 1]), vi("a", I64, ["N", 3]), vi("b", I64, [1, 3])], outs, inits, opset=13)
+    write_case("core_broadcast", m, {"x": x, "y": y, "z": z, "a": a, "b": b})
+
+    # Unary math and activations.
+    u = with_nan(rng, N, 4) * 2
+    u[0, :] = [0.5, -0.5, 1.5, -2.5]  # Round: halves to even
+    u[2, 1] = np.inf
+    u[2, 2] = -np.inf
+    ops = ["Exp", "Abs", "Neg", "Reciprocal", "Floor", "Ceil", "Round", "Sign", "Erf", "Tanh", "Sigmoid", "Relu", "Softsign", "Softplus"]
+    nodes = [helper.make_node(o, ["u"], [o.lower()]) for o in ops]
+    nodes += [
+        helper.make_node("Abs", ["u"], ["absu"]),
+        helper.make_node("Log", ["absu"], ["log"]),
+        helper.make_node("Sqrt", ["absu"], ["sqrt"]),
+        helper.make_node("LeakyRelu", ["u"], ["leaky"], alpha=0.1),
+        helper.make_node("Elu", ["u"], ["elu"], alpha=0.7),
+        helper.make_node("Selu", ["u"], ["selu"]),
+        helper.make_node("HardSigmoid", ["u"], ["hsig"], alpha=0.3, beta=0.4),
+        helper.make_node("PRelu", ["u", "slope"], ["prelu"]),
+        helper.make_node("IsNaN", ["u"], ["isnan"]),
+        helper.make_node("IsInf", ["u"], ["isinf"]),
+        helper.make_node("IsInf", ["u"], ["isposinf"], detect_negative=0),
+        helper.make_node("Not", ["isnan"], ["notnan"]),
+        helper.make_node("And", ["isnan", "isinf"], ["and"]),
+        helper.make_node("Or", ["isnan", "isinf"], ["or"]),
+        helper.make_node("Xor", ["notnan", "isposinf"], ["xor"]),
+    ]
+    outs = [vi(o.lower(), F) for o in ops] + [vi(n, F) for n in ["log", "sqrt", "leaky", "elu", "selu", "hsig", "prelu"]]
+    outs += [vi(n, B) for n in ["isnan", "isinf", "isposinf", "notnan", "and", "or", "xor"]]
+    m = graph_model("unary", nodes, [vi("u", F, ["N", 4])], outs, [const("slope", np.array([0.1, 0.2, 0.3, 0.4], np.float32))], opset=13)
+    write_case("core_unary", m, {"u": u})
+
+    # Double precision.
+    dd = with_nan(rng, N, 3, np.float64)
+    nodes = [helper.make_node("Exp", ["d"], ["exp"]), helper.make_node("Softmax", ["d"], ["softmax"]),
+             helper.make_node("Add", ["d", "dc"], ["add"]), helper.make_node("Div", ["d", "dc"], ["div"]),
+             helper.make_node("MatMul", ["d", "dw"], ["mm"]), helper.make_node("ReduceSum", ["d", "one"], ["rsum"])]
+    m = graph_model("double", nodes, [vi("d", D, ["N", 3])], [vi(n, D) for n in ["exp", "softmax", "add", "div", "mm", "rsum"]],
+                    [const("dc", np.array([1e-300, 2.5, -1e10])), const("dw", rng.randn(3, 2)), const("one", np.array([1], np.int64))], opset=20)
+    write_case("core_double", m, {"d": dd})
+
+    # Gelu (opset 20).
+    gx = with_nan(rng, N, 3)
+    nodes = [helper.make_node("Gelu", ["x"], ["gelu"]), helper.make_node("Gelu", ["x"], ["gelu_tanh"], approximate="tanh")]
+    m = graph_model("gelu", nodes, [vi("x", F, ["N", 3])], [vi("gelu", F), vi("gelu_tanh", F)], opset=20)
+    write_case("core_gelu", m, {"x": gx})
+
+    # Shape and movement ops (opset 13: axes and split sizes as inputs).
+    s = with_nan(rng, N, 4)
+    nodes = [
+        helper.make_node("Reshape", ["s", "shape3"], ["r3"]),
+        helper.make_node("Transpose", ["r3"], ["tr"], perm=[0, 2, 1]),
+        helper.make_node("Transpose", ["s"], ["t2"]),
+        helper.make_node("Reshape", ["s", "shape_zero"], ["r0"]),
+        helper.make_node("Flatten", ["r3"], ["flat"], axis=1),
+        helper.make_node("Flatten", ["r3"], ["flat0"], axis=0),
+        helper.make_node("Slice", ["s", "starts", "ends", "axes", "steps"], ["slice"]),
+        helper.make_node("Slice", ["s", "starts2", "ends2"], ["slice2"]),
+        helper.make_node("Slice", ["s", "rstart", "rend", "raxes", "rsteps"], ["slicerev"]),
+        helper.make_node("Gather", ["s", "gidx"], ["gather1"], axis=1),
+        helper.make_node("Gather", ["s", "gidx0"], ["gather0"], axis=0),
+        helper.make_node("Unsqueeze", ["s", "uaxes"], ["unsq"]),
+        helper.make_node("Squeeze", ["unsq", "uaxes"], ["sq"]),
+        helper.make_node("Squeeze", ["unsq"], ["sqall"]),
+        helper.make_node("Concat", ["s", "slice2", "s"], ["cat"], axis=1),
+        helper.make_node("Concat", ["s", "s"], ["cat0"], axis=-2),
+        helper.make_node("Split", ["s", "splits"], ["sp1", "sp2"], axis=1),
+        helper.make_node("Split", ["s"], ["eq1", "eq2"], axis=1),
+        helper.make_node("Shape", ["s"], ["shape"]),
+        helper.make_node("Size", ["s"], ["size"]),
+        helper.make_node("Expand", ["y4", "eshape"], ["expand"]),
+        helper.make_node("Tile", ["s", "reps"], ["tile"]),
+        helper.make_node("Identity", ["s"], ["ident"]),
+        helper.make_node("Gather", ["shape", "zero"], ["nrows"]),
+    ]
+    inits = [const("shape3", np.array([-1, 2, 2], np.int64)), const("shape_zero", np.array([0, 2, -1], np.int64)),
+             const("starts", np.array([1, 0], np.int64)), const("ends", np.array([5, 4], np.int64)),
+             const("axes", np.array([0, 1], np.int64)), const("steps", np.array([2, 3], np.int64)),
+             const("starts2", np.array([0, 1], np.int64)), const("ends2", np.array([9223372036854775807, 3], np.int64)),
+             const("rstart", np.array([-1], np.int64)), const("rend", np.array([-9223372036854775807], np.int64)),
+             const("raxes", np.array([1], np.int64)), const("rsteps", np.array([-1], np.int64)),
+             const("gidx", np.array([3, 0, -1], np.int64)), const("gidx0", np.array([[0, 2], [-1, 1]], np.int32)),
+             const("uaxes", np.array([0, -1], np.int64)), const("splits", np.array([1, 3], np.int64)),
+             const("eshape", np.array([3, 1, 4], np.int64)), const("reps", np.array([2, 1], np.int64)),
+             const("y4", np.array([[1, 2, 3, 4]], np.float32)), const("zero", np.array(0, np.int64))]
+    names = ["r3", "tr", "t2", "r0", "flat", "flat0", "slice", "slice2", "slicerev", "gather1", "gather0", "unsq", "sq", "sqall",
+             "cat", "cat0", "sp1", "sp2", "eq1", "eq2", "expand", "tile", "ident"]
+    outs = [vi(n, F) for n in names] + [vi("shape", I64), vi("size", I64), vi("nrows", I64)]
+    m = graph_model("shapes", nodes, [vi("s", F, ["N", 4])], outs, inits, opset=13)
+    write_case("core_shape_ops", m, {"s": s})
+
+    # The same family at opset 11, where axes and splits are attributes,
+    # and Softmax flattens to 2-D at the axis.
+    t = with_nan(rng, N, 12).reshape(N, 3, 4)
+    nodes = [
+        helper.make_node("Unsqueeze", ["t"], ["unsq"], axes=[1]),
+        helper.make_node("Squeeze", ["unsq"], ["sq"], axes=[1]),
+        helper.make_node("Split", ["t"], ["p1", "p2"], axis=2, split=[3, 1]),
+        helper.make_node("ReduceSum", ["t"], ["rsum"], axes=[1]),
+        helper.make_node("ReduceMean", ["t"], ["rmean"], axes=[2], keepdims=0),
+        helper.make_node("ReduceMax", ["t"], ["rmax"], axes=[1, 2]),
+        helper.make_node("Softmax", ["t"], ["sm1"], axis=1),
+        helper.make_node("Softmax", ["t"], ["smdef"]),
+        helper.make_node("LogSoftmax", ["t"], ["lsm"], axis=2),
+        helper.make_node("Hardmax", ["t"], ["hm"], axis=1),
+        helper.make_node("Slice", ["t", "st", "en"], ["slc"]),
+        helper.make_node("Clip", ["t", "cmin"], ["clip"]),
+    ]
+    outs = [vi(n, F) for n in ["unsq", "sq", "p1", "p2", "rsum", "rmean", "rmax", "sm1", "smdef", "lsm", "hm", "slc", "clip"]]
+    m = graph_model("opset11", nodes, [vi("t", F, ["N", 3, 4])], outs,
+                    [const("st", np.array([0, 1], np.int64)), const("en", np.array([2, 3], np.int64)), const("cmin", np.float32(0))], opset=11)
+    write_case("core_opset11", m, {"t": t})
+
+    # Opset 9: Clip bounds, Slice bounds as attributes; Softmax flattens.
+    nodes = [
+        helper.make_node("Clip", ["t"], ["clip"], min=-0.3, max=0.6),
+        helper.make_node("Slice", ["t"], ["slc"], starts=[1, 0], ends=[3, -1], axes=[1, 2]),
+        helper.make_node("Softmax", ["t"], ["sm"]),
+        helper.make_node("Dropout", ["t"], ["drop", "mask"], ratio=0.3),
+        helper.make_node("Cast", ["t"], ["as_int"], to=TensorProto.INT32),
+        helper.make_node("Flatten", ["t"], ["flat"], axis=2),
+    ]
+    m = graph_model("opset9", nodes, [vi("t", F, ["N", 3, 4])], [vi(n, F) for n in ["clip", "slc", "sm", "drop", "mask"]] + [vi("as_int", I32), vi("flat", F)], opset=9)
+    tt = t.copy()
+    tt[np.isnan(tt)] = 0.25  # NaN to int is platform-specific in C++
+    write_case("core_opset9", m, {"t": tt * 10})
+
+    # Softmax and LogSoftmax at opset 13: one axis, not a flattened tail.
+    nodes = [helper.make_node("Softmax", ["t"], ["sm1"], axis=1), helper.make_node("Softmax", ["t"], ["smdef"]),
+             helper.make_node("LogSoftmax", ["t"], ["lsm0"], axis=0), helper.make_node("Softmax", ["t"], ["smneg"], axis=-2)]
+    m = graph_model("softmax13", nodes, [vi("t", F, ["N", 3, 4])], [vi(n, F) for n in ["sm1", "smdef", "lsm0", "smneg"]], opset=13)
+    write_case("core_softmax13", m, {"t": t})
+
+    # Reductions with axes as inputs (opset 18), ArgMax/ArgMin, TopK.
+    r = with_nan(rng, N, 12).reshape(N, 3, 4)
+    r[5] = np.abs(r[5]) + 0.5
+    ax1 = const("ax1", np.array([1], np.int64))
+    ax12 = const("ax12", np.array([-1, 1], np.int64))
+    nodes = [
+        helper.make_node("ReduceSum", ["r", "ax1"], ["sum"]),
+        helper.make_node("ReduceMean", ["r", "ax12"], ["mean"], keepdims=0),
+        helper.make_node("ReduceMax", ["r", "ax1"], ["max"]),
+        helper.make_node("ReduceMin", ["rclean"], ["minall"], keepdims=0),  # NaN in a full reduction is unspecified in onnxruntime
+        helper.make_node("ReduceProd", ["r", "ax1"], ["prod"]),
+        helper.make_node("ReduceL1", ["r", "ax12"], ["l1"]),
+        helper.make_node("ReduceL2", ["r", "ax1"], ["l2"]),
+        helper.make_node("ReduceLogSumExp", ["r", "ax1"], ["lse"]),
+        helper.make_node("ReduceSumSquare", ["r", "ax12"], ["ss"]),
+        helper.make_node("ReduceSum", ["r", "empty"], ["noop"], noop_with_empty_axes=1),
+        helper.make_node("ReduceSum", ["ri", "ax1"], ["isum"], keepdims=0),
+        helper.make_node("ReduceMax", ["ri", "ax12"], ["imax"]),
+        helper.make_node("ArgMax", ["ri"], ["argmax"], axis=2),
+        helper.make_node("ArgMin", ["ri"], ["argmin"], axis=1, keepdims=0),
+        helper.make_node("ArgMax", ["ri"], ["argmax_last"], axis=2, select_last_index=1),
+        helper.make_node("TopK", ["rclean", "k"], ["topv", "topi"], axis=-1),
+        helper.make_node("TopK", ["rclean", "k"], ["lowv", "lowi"], axis=1, largest=0),
+    ]
+    ri = rng.randint(-3, 4, size=(N, 3, 4)).astype(np.int64)
+    rclean = np.nan_to_num(r, nan=0.0)
+    outs = [vi(n, F) for n in ["sum", "mean", "max", "minall", "prod", "l1", "l2", "lse", "ss", "noop", "topv", "lowv"]]
+    outs += [vi(n, I64) for n in ["isum", "imax", "argmax", "argmin", "argmax_last", "topi", "lowi"]]
+    m = graph_model("reduce18", nodes, [vi("r", F, ["N", 3, 4]), vi("ri", I64, ["N", 3, 4]), vi("rclean", F, ["N", 3, 4])], outs,
+                    [ax1, ax12, const("empty", np.array([], np.int64)), const("k", np.array([2], np.int64))], opset=18)
+    write_case("core_reduce18", m, {"r": r, "ri": ri, "rclean": rclean})
+
+    # Cast, including to and from strings, and CastLike.
+    c = np.array([[0.1, 1.0, -2.5], [1e10, 1.5e-7, np.nan], [np.inf, -np.inf, -0.0], [123456789.0, 3.14159265, 1 / 3]], np.float32)
+    strs = np.array([["1.5", " 2", "1e3"], ["-4", "+7.25", "0.001"], ["NaN", "inf", "-INF"], ["12", "300", "-0"]], dtype=object)
+    ints = np.array([[1, -2, 300], [0, 7, -9], [65535, 2**31 - 1, -(2**31)], [255, 256, -1]], np.int64)
+    nodes = [
+        helper.make_node("Cast", ["c"], ["c2s"], to=S),
+        helper.make_node("Cast", ["c"], ["c2d"], to=D),
+        helper.make_node("Cast", ["c"], ["c2b"], to=B),
+        helper.make_node("Cast", ["c"], ["c2h"], to=TensorProto.FLOAT16),
+        helper.make_node("Cast", ["c2h"], ["h2f"], to=F),
+        helper.make_node("Cast", ["s"], ["s2f"], to=F),
+        helper.make_node("Cast", ["s"], ["s2d"], to=D),
+        helper.make_node("Cast", ["i"], ["i2s"], to=S),
+        helper.make_node("Cast", ["i"], ["i2f"], to=F),
+        helper.make_node("Cast", ["i"], ["i2u8"], to=TensorProto.UINT8),
+        helper.make_node("Cast", ["i"], ["i2i16"], to=TensorProto.INT16),
+        helper.make_node("Cast", ["i"], ["i2b"], to=B),
+        helper.make_node("Cast", ["c2b"], ["b2s"], to=S),
+        helper.make_node("Cast", ["c2b"], ["b2f"], to=F),
+        helper.make_node("CastLike", ["i", "c"], ["like"]),
+        helper.make_node("Cast", ["i2s"], ["s2i"], to=I64),
+        helper.make_node("Cast", ["cs"], ["cs2i"], to=I32),
+        helper.make_node("Cast", ["cs"], ["cs2u8"], to=TensorProto.UINT8),
+        helper.make_node("Cast", ["cd"], ["cd2i64"], to=I64),
+    ]
+    cs = np.array([[2.7, -2.7, 300.5], [1e20, -1e20, 255.9], [0.5, -0.5, 65536.0], [-129.0, 128.0, 3.0]], np.float32)
+    cd = np.array([[2.7, -2.7, 1e18], [-1e18, 2.5e15, 0.0], [1e19, -1e19, 7.0], [-0.9, 0.9, 42.0]], np.float64)
+    outs = [vi("c2s", S), vi("c2d", D), vi("c2b", B), vi("c2h", TensorProto.FLOAT16), vi("h2f", F), vi("s2f", F), vi("s2d", D),
+            vi("i2s", S), vi("i2f", F), vi("i2u8", TensorProto.UINT8), vi("i2i16", TensorProto.INT16), vi("i2b", B),
+            vi("b2s", S), vi("b2f", F), vi("like", F), vi("s2i", I64), vi("cs2i", I32), vi("cs2u8", TensorProto.UINT8), vi("cd2i64", I64)]
+    m = graph_model("cast", nodes, [vi("c", F, ["N", 3]), vi("s", S, ["N", 3]), vi("i", I64, ["N", 3]), vi("cs", F, ["N", 3]), vi("cd", D, ["N", 3])], outs, opset=21)
+    write_case("core_cast", m, {"c": c, "s": strs, "i": ints, "cs": cs, "cd": cd})
+
+    # Gemm and MatMul: static and dynamic weights, transposes, batches.
+    ga = with_nan(rng, N, 5)
+    gw = rng.randn(5, 3).astype(np.float32)
+    gwt = rng.randn(3, 5).astype(np.float32)
+    gb = rng.randn(3).astype(np.float32)
+    gd = rng.randn(5, 4).astype(np.float32)
+    batch = rng.randn(2, N, 5).astype(np.float32)
+    nodes = [
+        helper.make_node("Gemm", ["a", "w", "bias"], ["gemm"]),
+        helper.make_node("Gemm", ["a", "wt", "bias"], ["gemm_tb"], transB=1, alpha=0.5, beta=2.0),
+        helper.make_node("Gemm", ["a", "d"], ["gemm_dyn"], alpha=1.5),
+        helper.make_node("Transpose", ["a"], ["at"]),
+        helper.make_node("Gemm", ["at", "w", "cfull"], ["gemm_ta"], transA=1),
+        helper.make_node("MatMul", ["a", "w"], ["mm"]),
+        helper.make_node("MatMul", ["a", "d"], ["mm_dyn"]),
+        helper.make_node("MatMul", ["batch", "w"], ["mm_batch"]),
+        helper.make_node("MatMul", ["batch", "bt"], ["mm_bb"]),
+        helper.make_node("MatMul", ["vec", "w"], ["mm_vec"]),
+        helper.make_node("MatMul", ["ai", "wi"], ["mm_int"]),
+    ]
+    inits = [const("w", gw), const("wt", gwt), const("bias", gb), const("cfull", np.float32(0.25)), const("vec", rng.randn(5).astype(np.float32)),
+             const("bt", rng.randn(1, 5, 2).astype(np.float32)), const("wi", rng.randint(-3, 3, size=(5, 2)).astype(np.int64))]
+    outs = [vi(n, F) for n in ["gemm", "gemm_tb", "gemm_dyn", "gemm_ta", "mm", "mm_dyn", "mm_batch", "mm_bb", "mm_vec"]] + [vi("mm_int", I64)]
+    m = graph_model("gemm", nodes, [vi("a", F, ["N", 5]), vi("d", F, [5, 4]), vi("batch", F, [2, "N", 5]), vi("ai", I64, ["N", 5])], outs, inits, opset=13)
+    write_case("core_gemm", m, {"a": ga, "d": gd, "batch": batch, "ai": rng.randint(-5, 5, size=(N, 5)).astype(np.int64)})
+
+    # Constants and shape-driven creation.
+    nodes = [
+        helper.make_node("Constant", [], ["cf"], value_floats=[1.0, 2.0, 3.0]),
+        helper.make_node("Constant", [], ["ci"], value_int=4),
+        helper.make_node("Constant", [], ["ct"], value=helper.make_tensor("v", F, [2, 3], [1, 2, 3, 4, 5, 6])),
+        helper.make_node("Constant", [], ["cstr"], value_strings=["a", "b"]),
+        helper.make_node("Add", ["x", "cf"], ["xplus"]),
+        helper.make_node("Shape", ["x"], ["xs"]),
+        helper.make_node("ConstantOfShape", ["xs"], ["zeros"]),
+        helper.make_node("ConstantOfShape", ["xs"], ["sevens"], value=helper.make_tensor("v", I64, [1], [7])),
+        helper.make_node("Shape", ["x"], ["nrows"], end=1),
+        helper.make_node("Shape", ["x"], ["ncols"], start=-1),
+        helper.make_node("Squeeze", ["nrows"], ["nrows_s"]),
+        helper.make_node("Range", ["zero", "nrows_s", "one"], ["range"]),
+        helper.make_node("Range", ["fstart", "flimit", "fdelta"], ["frange"]),
+        helper.make_node("Greater", ["x", "zerof"], ["pos"]),
+        helper.make_node("NonZero", ["pos"], ["nz"]),
+        helper.make_node("Expand", ["ct", "xs23"], ["ex"]),
+        helper.make_node("Mul", ["ci", "range"], ["range4"]),
+    ]
+    inits = [const("zero", np.array(0, np.int64)), const("one", np.array(1, np.int64)), const("zerof", np.float32(0)),
+             const("fstart", np.float32(1.5)), const("flimit", np.float32(-2)), const("fdelta", np.float32(-0.75)),
+             const("xs23", np.array([2, 1, 3], np.int64))]
+    outs = [vi("xplus", F), vi("zeros", F), vi("sevens", I64), vi("nrows", I64), vi("ncols", I64), vi("range", I64), vi("frange", F),
+            vi("nz", I64), vi("ex", F), vi("range4", I64), vi("cstr", S), vi("ct", F)]
+    x3 = with_nan(rng, N, 3)
+    m = graph_model("constants", nodes, [vi("x", F, ["N", 3])], outs, inits, opset=17)
+    write_case("core_constants", m, {"x": x3})
+
+    # Strings through the generic ops.
+    words = np.array([["milk", "cheese", "butter"], ["yogurt", "milk", "cream"], ["", "whey", "kefir"], ["ghee", "cheese", "milk"]], dtype=object)
+    nodes = [
+        helper.make_node("Equal", ["w", "milk"], ["is_milk"]),
+        helper.make_node("Where", ["is_milk", "w", "other"], ["masked"]),
+        helper.make_node("Transpose", ["w"], ["wt"]),
+        helper.make_node("Gather", ["w", "gi"], ["wg"], axis=1),
+        helper.make_node("Concat", ["w", "wg"], ["wc"], axis=1),
+        helper.make_node("Reshape", ["w", "flat"], ["wr"]),
+        helper.make_node("Slice", ["w", "s0", "s1"], ["ws"]),
+        helper.make_node("Identity", ["w"], ["wi"]),
+    ]
+    inits = [const("milk", np.array(["milk"], dtype=object)), const("other", np.array(["-"], dtype=object)),
+             const("gi", np.array([2, 0], np.int64)), const("flat", np.array([-1], np.int64)),
+             const("s0", np.array([1], np.int64)), const("s1", np.array([3], np.int64))]
+    m = graph_model("strings", nodes, [vi("w", S, ["N", 3])], [vi("is_milk", B)] + [vi(n, S) for n in ["masked", "wt", "wg", "wc", "wr", "ws", "wi"]], inits, opset=19)
+    write_case("core_strings", m, {"w": words})
+
+
+def clean(prefixes):
+    if not os.path.isdir(MODELS):
+        return
+    for d in os.listdir(MODELS):
+        if d.startswith(prefixes):
+            shutil.rmtree(os.path.join(MODELS, d))
+
+
 def main():
     decode_cases()
+    clean(("core_",))
+    core_cases()
 
 
 if __name__ == "__main__":

@@ -1,0 +1,389 @@
+package onnx
+
+import (
+	"fmt"
+
+	"github.com/kiln-ml/kiln/tensor"
+)
+
+// MatMul and Gemm. With float32 weights known at load time (the usual
+// case: an initializer) the weights are stored transposed, so that every
+// output element is one contiguous dot product.
+
+func init() {
+	register("", "MatMul", matmulFactory)
+	register("", "Gemm", gemmFactory)
+}
+
+// dot32 is the inner product of a and b[:len(a)], with four accumulators
+// to break the dependency chain.
+func dot32(a, b []float32) float32 {
+	b = b[:len(a)]
+	var s0, s1, s2, s3 float32
+	i := 0
+	for ; i+4 <= len(a); i += 4 {
+		x, y := a[i:i+4:i+4], b[i:i+4:i+4]
+		s0 += x[0] * y[0]
+		s1 += x[1] * y[1]
+		s2 += x[2] * y[2]
+		s3 += x[3] * y[3]
+	}
+	for ; i < len(a); i++ {
+		s0 += a[i] * b[i]
+	}
+	return (s0 + s1) + (s2 + s3)
+}
+
+// transposed32 holds a [K, N] weight matrix as N rows of K.
+type transposed32 struct {
+	k, n int
+	rows []float32 // n*k
+}
+
+func transpose32(b []float32, k, n int) *transposed32 {
+	t := &transposed32{k: k, n: n, rows: make([]float32, k*n)}
+	for i := 0; i < k; i++ {
+		for j := 0; j < n; j++ {
+			t.rows[j*k+i] = b[i*n+j]
+		}
+	}
+	return t
+}
+
+// mulRows computes out[r, j] = dot(a[r, :], w[j, :]) for m rows of a.
+func (w *transposed32) mulRows(a []float32, m int, out []float32) {
+	k, n := w.k, w.n
+	for r := 0; r < m; r++ {
+		ar := a[r*k : r*k+k]
+		or := out[r*n : r*n+n]
+		for j := range or {
+			or[j] = dot32(ar, w.rows[j*k:j*k+k])
+		}
+	}
+}
+
+func matmulFactory(n *Node, opset int64) (Kernel, error) {
+	if err := needInputs(n, 2, 2); err != nil {
+		return nil, err
+	}
+	name := outName(n, 0)
+	var w *transposed32
+	if b := staticTensor(n, 1); b != nil && b.DType == tensor.Float32 && len(b.Shape) == 2 {
+		w = transpose32(b.Data.([]float32), int(b.Shape[0]), int(b.Shape[1]))
+	}
+	return kernel1(func(in []Value) (*tensor.Tensor, error) {
+		a, err := inTensor(in, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := inTensor(in, 1)
+		if err != nil {
+			return nil, err
+		}
+		if w != nil && a.DType == tensor.Float32 && len(a.Shape) >= 1 && b == staticTensor(n, 1) {
+			k := int(a.Shape[len(a.Shape)-1])
+			if k != w.k {
+				return nil, fmt.Errorf("MatMul of %v by %v: inner dimensions differ", a.Shape, b.Shape)
+			}
+			shape := make([]int64, len(a.Shape))
+			copy(shape, a.Shape)
+			shape[len(shape)-1] = int64(w.n)
+			rows := a.Len() / max(k, 1)
+			if k == 0 {
+				rows = sizeOf(a.Shape, 0, len(a.Shape)-1)
+			}
+			out := make([]float32, rows*w.n)
+			w.mulRows(a.Data.([]float32), rows, out)
+			return newTensor(name, tensor.Float32, shape, out), nil
+		}
+		return matmulTensors(name, a, b)
+	}), nil
+}
+
+// matmulTensors is numpy's matmul: 1-D operands are promoted and the
+// promoted dimension removed again; batch dimensions broadcast.
+func matmulTensors(name string, a, b *tensor.Tensor) (*tensor.Tensor, error) {
+	if err := sameTypes(a, b); err != nil {
+		return nil, err
+	}
+	if len(a.Shape) == 0 || len(b.Shape) == 0 {
+		return nil, fmt.Errorf("MatMul of a scalar")
+	}
+	as, bs := a.Shape, b.Shape
+	if len(as) == 1 {
+		as = []int64{1, as[0]}
+	}
+	if len(bs) == 1 {
+		bs = []int64{bs[0], 1}
+	}
+	m, k := as[len(as)-2], as[len(as)-1]
+	k2, nn := bs[len(bs)-2], bs[len(bs)-1]
+	if k != k2 {
+		return nil, fmt.Errorf("MatMul of %v by %v: inner dimensions differ", a.Shape, b.Shape)
+	}
+	batch, err := broadcastShape(as[:len(as)-2], bs[:len(bs)-2])
+	if err != nil {
+		return nil, err
+	}
+	shape := append(append([]int64{}, batch...), m, nn)
+	p, err := planBroadcast(as[:len(as)-2], bs[:len(bs)-2])
+	if err != nil {
+		return nil, err
+	}
+	// Offsets of each batch's matrices.
+	nb := sizeOf(batch, 0, len(batch))
+	aOff, bOff := make([]int, 0, nb), make([]int, 0, nb)
+	var offs [2]int
+	rl := p.rowLen()
+	p.rows(offs[:], func(o int, offs []int) {
+		for i := 0; i < rl; i++ {
+			aOff = append(aOff, (offs[0]+i*step(p.scal[0]))*int(m*k))
+			bOff = append(bOff, (offs[1]+i*step(p.scal[1]))*int(k*nn))
+		}
+	})
+	var data any
+	switch x := a.Data.(type) {
+	case []float32:
+		data = matmul(x, b.Data.([]float32), aOff, bOff, int(m), int(k), int(nn))
+	case []float64:
+		data = matmul(x, b.Data.([]float64), aOff, bOff, int(m), int(k), int(nn))
+	case []int64:
+		data = matmul(x, b.Data.([]int64), aOff, bOff, int(m), int(k), int(nn))
+	case []int32:
+		data = matmul(x, b.Data.([]int32), aOff, bOff, int(m), int(k), int(nn))
+	case []uint64:
+		data = matmul(x, b.Data.([]uint64), aOff, bOff, int(m), int(k), int(nn))
+	case []uint32:
+		data = matmul(x, b.Data.([]uint32), aOff, bOff, int(m), int(k), int(nn))
+	default:
+		return nil, fmt.Errorf("MatMul of %v tensors", a.DType)
+	}
+	if len(a.Shape) == 1 {
+		shape = append(shape[:len(shape)-2], shape[len(shape)-1])
+	}
+	if len(b.Shape) == 1 {
+		shape = shape[:len(shape)-1]
+	}
+	return newTensor(name, a.DType, shape, data), nil
+}
+
+// matmul multiplies len(aOff) pairs of [m,k]x[k,n] matrices in i-k-j
+// order, so the innermost loop runs along contiguous rows.
+func matmul[T numeric](a, b []T, aOff, bOff []int, m, k, n int) []T {
+	out := make([]T, len(aOff)*m*n)
+	for bi := range aOff {
+		am := a[aOff[bi] : aOff[bi]+m*k]
+		bm := b[bOff[bi] : bOff[bi]+k*n]
+		om := out[bi*m*n : (bi+1)*m*n]
+		for i := 0; i < m; i++ {
+			or := om[i*n : i*n+n]
+			for p := 0; p < k; p++ {
+				x := am[i*k+p]
+				br := bm[p*n : p*n+n]
+				for j := range or {
+					or[j] += x * br[j]
+				}
+			}
+		}
+	}
+	return out
+}
+
+func gemmFactory(n *Node, opset int64) (Kernel, error) {
+	if err := needInputs(n, 2, 3); err != nil {
+		return nil, err
+	}
+	if opset < 11 && !hasInput(n, 2) {
+		return nil, fmt.Errorf("input C is required before opset 11")
+	}
+	alpha, err := n.Float("alpha", 1)
+	if err != nil {
+		return nil, err
+	}
+	beta, err := n.Float("beta", 1)
+	if err != nil {
+		return nil, err
+	}
+	transA, err := n.Int("transA", 0)
+	if err != nil {
+		return nil, err
+	}
+	transB, err := n.Int("transB", 0)
+	if err != nil {
+		return nil, err
+	}
+	name := outName(n, 0)
+
+	// Float32 weights known at load time: keep them as N rows of K, and
+	// a bias of one row (C of shape [N] or [1, N]) pre-scaled by beta.
+	var w *transposed32
+	if b := staticTensor(n, 1); b != nil && b.DType == tensor.Float32 && len(b.Shape) == 2 {
+		d := b.Data.([]float32)
+		if transB != 0 {
+			w = &transposed32{k: int(b.Shape[1]), n: int(b.Shape[0]), rows: d}
+		} else {
+			w = transpose32(d, int(b.Shape[0]), int(b.Shape[1]))
+		}
+	}
+	var biasRow []float32
+	if c := staticTensor(n, 2); w != nil && c != nil && c.DType == tensor.Float32 {
+		if nn := int64(w.n); (len(c.Shape) == 1 && c.Shape[0] == nn) || (len(c.Shape) == 2 && c.Shape[0] == 1 && c.Shape[1] == nn) ||
+			c.Len() == 1 {
+			src := c.Data.([]float32)
+			biasRow = make([]float32, w.n)
+			for j := range biasRow {
+				v := src[0]
+				if len(src) > 1 {
+					v = src[j]
+				}
+				biasRow[j] = beta * v
+			}
+		}
+	}
+	var cache planCache
+	return kernel1(func(in []Value) (*tensor.Tensor, error) {
+		a, err := inTensor(in, 0)
+		if err != nil {
+			return nil, err
+		}
+		b, err := inTensor(in, 1)
+		if err != nil {
+			return nil, err
+		}
+		c, err := optTensor(in, 2)
+		if err != nil {
+			return nil, err
+		}
+		if len(a.Shape) != 2 || len(b.Shape) != 2 {
+			return nil, fmt.Errorf("Gemm takes 2-D inputs, got %v and %v", a.Shape, b.Shape)
+		}
+		if w != nil && a.DType == tensor.Float32 && transA == 0 && b == staticTensor(n, 1) {
+			m, k := int(a.Shape[0]), int(a.Shape[1])
+			if k != w.k {
+				return nil, fmt.Errorf("Gemm of %v by %v: inner dimensions differ", a.Shape, b.Shape)
+			}
+			out := make([]float32, m*w.n)
+			w.mulRows(a.Data.([]float32), m, out)
+			if alpha != 1 {
+				for i := range out {
+					out[i] *= alpha
+				}
+			}
+			t := newTensor(name, tensor.Float32, []int64{int64(m), int64(w.n)}, out)
+			switch {
+			case c == nil || beta == 0:
+			case biasRow != nil && c == staticTensor(n, 2):
+				for r := 0; r < m; r++ {
+					row := out[r*w.n : r*w.n+w.n]
+					for j := range row {
+						row[j] += biasRow[j]
+					}
+				}
+			default:
+				if err := addScaled(&cache, t, c, beta); err != nil {
+					return nil, err
+				}
+			}
+			return t, nil
+		}
+		return gemmGeneral(name, &cache, a, b, c, alpha, beta, transA != 0, transB != 0)
+	}), nil
+}
+
+func gemmGeneral(name string, cache *planCache, a, b, c *tensor.Tensor, alpha, beta float32, transA, transB bool) (*tensor.Tensor, error) {
+	if transA {
+		a = transpose2D(a)
+	}
+	if transB {
+		b = transpose2D(b)
+	}
+	t, err := matmulTensors(name, a, b)
+	if err != nil {
+		return nil, err
+	}
+	if alpha != 1 {
+		scaleTensor(t, float64(alpha))
+	}
+	if c != nil && beta != 0 {
+		if err := addScaled(cache, t, c, beta); err != nil {
+			return nil, err
+		}
+	}
+	return t, nil
+}
+
+// addScaled adds beta*c (unidirectionally broadcast) to t in place.
+func addScaled(cache *planCache, t, c *tensor.Tensor, beta float32) error {
+	if c.DType != t.DType {
+		return fmt.Errorf("C has type %v, A and B %v", c.DType, t.DType)
+	}
+	if beta != 1 {
+		c = c.Clone()
+		scaleTensor(c, float64(beta))
+	}
+	p, err := cache.get(t.Shape, c.Shape)
+	if err != nil {
+		return err
+	}
+	if !sameShape(p.shape, t.Shape) {
+		return fmt.Errorf("C of shape %v does not broadcast to %v", c.Shape, t.Shape)
+	}
+	switch d := t.Data.(type) {
+	case []float32:
+		binaryMap(p, d, c.Data.([]float32), d, addRow[float32])
+	case []float64:
+		binaryMap(p, d, c.Data.([]float64), d, addRow[float64])
+	case []int64:
+		binaryMap(p, d, c.Data.([]int64), d, addRow[int64])
+	case []int32:
+		binaryMap(p, d, c.Data.([]int32), d, addRow[int32])
+	case []uint64:
+		binaryMap(p, d, c.Data.([]uint64), d, addRow[uint64])
+	case []uint32:
+		binaryMap(p, d, c.Data.([]uint32), d, addRow[uint32])
+	default:
+		return fmt.Errorf("Gemm of %v tensors", t.DType)
+	}
+	return nil
+}
+
+func scaleTensor(t *tensor.Tensor, f float64) {
+	switch d := t.Data.(type) {
+	case []float32:
+		for i := range d {
+			d[i] *= float32(f)
+		}
+	case []float64:
+		for i := range d {
+			d[i] *= f
+		}
+	case []int64:
+		for i := range d {
+			d[i] = int64(float64(d[i]) * f)
+		}
+	case []int32:
+		for i := range d {
+			d[i] = int32(float64(d[i]) * f)
+		}
+	case []uint64:
+		for i := range d {
+			d[i] = uint64(float64(d[i]) * f)
+		}
+	case []uint32:
+		for i := range d {
+			d[i] = uint32(float64(d[i]) * f)
+		}
+	}
+}
+
+// transpose2D returns the transpose of a 2-D tensor.
+func transpose2D(t *tensor.Tensor) *tensor.Tensor {
+	r, c := int(t.Shape[0]), int(t.Shape[1])
+	idx := make([]int, r*c)
+	for i := 0; i < c; i++ {
+		for j := 0; j < r; j++ {
+			idx[i*r+j] = j*c + i
+		}
+	}
+	return newTensor(t.Name, t.DType, []int64{int64(c), int64(r)}, take(t.Data, idx))
+}
