@@ -16,7 +16,8 @@ import (
 )
 
 // The core-operator fixtures written by testdata/gen_core.py: hand-built
-// graphs whose expected outputs onnxruntime computed on the same inputs.
+// graphs (core_*, text_ops) whose expected outputs onnxruntime computed on
+// the same inputs.
 // (The ML-operator cases and the sklearn pipelines are checked by
 // fixture_test.go, which walks every case directory.)
 
@@ -165,6 +166,7 @@ func TestCoreFixtures(t *testing.T) {
 	if err != nil || len(dirs) == 0 {
 		t.Fatalf("no core fixtures (run testdata/gen_core.py): %v", err)
 	}
+	dirs = append(dirs, "testdata/models/text_ops")
 	ctx := context.Background()
 	for _, dir := range dirs {
 		t.Run(filepath.Base(dir), func(t *testing.T) {

@@ -662,6 +662,162 @@ def core_cases():
     write_case("core_strings", m, {"w": words})
 
 
+# Customer comments about dairy products, labelled by sentiment.
+COMMENTS = [
+    ("The milk was fresh and creamy, I love it", "positive"),
+    ("Great cheese, rich taste and perfect texture", "positive"),
+    ("This yogurt is delicious and not too sweet", "positive"),
+    ("Wonderful butter, my family enjoys it every morning", "positive"),
+    ("Best kefir I have ever had, excellent quality", "positive"),
+    ("The cream is smooth and tasty, highly recommended", "positive"),
+    ("Lovely goat cheese, fresh and tangy", "positive"),
+    ("Excellent milk, great value and fast delivery", "positive"),
+    ("Delicious ice cream, the kids loved it", "positive"),
+    ("Fantastic mozzarella, perfect for pizza", "positive"),
+    ("The milk was sour and smelled awful", "negative"),
+    ("Terrible cheese, dry and tasteless", "negative"),
+    ("This yogurt was spoiled before the expiry date", "negative"),
+    ("Awful butter, rancid taste, never again", "negative"),
+    ("The cream was lumpy and bad, very disappointed", "negative"),
+    ("Horrible kefir, too sour and watery", "negative"),
+    ("The package leaked and the milk was warm", "negative"),
+    ("Bad quality cheese, it went mouldy in two days", "negative"),
+    ("Disgusting flavour, the yogurt tasted like plastic", "negative"),
+    ("Worst ice cream ever, full of ice crystals", "negative"),
+    ("The milk arrived on Tuesday", "neutral"),
+    ("I bought cheese and butter this week", "neutral"),
+    ("The yogurt comes in a plastic cup", "neutral"),
+    ("Butter is sold in packs of two hundred grams", "neutral"),
+    ("The kefir bottle holds one litre", "neutral"),
+    ("We usually keep the cream in the fridge", "neutral"),
+    ("The cheese is made from cow milk", "neutral"),
+    ("Delivery of the milk is on Mondays and Thursdays", "neutral"),
+    ("The ice cream is stored in the freezer", "neutral"),
+    ("This shop sells yogurt, milk and cheese", "neutral"),
+]
+
+# Texts to score: some unseen, with capitals, punctuation, accents, an
+# empty comment and one without any known word.
+TEXTS = [
+    "Fresh milk, GREAT taste!",
+    "the cheese was dry and awful",
+    "Yogurt delivered on Monday",
+    "",
+    "Crème fraîche très bonne",
+    "zzz qqq",
+    "Sour milk, bad butter, terrible cream",
+    "I love this kefir; excellent!",
+]
+
+
+# onnxruntime's StringNormalizer needs an installed locale; en_US.UTF-8
+# (its default) is missing on slim images, C.UTF-8 is everywhere. Kiln
+# ignores the attribute and maps case with Unicode's simple mappings.
+LOCALE = "C.UTF-8"
+
+
+def text_cases():
+    from sklearn.feature_extraction.text import TfidfVectorizer
+    from sklearn.linear_model import LogisticRegression
+    from sklearn.pipeline import make_pipeline
+    from skl2onnx import convert_sklearn
+    from skl2onnx.common.data_types import StringTensorType
+
+    docs = [c for c, _ in COMMENTS]
+    labels = [l for _, l in COMMENTS]
+    feeds = {"text": np.array(TEXTS, dtype=object).reshape(-1, 1)}
+    types = [("text", StringTensorType([None, 1]))]
+
+    # sklearn's default token pattern, in the RE2 form the Tokenizer takes.
+    pipe = make_pipeline(TfidfVectorizer(), LogisticRegression(max_iter=1000)).fit(docs, labels)
+    onx = convert_sklearn(pipe, initial_types=types, target_opset={"": 21, "ai.onnx.ml": 3},
+                          options={TfidfVectorizer: {"tokenexp": r"\b\w\w+\b", "locale": LOCALE}})
+    write_case("text_tfidf_logreg", onx, feeds)
+
+    # Unigrams and bigrams, English stop words, sublinear tf, split on
+    # separators instead of a token expression.
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=1),
+                         LogisticRegression(max_iter=1000, C=5)).fit(docs, labels)
+    onx = convert_sklearn(pipe, initial_types=types, target_opset={"": 21, "ai.onnx.ml": 3},
+                          options={TfidfVectorizer: {"separators": [" ", "[.,;:!?]"], "locale": LOCALE}})
+    write_case("text_tfidf_bigrams", onx, feeds)
+
+    # Character n-grams are beyond the Tokenizer; word n-grams with an
+    # explicit token expression and probabilities as a plain tensor.
+    pipe = make_pipeline(TfidfVectorizer(ngram_range=(1, 3), token_pattern=r"[a-z]+"), LogisticRegression(max_iter=1000)).fit(docs, labels)
+    onx = convert_sklearn(pipe, initial_types=types, target_opset={"": 21, "ai.onnx.ml": 3},
+                          options={TfidfVectorizer: {"tokenexp": "[a-z]+", "locale": LOCALE}, LogisticRegression: {"zipmap": False}})
+    write_case("text_tfidf_trigrams_nozipmap", onx, feeds)
+
+
+def mlp_cases():
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.neural_network import MLPClassifier, MLPRegressor
+    from skl2onnx import to_onnx
+
+    X, y = make_classification(n_samples=300, n_features=8, n_informative=5, n_classes=3, random_state=0)
+    X = X.astype(np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(32, 16), max_iter=400, random_state=0).fit(X, y)
+    onx = to_onnx(clf, X[:1], target_opset={"": 21, "ai.onnx.ml": 3})
+    write_case("mlp_classifier", onx, {"X": X[:20]})
+
+    Xb, yb = make_classification(n_samples=200, n_features=6, random_state=1)
+    Xb = Xb.astype(np.float32)
+    clf = MLPClassifier(hidden_layer_sizes=(16,), activation="tanh", max_iter=400, random_state=1).fit(Xb, yb)
+    onx = to_onnx(clf, Xb[:1], target_opset={"": 21, "ai.onnx.ml": 3}, options={"zipmap": False})
+    write_case("mlp_classifier_binary", onx, {"X": Xb[:20]})
+
+    Xr, yr = make_regression(n_samples=200, n_features=5, n_targets=2, noise=0.1, random_state=2)
+    Xr = Xr.astype(np.float32)
+    reg = MLPRegressor(hidden_layer_sizes=(24, 12), activation="logistic", max_iter=600, random_state=2).fit(Xr, yr)
+    onx = to_onnx(reg, Xr[:1], target_opset={"": 21, "ai.onnx.ml": 3})
+    write_case("mlp_regressor", onx, {"X": Xr[:20]})
+
+    reg = MLPRegressor(hidden_layer_sizes=(20,), activation="relu", max_iter=600, random_state=3).fit(Xr, yr[:, 0])
+    onx = to_onnx(reg, Xr[:1], target_opset={"": 21, "ai.onnx.ml": 3})
+    write_case("mlp_regressor_single", onx, {"X": Xr[:20]})
+
+
+def text_op_cases():
+    MS = "com.microsoft"
+    words = np.array(["Milk", "the", "CHEESE", "and", "Crème", "The", "ÉCOLE", ""], dtype=object)
+    text = np.array([["Hello World, fresh milk!", "a bb ccc dddd"], ["", "crème-fraîche;yogurt"], ["x", "no separators here"]], dtype=object)
+    ids = np.array([[1, 2, 3, 1, 2, 4], [4, 4, 4, 4, 2, 1], [5, 6, 7, 8, 9, 1]], np.int64)
+    tok = dict(mark=0, pad_value="#", mincharnum=1)
+    nodes = [
+        helper.make_node("StringNormalizer", ["words"], ["lower_stop"], case_change_action="LOWER", stopwords=["the", "and"], locale=LOCALE),
+        helper.make_node("StringNormalizer", ["words"], ["upper_cs"], case_change_action="UPPER", is_case_sensitive=1, stopwords=["The", "Milk"], locale=LOCALE),
+        helper.make_node("StringNormalizer", ["words"], ["none_stop"], stopwords=["THE", "milk"], locale=LOCALE),
+        helper.make_node("StringNormalizer", ["only_stop"], ["all_gone"], stopwords=["a", "b"], locale=LOCALE),
+        helper.make_node("Tokenizer", ["text"], ["tok_exp"], domain=MS, tokenexp=r"\b\w\w+\b", **tok),
+        helper.make_node("Tokenizer", ["text"], ["tok_mark"], domain=MS, mark=1, pad_value="<pad>", mincharnum=2, tokenexp="[a-z]+"),
+        helper.make_node("Tokenizer", ["text"], ["tok_sep"], domain=MS, separators=[" ", "[,;!-]"], **tok),
+        helper.make_node("Tokenizer", ["text"], ["tok_sep3"], domain=MS, mark=1, pad_value="_", mincharnum=3, separators=[" "]),
+        helper.make_node("Tokenizer", ["short"], ["tok_chars"], domain=MS, separators=[""], mark=1, pad_value="#", mincharnum=1),
+        helper.make_node("Tokenizer", ["short"], ["tok_dot"], domain=MS, tokenexp=".", **tok),
+        helper.make_node("TfIdfVectorizer", ["ids"], ["tf_skip"], mode="TF", min_gram_length=1, max_gram_length=2, max_skip_count=1,
+                         ngram_counts=[0, 4], ngram_indexes=[5, 4, 3, 2, 1, 0, 6], pool_int64s=[1, 2, 4, 9, 1, 2, 4, 4, 2, 1, 1, 4][:10]),
+        helper.make_node("TfIdfVectorizer", ["ids"], ["idf_w"], mode="IDF", min_gram_length=2, max_gram_length=2, max_skip_count=0,
+                         ngram_counts=[0, 3], ngram_indexes=[5, 4, 3, 2, 1, 0], pool_int64s=[1, 2, 4, 1, 2, 4, 4, 2, 1],
+                         weights=[0.5, 1.5, 2.5, 3.5, 4.5, 5.5]),
+        helper.make_node("TfIdfVectorizer", ["ids32"], ["tfidf_w"], mode="TFIDF", min_gram_length=1, max_gram_length=3, max_skip_count=2,
+                         ngram_counts=[0, 2, 4], ngram_indexes=[0, 1, 2, 3, 4], pool_int64s=[4, 1, 4, 4, 1, 2, 4, 4, 4, 1],
+                         weights=[0.25, 0.5, 1.0, 2.0, 4.0]),
+        helper.make_node("Reshape", ["tok_exp", "rows"], ["tok_rows"]),
+        helper.make_node("TfIdfVectorizer", ["tok_rows"], ["tf_words"], mode="TF", min_gram_length=1, max_gram_length=2, max_skip_count=0,
+                         ngram_counts=[0, 3], ngram_indexes=[2, 0, 1, 3], pool_strings=["milk", "Hello", "fresh", "fresh", "milk"]),
+    ]
+    outs = [vi(n, S) for n in ["lower_stop", "upper_cs", "none_stop", "all_gone", "tok_exp", "tok_mark", "tok_sep", "tok_sep3", "tok_chars", "tok_dot"]]
+    outs += [vi(n, F) for n in ["tf_skip", "idf_w", "tfidf_w", "tf_words"]]
+    inputs = [vi("words", S, ["C"]), vi("only_stop", S, [1, "C"]), vi("text", S, ["N", 2]), vi("short", S, ["K"]), vi("ids", I64, ["N", 6]), vi("ids32", I32, ["N", 6])]
+    m = helper.make_model(helper.make_graph(nodes, "textops", inputs, outs, [const("rows", np.array([0, -1], np.int64))]),
+                          opset_imports=[helper.make_opsetid("", 21), helper.make_opsetid(MS, 1)], producer_name="kiln-gen-core")
+    m.ir_version = 10
+    feeds = {"words": words, "only_stop": np.array([["a", "b", "a"]], dtype=object), "text": text,
+             "short": np.array(["ab", "", "çé"], dtype=object), "ids": ids, "ids32": ids.astype(np.int32)}
+    write_case("text_ops", m, feeds)
+
+
 def clean(prefixes):
     if not os.path.isdir(MODELS):
         return
@@ -672,8 +828,11 @@ def clean(prefixes):
 
 def main():
     decode_cases()
-    clean(("core_",))
+    clean(PREFIXES)
     core_cases()
+    mlp_cases()
+    text_cases()
+    text_op_cases()
 
 
 if __name__ == "__main__":
