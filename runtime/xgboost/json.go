@@ -1,12 +1,14 @@
 package xgboost
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"math"
 	"strconv"
 	"unicode/utf16"
 	"unicode/utf8"
+	"unsafe"
 )
 
 // maxDepth bounds the nesting of decoded documents. An XGBoost model nests
@@ -231,31 +233,51 @@ func (d *jsonDecoder) array() (value, error) {
 // rounded to float32, as XGBoost stores them.
 func (d *jsonDecoder) number() (float64, error) {
 	start := d.pos
-	rest := d.data[d.pos:]
-	for _, lit := range [...]struct {
-		s string
-		v float64
-	}{{"NaN", math.NaN()}, {"Infinity", math.Inf(1)}, {"-Infinity", math.Inf(-1)}, {"+Infinity", math.Inf(1)}} {
-		if len(rest) >= len(lit.s) && string(rest[:len(lit.s)]) == lit.s {
-			d.pos += len(lit.s)
-			return lit.v, nil
+	switch c := d.data[d.pos]; {
+	case c == 'N' || c == 'I' || (len(d.data)-d.pos > 1 && (c == '-' || c == '+') && d.data[d.pos+1] == 'I'):
+		for _, lit := range [...]struct {
+			s string
+			v float64
+		}{{"NaN", math.NaN()}, {"Infinity", math.Inf(1)}, {"-Infinity", math.Inf(-1)}, {"+Infinity", math.Inf(1)}} {
+			if bytes.HasPrefix(d.data[d.pos:], []byte(lit.s)) {
+				d.pos += len(lit.s)
+				return lit.v, nil
+			}
 		}
+		return 0, d.errorf("invalid literal")
 	}
+	// Integers, most of a tree's numbers, are read here; reals and
+	// anything unusual go to strconv.
+	neg := d.data[d.pos] == '-'
+	if neg {
+		d.pos++
+	}
+	var n uint64
+	digits := 0
+	for d.pos < len(d.data) && d.data[d.pos] >= '0' && d.data[d.pos] <= '9' && digits < 18 {
+		n = n*10 + uint64(d.data[d.pos]-'0')
+		d.pos++
+		digits++
+	}
+	if digits > 0 && (d.pos == len(d.data) || !isNumberByte(d.data[d.pos])) {
+		if neg {
+			return -float64(n), nil
+		}
+		return float64(n), nil
+	}
+	d.pos = start
 	real := false
-	for d.pos < len(d.data) {
+	for d.pos < len(d.data) && isNumberByte(d.data[d.pos]) {
 		c := d.data[d.pos]
-		if c >= '0' && c <= '9' || c == '-' || c == '+' {
-			d.pos++
-			continue
-		}
-		if c == '.' || c == 'e' || c == 'E' {
-			real = true
-			d.pos++
-			continue
-		}
-		break
+		real = real || c == '.' || c == 'e' || c == 'E'
+		d.pos++
 	}
-	s := string(d.data[start:d.pos])
+	b := d.data[start:d.pos]
+	if len(b) == 0 {
+		return 0, d.errorf("invalid number")
+	}
+	// strconv does not keep its argument, so the bytes need no copy.
+	s := unsafe.String(&b[0], len(b))
 	if !real {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
 			return float64(n), nil
@@ -266,10 +288,14 @@ func (d *jsonDecoder) number() (float64, error) {
 		var ne *strconv.NumError
 		if !errors.As(err, &ne) || ne.Err != strconv.ErrRange {
 			d.pos = start
-			return 0, d.errorf("invalid number %q", s)
+			return 0, d.errorf("invalid number %q", b)
 		}
 	}
 	return f, nil
+}
+
+func isNumberByte(c byte) bool {
+	return c >= '0' && c <= '9' || c == '-' || c == '+' || c == '.' || c == 'e' || c == 'E'
 }
 
 // string reads a quoted string at d.pos.

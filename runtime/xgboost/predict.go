@@ -29,46 +29,49 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor
 	}
 	l := m.l
 	g := l.numGroup
-	outs := make([]*tensor.Tensor, len(m.sig.Outputs))
-	var (
-		preds  []float32 // outPredictions
-		labels []int64   // classifiers
-		probs  []float32
-	)
-	n64 := int64(rows)
-	switch m.out {
-	case outPredictions:
-		cols := g
-		if l.obj.transform == softmaxIndex {
-			cols = 1
+	// The output tensors and their shapes share one allocation.
+	buf := &struct {
+		t      [2]tensor.Tensor
+		p      [2]*tensor.Tensor
+		shapes [4]int64
+	}{}
+	var dst rowOutputs
+	for i, spec := range m.sig.Outputs {
+		shape := buf.shapes[2*i : 2*i+len(spec.Shape)]
+		copy(shape, spec.Shape)
+		shape[0] = int64(rows)
+		n := rows
+		if len(shape) > 1 {
+			n *= int(shape[1])
 		}
-		preds = make([]float32, rows*cols)
-		outs[0] = &tensor.Tensor{Name: "predictions", DType: tensor.Float32, Shape: shapeOf(n64, m.sig.Outputs[0].Shape), Data: preds}
-	case outBinary:
-		labels = make([]int64, rows)
-		probs = make([]float32, rows*2)
-	default:
-		labels = make([]int64, rows*max(1, m.labelCols()))
-		probs = make([]float32, rows*g)
+		t := &buf.t[i]
+		t.Name, t.DType, t.Shape = spec.Name, spec.DType, shape
+		if spec.DType == tensor.Int64 {
+			dst.labels = make([]int64, n)
+			t.Data = dst.labels
+		} else if m.out == outPredictions {
+			dst.preds = make([]float32, n)
+			t.Data = dst.preds
+		} else {
+			dst.probs = make([]float32, n)
+			t.Data = dst.probs
+		}
+		buf.p[i] = t
 	}
-	if labels != nil {
-		outs[0] = &tensor.Tensor{Name: "label", DType: tensor.Int64, Shape: shapeOf(n64, m.sig.Outputs[0].Shape), Data: labels}
-		outs[1] = &tensor.Tensor{Name: "probabilities", DType: tensor.Float32, Shape: shapeOf(n64, m.sig.Outputs[1].Shape), Data: probs}
-	}
+	outs := buf.p[:len(m.sig.Outputs)]
 
-	run := func(lo, hi int, scratch []float32) {
-		nf := l.numFeature
-		for r := lo; r < hi; r++ {
-			m.predictRow(x[r*nf:(r+1)*nf], r, scratch, preds, labels, probs)
-		}
-	}
 	trees := m.ntrees
 	if l.linear != nil {
 		trees = 1
 	}
 	workers := goruntime.GOMAXPROCS(0)
 	if rows < parallelRows || rows*trees < parallelWork || workers < 2 {
-		run(0, rows, make([]float32, g))
+		var stack [16]float32
+		scratch := stack[:]
+		if g > len(stack) {
+			scratch = make([]float32, g)
+		}
+		m.predictRows(x, 0, rows, scratch[:g], dst)
 		return outs, nil
 	}
 	// Large batches: workers take chunks of rows in turn.
@@ -78,6 +81,7 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor
 		next int
 	)
 	workers = min(workers, (rows+chunkRows-1)/chunkRows)
+	shared := dst // a copy, so that dst itself stays on the stack
 	for range workers {
 		wg.Add(1)
 		go func() {
@@ -91,7 +95,7 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor
 				if lo >= rows || ctx.Err() != nil {
 					return
 				}
-				run(lo, min(lo+chunkRows, rows), scratch)
+				m.predictRows(x, lo, min(lo+chunkRows, rows), scratch, shared)
 			}
 		}()
 	}
@@ -102,19 +106,19 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor
 	return outs, nil
 }
 
-// labelCols is the number of label columns of a multi-label classifier (1
-// otherwise).
-func (m *Model) labelCols() int {
-	if m.out == outMultiLabel {
-		return m.l.numGroup
-	}
-	return 1
+// rowOutputs are the output buffers of a batch: preds for a model with
+// "predictions", labels and probs for a classifier.
+type rowOutputs struct {
+	preds  []float32
+	labels []int64
+	probs  []float32
 }
 
-func shapeOf(n int64, spec []int64) []int64 {
-	s := append([]int64(nil), spec...)
-	s[0] = n
-	return s
+func (m *Model) predictRows(x []float32, lo, hi int, scratch []float32, dst rowOutputs) {
+	nf := m.l.numFeature
+	for r := lo; r < hi; r++ {
+		m.predictRow(x[r*nf:(r+1)*nf], r, scratch, dst)
+	}
 }
 
 // margins computes the raw margins of one row into out.
@@ -142,7 +146,8 @@ func (m *Model) margins(row, out []float32) {
 }
 
 // predictRow predicts row r into the output slices.
-func (m *Model) predictRow(row []float32, r int, scratch, preds []float32, labels []int64, probs []float32) {
+func (m *Model) predictRow(row []float32, r int, scratch []float32, dst rowOutputs) {
+	preds, labels, probs := dst.preds, dst.labels, dst.probs
 	l := m.l
 	g := l.numGroup
 	switch m.out {

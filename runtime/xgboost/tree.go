@@ -8,21 +8,22 @@ import (
 	"github.com/kiln-ml/kiln/runtime"
 )
 
-const (
-	flagDefaultLeft uint8 = 1 << iota // a missing value goes to the left child
-	flagCategorical                   // a categorical split: cats[cat] go right
-)
-
-// node is one node of a flattened tree. Trees are laid out in depth-first
-// order with the left child right after its parent.
+// node is one node of a flattened tree, 16 bytes. Trees are laid out in
+// depth-first order with the left child right after its parent, so only
+// the right child is stored.
 type node struct {
-	value   float32 // split threshold, or the leaf value of a leaf
+	value float32 // split threshold, or the leaf value of a leaf
+	right int32   // index in forest.nodes of the right child; -1 marks a leaf
+	// feature is the split feature in the low bits, and the flags.
 	feature uint32
-	left    int32 // index in forest.nodes; -1 marks a leaf
-	right   int32
 	cat     int32 // index in forest.cats of a categorical split
-	flags   uint8
 }
+
+const (
+	flagDefaultLeft = 1 << 31 // a missing value goes to the left child
+	flagCategorical = 1 << 30 // a categorical split: cats[cat] go right
+	featureMask     = 1<<30 - 1
+)
 
 // maxCategory is the largest category XGBoost represents exactly (its
 // OutOfRangeCat() minus one); larger values and negative ones never match a
@@ -86,27 +87,29 @@ func (f *forest) leaf(i int32, row []float32) float32 {
 	nodes := f.nodes
 	for {
 		n := &nodes[i]
-		if n.left < 0 {
+		if n.right < 0 {
 			return n.value
 		}
-		x := row[n.feature]
+		x := row[n.feature&featureMask]
 		switch {
+		case n.feature&flagCategorical == 0 && x == x:
+			// The common case, numeric and present, without branches
+			// on the data.
+			next := i + 1
+			if !(x < n.value) {
+				next = n.right
+			}
+			i = next
 		case x != x: // missing: NaN
-			if n.flags&flagDefaultLeft != 0 {
-				i = n.left
+			if n.feature&flagDefaultLeft != 0 {
+				i++
 			} else {
 				i = n.right
 			}
-		case n.flags&flagCategorical != 0:
-			if f.cats[n.cat].right(x) {
-				i = n.right
-			} else {
-				i = n.left
-			}
-		case x < n.value:
-			i = n.left
-		default:
+		case f.cats[n.cat].right(x):
 			i = n.right
+		default:
+			i++
 		}
 	}
 }
@@ -244,19 +247,23 @@ func (f *forest) addTree(t *value, p loc, numFeature int) error {
 		}
 		stack = append(stack, right[i], left[i])
 	}
-	for _, i := range order {
-		nd := node{value: cond[i], left: -1, right: -1}
+	for k, i := range order {
+		nd := node{value: cond[i], right: -1}
 		if left[i] >= 0 {
 			if int(feature[i]) >= numFeature {
 				return fieldError(p.at("split_indices"), "node %d splits on feature %d, the model has %d", i, feature[i], numFeature)
 			}
+			if pos[left[i]] != base+int32(k)+1 {
+				// The depth-first order guarantees it.
+				return fieldError(p, "node %d: left child out of order", i)
+			}
 			nd.feature = uint32(feature[i])
-			nd.left, nd.right = pos[left[i]], pos[right[i]]
+			nd.right = pos[right[i]]
 			if defaultLeft[i] != 0 {
-				nd.flags |= flagDefaultLeft
+				nd.feature |= flagDefaultLeft
 			}
 			if splitType != nil && splitType[i] == 1 {
-				nd.flags |= flagCategorical
+				nd.feature |= flagCategorical
 				nd.cat = int32(len(f.cats))
 				f.cats = append(f.cats, catOf[i]) // absent: empty, always left
 			}

@@ -103,8 +103,21 @@ func numberPayload(m byte, b []byte) float64 {
 	return 0
 }
 
-// length reads a count or string length: an integer with its own marker.
+// length reads a string length or a count of elements of at least one
+// byte each, which the bytes left bound.
 func (d *ubjDecoder) length() (int, error) {
+	n, err := d.count()
+	if err != nil {
+		return 0, err
+	}
+	if n > len(d.data)-d.pos {
+		return 0, d.errorf("length %d is more than the %d bytes left", n, len(d.data)-d.pos)
+	}
+	return n, nil
+}
+
+// count reads a count or length: an integer with its own marker.
+func (d *ubjDecoder) count() (int, error) {
 	m, err := d.marker()
 	if err != nil {
 		return 0, err
@@ -125,12 +138,8 @@ func (d *ubjDecoder) length() (int, error) {
 	default:
 		return 0, d.errorf("length has marker %q, want an integer", m)
 	}
-	if n < 0 {
-		return 0, d.errorf("negative length %d", n)
-	}
-	if n > int64(len(d.data)-d.pos) {
-		// Every element or byte needs at least one more byte of input.
-		return 0, d.errorf("length %d is more than the %d bytes left", n, len(d.data)-d.pos)
+	if n < 0 || n > math.MaxInt32 {
+		return 0, d.errorf("length %d is out of range", n)
 	}
 	return int(n), nil
 }
@@ -216,9 +225,19 @@ func (d *ubjDecoder) container(isObject bool) (value, error) {
 	}
 	if d.pos < len(d.data) && d.data[d.pos] == '#' {
 		d.pos++
-		n, err := d.length()
+		n, err := d.count()
 		if err != nil {
 			return value{}, err
+		}
+		// Elements of null and boolean type take no bytes: the budget of
+		// boxed values bounds them. Every other element takes a byte at
+		// least.
+		if elemType == 'Z' || elemType == 'T' || elemType == 'F' {
+			if n > d.boxed {
+				return value{}, d.errorf("more values than a model of %d bytes can hold", len(d.data))
+			}
+		} else if n > len(d.data)-d.pos {
+			return value{}, d.errorf("count %d is more than the %d bytes left", n, len(d.data)-d.pos)
 		}
 		count = n
 	}

@@ -91,10 +91,10 @@ func (v *value) get(key string) (*value, bool) {
 
 // maxBoxed bounds the number of values a decoder keeps boxed (everything
 // but the elements of numeric arrays) for an input of n bytes. Real models
-// box about one value per 20 bytes; the allowance keeps a hostile document
-// (e.g. an array of a million nulls) from costing more than a few times its
-// own size.
-func maxBoxed(n int) int { return 1<<20 + n/8 }
+// box about one value per 20 bytes (a little more with many short feature
+// names); the allowance keeps a hostile document, such as an array of a
+// million empty arrays, from costing more than a few times its own size.
+func maxBoxed(n int) int { return 1<<16 + n/4 }
 
 // loc is the location of a value in the document, for error messages.
 type loc string
