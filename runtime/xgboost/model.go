@@ -113,6 +113,9 @@ const (
 	// outMultiLabel is a multi-label classifier (binary objective, several
 	// targets): "label" and "probabilities", both [N, targets].
 	outMultiLabel
+	// outMargins is "predictions" holding the raw margins, what
+	// Booster.predict(output_margin=True) returns.
+	outMargins
 )
 
 // linear is a gblinear booster: weight[f*groups+g] is feature f's weight in

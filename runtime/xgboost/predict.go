@@ -49,7 +49,7 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) ([]*tensor
 		if spec.DType == tensor.Int64 {
 			dst.labels = make([]int64, n)
 			t.Data = dst.labels
-		} else if m.out == outPredictions {
+		} else if m.out == outPredictions || m.out == outMargins {
 			dst.preds = make([]float32, n)
 			t.Data = dst.preds
 		} else {
@@ -151,6 +151,8 @@ func (m *Model) predictRow(row []float32, r int, scratch []float32, dst rowOutpu
 	l := m.l
 	g := l.numGroup
 	switch m.out {
+	case outMargins:
+		m.margins(row, preds[r*g:(r+1)*g])
 	case outPredictions:
 		switch l.obj.transform {
 		case softmaxIndex:

@@ -15,14 +15,19 @@
 // not supported yet.
 //
 // A model takes one input, "input" (FP32 [-1, num_feature]; FP64, integer,
-// boolean and FP16 inputs are converted to float32 as XGBoost does), and
-// returns what MLflow's xgboost pyfunc flavor returns: for a classifier
-// "label" (INT64 [N], the predicted class) and "probabilities" (FP32 [N,
-// classes]; [N, 2] for a binary classifier), otherwise "predictions" (FP32
+// boolean and FP16 inputs are converted to float32 as XGBoost does). A
+// classifier returns "label" (INT64 [N], the class XGBClassifier.predict
+// returns, which is what MLflow's xgboost pyfunc flavor serves) and
+// "probabilities" (FP32 [N, classes], XGBClassifier.predict_proba; [N, 2]
+// for a binary classifier). Any other model returns "predictions" (FP32
 // [N], or [N, outputs] for multi-output models; class indices for a
-// multi:softmax Booster). Predictions match XGBoost's own: margins are
-// accumulated in single precision in tree order, from base_score mapped
-// through the objective's link.
+// multi:softmax Booster), what Booster.predict and XGBRegressor.predict
+// return. Predictions match XGBoost's own: margins are accumulated in
+// single precision in tree order, from base_score mapped through the
+// objective's link.
+//
+// With Source.Options["output_margin"] set to true a model returns the raw
+// margins as "predictions" instead, like Booster.predict(output_margin=True).
 //
 // Whether a model is a classifier comes from Source.Options["model_class"]
 // (the MLflow flavor's, e.g. "xgboost.sklearn.XGBClassifier" or
@@ -164,8 +169,7 @@ func Decode(data []byte, options map[string]any) (*Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	modelClass, _ := options["model_class"].(string)
-	return newModel(l, modelClass)
+	return newModel(l, options)
 }
 
 // Model is a loaded XGBoost model. It is immutable and safe for concurrent
@@ -179,8 +183,10 @@ type Model struct {
 
 var _ runtime.Model = (*Model)(nil)
 
-func newModel(l *learner, modelClass string) (*Model, error) {
+func newModel(l *learner, options map[string]any) (*Model, error) {
 	m := &Model{l: l}
+	modelClass, _ := options["model_class"].(string)
+	margin, _ := options["output_margin"].(bool)
 	sklearn := strings.Contains(modelClass, ".sklearn.")
 	var estimator string
 	if s, ok := l.attributes["scikit_learn"]; ok {
@@ -200,6 +206,8 @@ func newModel(l *learner, modelClass string) (*Model, error) {
 		classifier = estimator == "classifier"
 	}
 	switch {
+	case margin:
+		m.out = outMargins
 	case !classifier:
 		m.out = outPredictions
 	case l.obj.transform == softprob || l.obj.transform == softmaxIndex:
@@ -234,9 +242,9 @@ func newModel(l *learner, modelClass string) (*Model, error) {
 	}}
 	g := int64(l.numGroup)
 	switch m.out {
-	case outPredictions:
+	case outPredictions, outMargins:
 		shape := []int64{-1}
-		if l.numGroup > 1 && l.obj.transform != softmaxIndex {
+		if l.numGroup > 1 && (l.obj.transform != softmaxIndex || m.out == outMargins) {
 			shape = []int64{-1, g}
 		}
 		m.sig.Outputs = []runtime.TensorSpec{{Name: "predictions", DType: tensor.Float32, Shape: shape}}

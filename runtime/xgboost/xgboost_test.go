@@ -317,6 +317,8 @@ func TestSignature(t *testing.T) {
 		{"testdata/models/reg_quantile_two/model.json", nil, []string{"predictions"}, [][]int64{{-1, 2}}},
 		{"testdata/models/reg_squarederror/model.ubj", nil, []string{"predictions"}, [][]int64{{-1}}},
 		{"testdata/models/mlflow_xgb_dir", nil, []string{"label", "probabilities"}, [][]int64{{-1}, {-1, 2}}},
+		{"testdata/models/multi_softmax/model.json", map[string]any{"output_margin": true}, []string{"predictions"}, [][]int64{{-1, 3}}},
+		{"testdata/models/binary_logistic/model.json", map[string]any{"output_margin": true}, []string{"predictions"}, [][]int64{{-1}}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.path, func(t *testing.T) {
@@ -576,6 +578,15 @@ func TestBadModels(t *testing.T) {
 			}
 			t.Log(err)
 		})
+	}
+}
+
+// TestUnsupportedModel loads a real model the runtime does not support:
+// its error must say so.
+func TestUnsupportedModel(t *testing.T) {
+	_, err := Load(context.Background(), runtime.Source{Path: "testdata/unsupported/multi_output_tree.json"})
+	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "multi_output_tree") {
+		t.Fatalf("got %v, want ErrUnsupported naming multi_output_tree", err)
 	}
 }
 

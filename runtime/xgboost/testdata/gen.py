@@ -156,6 +156,15 @@ def booster_case(name, params, make_dmatrix, rounds=20, f=5, margin=False, forma
     return b
 
 
+def margin_case(name, model, X, T, options):
+    """A model loaded with output_margin: the raw margins, as
+    predict(output_margin=True) returns them."""
+    model.fit(X[0], X[1])
+    margin = np.asarray(model.predict(T, output_margin=True), dtype=np.float32)
+    write_case(name, [tensor("input", T, "FP32")], [tensor("predictions", margin, "FP32")],
+               options=dict(options, output_margin=True), booster=model.get_booster(), formats=("json",))
+
+
 def dm_labels(fn):
     def make(rng, X):
         return xgb.DMatrix(X, label=fn(rng, np.nan_to_num(X)))
@@ -353,6 +362,26 @@ def main():
     booster_case("booster_multi_target", {"objective": "reg:squarederror", "multi_strategy": "one_output_per_tree"},
                  lambda rng, X: xgb.DMatrix(X, label=np.stack([np.nan_to_num(X)[:, 0], np.nan_to_num(X)[:, 1] * 2], 1)),
                  rounds=10, formats=("ubj",))
+
+    # Raw margins (output_margin), which check base_score's link directly.
+    rng = np.random.default_rng(5)
+    X = features(rng, 300, 4)
+    Z = np.nan_to_num(X)
+    T = test_rows(rng, 4)
+    small = dict(COMMON, n_estimators=10, max_depth=3)
+    margin_case("margin_binary_logistic", xgb.XGBClassifier(**small),
+                (X, (Z[:, 0] + Z[:, 1] > 0).astype(int)), T, SK_CLF)
+    margin_case("margin_softprob", xgb.XGBClassifier(**small),
+                (X, np.clip(np.floor(Z[:, 2] + 1.5), 0, 2).astype(int)), T, SK_CLF)
+    margin_case("margin_gamma", xgb.XGBRegressor(**dict(small, objective="reg:gamma", base_score=2.5)),
+                (X, pos(rng, Z)), T, SK_REG)
+
+    # A model the runtime refuses: multi-target trees.
+    unsupported = os.path.join(HERE, "unsupported")
+    os.makedirs(unsupported, exist_ok=True)
+    b = xgb.train({"tree_method": "hist", "multi_strategy": "multi_output_tree", "max_depth": 2, "nthread": 1},
+                  xgb.DMatrix(X, label=np.stack([Z[:, 0], Z[:, 1]], 1)), 3)
+    b.save_model(os.path.join(unsupported, "multi_output_tree.json"))
 
     total = 0
     for root, _, files in os.walk(OUT):
