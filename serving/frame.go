@@ -188,7 +188,7 @@ func (p *framePlan) frameInputs(f *frame) ([]*tensor.Tensor, error) {
 		if all && (len(sig.Inputs) > 1 || !stackable(sig.Inputs[0], len(f.columns))) {
 			out := make([]*tensor.Tensor, len(sig.Inputs))
 			for i, in := range sig.Inputs {
-				t, err := columnTensor(f, f.col(in.Name), in)
+				t, err := columnTensor(f, f.col(in.Name), in, p.binaryCol(in.Name))
 				if err != nil {
 					return nil, err
 				}
@@ -267,7 +267,7 @@ func (p *framePlan) binaryCol(name string) bool {
 }
 
 // columnTensor makes the tensor for one column feeding input spec.
-func columnTensor(f *frame, j int, spec runtime.TensorSpec) (*tensor.Tensor, error) {
+func columnTensor(f *frame, j int, spec runtime.TensorSpec, base64Col bool) (*tensor.Tensor, error) {
 	shape := []int64{int64(f.rows), 1}
 	if len(spec.Shape) == 1 {
 		shape = shape[:1]
@@ -288,7 +288,7 @@ func columnTensor(f *frame, j int, spec runtime.TensorSpec) (*tensor.Tensor, err
 		return nil, err
 	}
 	for r := range f.rows {
-		if err := conv.put(f.cells[r*w+j], false); err != nil {
+		if err := conv.put(f.cells[r*w+j], base64Col); err != nil {
 			return nil, badRequest("column %q: %v", f.columns[j], err)
 		}
 	}

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/csv"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"strconv"
@@ -740,8 +741,11 @@ func (s *Server) InvocationsHandler(name string) http.Handler {
 		st, err := s.invocationsModel(r.Context(), name)
 		if err != nil {
 			status := classify(err).httpStatus()
-			code := "ENDPOINT_NOT_FOUND"
-			if status != http.StatusNotFound {
+			code := "INTERNAL_ERROR"
+			switch status {
+			case http.StatusNotFound:
+				code = "ENDPOINT_NOT_FOUND"
+			case http.StatusServiceUnavailable:
 				code = "TEMPORARILY_UNAVAILABLE"
 			}
 			writeMLflowError(w, status, code, err.Error())
@@ -758,7 +762,7 @@ func (s *Server) invocationsModel(ctx context.Context, name string) (*modelState
 	if name == "" {
 		models := s.repo.Models(ctx)
 		if len(models) != 1 {
-			return nil, badRequest("/invocations needs one model to score, and the server has %d", len(models))
+			return nil, fmt.Errorf("%w: /invocations scores the server's only model, and it has %d", ErrModelNotFound, len(models))
 		}
 		return s.lookup(ctx, models[0].Name, models[0].Version)
 	}
