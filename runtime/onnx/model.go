@@ -341,7 +341,7 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 		}
 		en.kernel = k
 		en.into, _ = k.(runner)
-		if allStatic && !noFold[n.OpType] {
+		if allStatic {
 			args := make([]Value, len(n.Inputs))
 			copy(args, n.Static)
 			outs, err := k.Run(ctx, args)
@@ -392,6 +392,8 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 		m.outputs = append(m.outputs, outSpec{name: o.Name, slot: s, static: staticAt(s) != nil, dtype: spec.DType})
 	}
 
+	m.nodes = fuseDense(m.nodes, g.Outputs, slots)
+
 	// Free intermediates after their last reader.
 	last := map[int32]int{}
 	for i, en := range m.nodes {
@@ -426,8 +428,81 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 	return m, nil
 }
 
-// Operators never evaluated at load time even on constant inputs.
-var noFold = map[string]bool{}
+// fuseDense merges into each dense kernel (a float32 MatMul or Gemm with
+// constant weights) the nodes that only post-process its result: an Add
+// of a constant bias row and then a Relu, Sigmoid or Tanh. The
+// intermediate values must have that node as their only reader and must
+// not be graph outputs.
+func fuseDense(nodes []execNode, outputs []ValueInfo, slots map[string]int32) []execNode {
+	readers := map[int32][]int{}
+	for i, en := range nodes {
+		for _, s := range en.in {
+			if s >= 0 {
+				readers[s] = append(readers[s], i)
+			}
+		}
+	}
+	isOut := map[int32]bool{}
+	for _, o := range outputs {
+		isOut[slots[o.Name]] = true
+	}
+	gone := make([]bool, len(nodes))
+	for i := range nodes {
+		d, ok := nodes[i].kernel.(*dense)
+		if !ok || gone[i] || len(nodes[i].out) != 1 {
+			continue
+		}
+		for {
+			s := nodes[i].out[0]
+			r := readers[s]
+			if s < 0 || isOut[s] || len(r) != 1 {
+				break
+			}
+			j := r[0]
+			nj := nodes[j].node
+			if nj.Domain != "" || len(nodes[j].out) != 1 {
+				break
+			}
+			absorbed := false
+			switch nj.OpType {
+			case "Add":
+				if d.bias != nil || d.act != actNone || len(nj.Inputs) != 2 {
+					break
+				}
+				other := 1
+				if nodes[j].in[1] == s {
+					other = 0
+				}
+				if nodes[j].in[other] == s {
+					break // Add(x, x)
+				}
+				bt := staticTensor(nj, other)
+				if row, ok := biasRow(bt, d.w.n); ok {
+					d.bias, d.biasShape, absorbed = row, bt.Shape, true
+				}
+			case "Relu", "Sigmoid", "Tanh":
+				if d.act != actNone {
+					break
+				}
+				d.act = map[string]activation{"Relu": actRelu, "Sigmoid": actSigmoid, "Tanh": actTanh}[nj.OpType]
+				absorbed = true
+			}
+			if !absorbed {
+				break
+			}
+			d.name = nj.Outputs[0]
+			nodes[i].out = nodes[j].out
+			gone[j] = true
+		}
+	}
+	kept := nodes[:0]
+	for i, en := range nodes {
+		if !gone[i] {
+			kept = append(kept, en)
+		}
+	}
+	return kept
+}
 
 func loadError(n *Node, err error) error {
 	if errors.Is(err, runtime.ErrUnsupported) || errors.Is(err, runtime.ErrInvalidModel) {

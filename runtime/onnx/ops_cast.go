@@ -81,10 +81,11 @@ func castLikeFactory(n *Node, opset int64) (Kernel, error) {
 	}), nil
 }
 
-// castTensor converts x to dt; an x already of type dt is shared.
+// castTensor converts x to dt; an x already of type dt is returned as it
+// is.
 func castTensor(name string, x *tensor.Tensor, dt tensor.DType) (*tensor.Tensor, error) {
 	if x.DType == dt {
-		return view(name, x, x.Shape), nil
+		return x, nil
 	}
 	switch {
 	case dt == tensor.String:
@@ -99,12 +100,80 @@ func castTensor(name string, x *tensor.Tensor, dt tensor.DType) (*tensor.Tensor,
 		}
 		return newTensor(name, dt, x.Shape, data), nil
 	}
+	if data, ok := castNumeric(x, dt); ok {
+		return newTensor(name, dt, x.Shape, data), nil
+	}
 	t, err := tensor.Cast(x, dt)
 	if err != nil {
 		return nil, err
 	}
 	t.Name = name
 	return t, nil
+}
+
+// castNumeric converts between the plain numeric types (Go conversions:
+// integers truncate in two's complement, as C++ does) in one pass.
+func castNumeric(x *tensor.Tensor, dt tensor.DType) (any, bool) {
+	if x.DType == tensor.Float16 {
+		return nil, false
+	}
+	switch s := x.Data.(type) {
+	case []float32:
+		return convertTo(s, dt)
+	case []float64:
+		return convertTo(s, dt)
+	case []int64:
+		return convertTo(s, dt)
+	case []int32:
+		return convertTo(s, dt)
+	case []int16:
+		return convertTo(s, dt)
+	case []int8:
+		return convertTo(s, dt)
+	case []uint64:
+		return convertTo(s, dt)
+	case []uint32:
+		return convertTo(s, dt)
+	case []uint16:
+		return convertTo(s, dt)
+	case []uint8:
+		return convertTo(s, dt)
+	}
+	return nil, false
+}
+
+func convertTo[S numeric](s []S, dt tensor.DType) (any, bool) {
+	switch dt {
+	case tensor.Float32:
+		return convertSlice[S, float32](s), true
+	case tensor.Float64:
+		return convertSlice[S, float64](s), true
+	case tensor.Int64:
+		return convertSlice[S, int64](s), true
+	case tensor.Int32:
+		return convertSlice[S, int32](s), true
+	case tensor.Int16:
+		return convertSlice[S, int16](s), true
+	case tensor.Int8:
+		return convertSlice[S, int8](s), true
+	case tensor.Uint64:
+		return convertSlice[S, uint64](s), true
+	case tensor.Uint32:
+		return convertSlice[S, uint32](s), true
+	case tensor.Uint16:
+		return convertSlice[S, uint16](s), true
+	case tensor.Uint8:
+		return convertSlice[S, uint8](s), true
+	}
+	return nil, false
+}
+
+func convertSlice[S, D numeric](s []S) []D {
+	out := make([]D, len(s))
+	for i, v := range s {
+		out[i] = D(v)
+	}
+	return out
 }
 
 // floatToIntBits converts like x86-64's cvttsd2si of the width a C++

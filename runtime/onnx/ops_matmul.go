@@ -1,7 +1,9 @@
 package onnx
 
 import (
+	"context"
 	"fmt"
+	"math"
 
 	"github.com/kiln-ml/kiln/tensor"
 )
@@ -50,13 +52,30 @@ func transpose32(b []float32, k, n int) *transposed32 {
 	return t
 }
 
-// mulRows computes out[r, j] = dot(a[r, :], w[j, :]) for m rows of a.
+// mulRows computes out[r, j] = dot(a[r, :], w[j, :]) for m rows of a,
+// four output columns at a time so each element of a is loaded once per
+// four products.
 func (w *transposed32) mulRows(a []float32, m int, out []float32) {
 	k, n := w.k, w.n
 	for r := 0; r < m; r++ {
 		ar := a[r*k : r*k+k]
 		or := out[r*n : r*n+n]
-		for j := range or {
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			w0 := w.rows[j*k : j*k+k]
+			w1 := w.rows[(j+1)*k : (j+1)*k+k]
+			w2 := w.rows[(j+2)*k : (j+2)*k+k]
+			w3 := w.rows[(j+3)*k : (j+3)*k+k]
+			var s0, s1, s2, s3 float32
+			for i, x := range ar {
+				s0 += x * w0[i]
+				s1 += x * w1[i]
+				s2 += x * w2[i]
+				s3 += x * w3[i]
+			}
+			or[j], or[j+1], or[j+2], or[j+3] = s0, s1, s2, s3
+		}
+		for ; j < n; j++ {
 			or[j] = dot32(ar, w.rows[j*k:j*k+k])
 		}
 	}
@@ -67,9 +86,8 @@ func matmulFactory(n *Node, opset int64) (Kernel, error) {
 		return nil, err
 	}
 	name := outName(n, 0)
-	var w *transposed32
 	if b := staticTensor(n, 1); b != nil && b.DType == tensor.Float32 && len(b.Shape) == 2 {
-		w = transpose32(b.Data.([]float32), int(b.Shape[0]), int(b.Shape[1]))
+		return &dense{name: name, w: transpose32(b.Data.([]float32), int(b.Shape[0]), int(b.Shape[1])), alpha: 1}, nil
 	}
 	return kernel1(func(in []Value) (*tensor.Tensor, error) {
 		a, err := inTensor(in, 0)
@@ -80,24 +98,118 @@ func matmulFactory(n *Node, opset int64) (Kernel, error) {
 		if err != nil {
 			return nil, err
 		}
-		if w != nil && a.DType == tensor.Float32 && len(a.Shape) >= 1 && b == staticTensor(n, 1) {
-			k := int(a.Shape[len(a.Shape)-1])
-			if k != w.k {
-				return nil, fmt.Errorf("MatMul of %v by %v: inner dimensions differ", a.Shape, b.Shape)
-			}
-			shape := make([]int64, len(a.Shape))
-			copy(shape, a.Shape)
-			shape[len(shape)-1] = int64(w.n)
-			rows := a.Len() / max(k, 1)
-			if k == 0 {
-				rows = sizeOf(a.Shape, 0, len(a.Shape)-1)
-			}
-			out := make([]float32, rows*w.n)
-			w.mulRows(a.Data.([]float32), rows, out)
-			return newTensor(name, tensor.Float32, shape, out), nil
-		}
 		return matmulTensors(name, a, b)
 	}), nil
+}
+
+type activation uint8
+
+const (
+	actNone activation = iota
+	actRelu
+	actSigmoid
+	actTanh
+)
+
+// dense is a float32 product with weights known at load time (MatMul
+// with a 2-D initializer, or Gemm), optionally followed by a bias row and
+// an activation: the executor fuses in the Add and Relu/Sigmoid/Tanh
+// nodes that follow a MatMul, so an MLP layer is one pass and one
+// allocation. Each part computes exactly what its own node would.
+type dense struct {
+	name      string
+	w         *transposed32
+	alpha     float32
+	bias      []float32 // nil, or one value per output column
+	biasShape []int64   // the bias's shape in the model, which may add a leading 1
+	act       activation
+	gemm      bool // Gemm takes 2-D A only
+}
+
+func (d *dense) Run(_ context.Context, in []Value) ([]Value, error) {
+	t, err := d.run(in)
+	if err != nil {
+		return nil, err
+	}
+	return []Value{t}, nil
+}
+
+func (d *dense) RunInto(_ context.Context, in, out []Value) error {
+	t, err := d.run(in)
+	out[0] = t
+	return err
+}
+
+func (d *dense) run(in []Value) (*tensor.Tensor, error) {
+	a, err := inTensor(in, 0)
+	if err != nil {
+		return nil, err
+	}
+	x, ok := a.Data.([]float32)
+	if !ok {
+		return nil, fmt.Errorf("inputs have different types %v and FP32", a.DType)
+	}
+	r := len(a.Shape)
+	if r == 0 || (d.gemm && r != 2) {
+		return nil, fmt.Errorf("cannot multiply a tensor of shape %v by [%d %d] weights", a.Shape, d.w.k, d.w.n)
+	}
+	k := int(a.Shape[r-1])
+	if k != d.w.k {
+		return nil, fmt.Errorf("cannot multiply %v by [%d %d]: inner dimensions differ", a.Shape, d.w.k, d.w.n)
+	}
+	var buf [8]int64
+	shape := buf[:0]
+	for i := len(a.Shape); i < len(d.biasShape); i++ {
+		shape = append(shape, 1)
+	}
+	shape = append(append(shape, a.Shape[:r-1]...), int64(d.w.n))
+	rows := sizeOf(a.Shape, 0, r-1)
+	n := d.w.n
+	out := make([]float32, rows*n)
+	d.w.mulRows(x, rows, out)
+	if d.alpha != 1 {
+		for i := range out {
+			out[i] *= d.alpha
+		}
+	}
+	if d.bias != nil {
+		bias := d.bias[:n]
+		for r := 0; r < rows; r++ {
+			row := out[r*n : r*n+n]
+			for j := range row {
+				row[j] += bias[j]
+			}
+		}
+	}
+	switch d.act {
+	case actRelu:
+		for i, v := range out {
+			if v < 0 {
+				out[i] = 0
+			}
+		}
+	case actSigmoid:
+		for i, v := range out {
+			out[i] = float32(sigmoid(float64(v)))
+		}
+	case actTanh:
+		for i, v := range out {
+			out[i] = float32(math.Tanh(float64(v)))
+		}
+	}
+	return newTensor(d.name, tensor.Float32, shape, out), nil
+}
+
+// biasRow returns the values of a static tensor usable as dense's bias
+// for n columns: shape [n] or [1, n].
+func biasRow(t *tensor.Tensor, n int) ([]float32, bool) {
+	if t == nil || t.DType != tensor.Float32 {
+		return nil, false
+	}
+	if (len(t.Shape) == 1 && t.Shape[0] == int64(n)) || (len(t.Shape) == 2 && t.Shape[0] == 1 && t.Shape[1] == int64(n)) {
+		return append([]float32(nil), t.Data.([]float32)...), true
+	}
+	return nil, false
 }
 
 // matmulTensors is numpy's matmul: 1-D operands are promoted and the
@@ -214,30 +326,32 @@ func gemmFactory(n *Node, opset int64) (Kernel, error) {
 	}
 	name := outName(n, 0)
 
-	// Float32 weights known at load time: keep them as N rows of K, and
-	// a bias of one row (C of shape [N] or [1, N]) pre-scaled by beta.
-	var w *transposed32
-	if b := staticTensor(n, 1); b != nil && b.DType == tensor.Float32 && len(b.Shape) == 2 {
-		d := b.Data.([]float32)
+	// Float32 weights known at load time and a bias of one row (C of
+	// shape [N] or [1, N], or a scalar), pre-scaled by beta: dense.
+	if b := staticTensor(n, 1); b != nil && b.DType == tensor.Float32 && len(b.Shape) == 2 && transA == 0 {
+		d := &dense{name: name, alpha: alpha, gemm: true}
 		if transB != 0 {
-			w = &transposed32{k: int(b.Shape[1]), n: int(b.Shape[0]), rows: d}
+			d.w = &transposed32{k: int(b.Shape[1]), n: int(b.Shape[0]), rows: b.Data.([]float32)}
 		} else {
-			w = transpose32(d, int(b.Shape[0]), int(b.Shape[1]))
+			d.w = transpose32(b.Data.([]float32), int(b.Shape[0]), int(b.Shape[1]))
 		}
-	}
-	var biasRow []float32
-	if c := staticTensor(n, 2); w != nil && c != nil && c.DType == tensor.Float32 {
-		if nn := int64(w.n); (len(c.Shape) == 1 && c.Shape[0] == nn) || (len(c.Shape) == 2 && c.Shape[0] == 1 && c.Shape[1] == nn) ||
-			c.Len() == 1 {
-			src := c.Data.([]float32)
-			biasRow = make([]float32, w.n)
-			for j := range biasRow {
-				v := src[0]
-				if len(src) > 1 {
-					v = src[j]
-				}
-				biasRow[j] = beta * v
+		c := staticTensor(n, 2)
+		switch {
+		case !hasInput(n, 2) || beta == 0:
+			return d, nil
+		case c != nil && c.DType == tensor.Float32 && c.Len() == 1:
+			d.bias = make([]float32, d.w.n)
+			for j := range d.bias {
+				d.bias[j] = beta * c.Data.([]float32)[0]
 			}
+			return d, nil
+		}
+		if row, ok := biasRow(c, d.w.n); ok {
+			for j := range row {
+				row[j] *= beta
+			}
+			d.bias = row
+			return d, nil
 		}
 	}
 	var cache planCache
@@ -256,35 +370,6 @@ func gemmFactory(n *Node, opset int64) (Kernel, error) {
 		}
 		if len(a.Shape) != 2 || len(b.Shape) != 2 {
 			return nil, fmt.Errorf("Gemm takes 2-D inputs, got %v and %v", a.Shape, b.Shape)
-		}
-		if w != nil && a.DType == tensor.Float32 && transA == 0 && b == staticTensor(n, 1) {
-			m, k := int(a.Shape[0]), int(a.Shape[1])
-			if k != w.k {
-				return nil, fmt.Errorf("Gemm of %v by %v: inner dimensions differ", a.Shape, b.Shape)
-			}
-			out := make([]float32, m*w.n)
-			w.mulRows(a.Data.([]float32), m, out)
-			if alpha != 1 {
-				for i := range out {
-					out[i] *= alpha
-				}
-			}
-			t := newTensor(name, tensor.Float32, []int64{int64(m), int64(w.n)}, out)
-			switch {
-			case c == nil || beta == 0:
-			case biasRow != nil && c == staticTensor(n, 2):
-				for r := 0; r < m; r++ {
-					row := out[r*w.n : r*w.n+w.n]
-					for j := range row {
-						row[j] += biasRow[j]
-					}
-				}
-			default:
-				if err := addScaled(&cache, t, c, beta); err != nil {
-					return nil, err
-				}
-			}
-			return t, nil
 		}
 		return gemmGeneral(name, &cache, a, b, c, alpha, beta, transA != 0, transB != 0)
 	}), nil
