@@ -94,15 +94,36 @@ func (r *resolver) Resolve(ctx context.Context, raw string) (*Resolved, error) {
 		return nil, err
 	}
 	res := &Resolved{URI: u}
+	local := ""
+	switch {
+	case u.Kind == URILocal:
+		local = u.Path
+	case u.Kind == URILoggedModel && !strings.HasPrefix(u.Raw, "models:"):
+		// A bare m-<id> may also be a local directory of that name.
+		if st, err := os.Stat(u.Raw); err == nil && st.IsDir() {
+			local = u.Raw
+		}
+	}
+	if local != "" {
+		if res.Dir, err = localModelDir(local); err != nil {
+			return nil, err
+		}
+		res.Source = res.Dir
+		return res, nil
+	}
 	source, err := r.source(ctx, u, res, 0)
 	if err != nil {
 		return nil, err
 	}
 	if dir, ok := localPath(source); ok {
+		if _, err := os.Stat(dir); errors.Is(err, fs.ErrNotExist) {
+			return nil, fmt.Errorf("model %s: its files are at %s, which is not on this machine "+
+				"(the tracking server keeps artifacts in a local folder; serve them through its artifact proxy)", raw, source)
+		}
 		if res.Dir, err = localModelDir(dir); err != nil {
 			return nil, err
 		}
-		res.Source = res.Dir
+		res.Source = source
 		return res, nil
 	}
 	res.Source = source
@@ -117,15 +138,6 @@ func (r *resolver) Resolve(ctx context.Context, raw string) (*Resolved, error) {
 func (r *resolver) source(ctx context.Context, u URI, res *Resolved, depth int) (string, error) {
 	if depth > maxIndirections {
 		return "", fmt.Errorf("model %s: too many indirections", res.URI.Raw)
-	}
-	if u.Kind == URILoggedModel && !strings.HasPrefix(u.Raw, "models:") {
-		// A bare m-<id> may also be a local directory of that name.
-		if st, err := os.Stat(u.Raw); err == nil && st.IsDir() {
-			return "file:" + u.Raw, nil
-		}
-	}
-	if u.Kind == URILocal {
-		return "file:" + u.Path, nil
 	}
 	if r.cat == nil {
 		return "", fmt.Errorf("model %s: a %s URI needs a tracking server (set KILN_URL or MLFLOW_TRACKING_URI)", u.Raw, u.Kind)

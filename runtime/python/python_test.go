@@ -72,12 +72,32 @@ func load(t *testing.T, fixture string, opts map[string]any) *python.Model {
 	for k, v := range opts {
 		o[k] = v
 	}
-	m, err := runtime.Load(ctx, "python", runtime.Source{Path: filepath.Join(testdata, fixture), Options: o})
+	dir := filepath.Join(testdata, fixture)
+	before := listDir(t, dir)
+	m, err := runtime.Load(ctx, "python", runtime.Source{Path: dir, Options: o})
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { m.Close() })
+	t.Cleanup(func() {
+		m.Close()
+		// The worker leaves the model directory as it found it.
+		if after := listDir(t, dir); !reflect.DeepEqual(after, before) {
+			t.Errorf("model directory changed: %v, was %v", after, before)
+		}
+	})
 	return m.(*python.Model)
+}
+
+func listDir(t *testing.T, dir string) []string {
+	ents, err := os.ReadDir(dir)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var names []string
+	for _, e := range ents {
+		names = append(names, e.Name())
+	}
+	return names
 }
 
 type expected map[string]struct {

@@ -101,6 +101,8 @@ def test_columns_model(client):
     # The worker goes on after an error, and exits cleanly on EOF.
     assert client.predict(inputs)[0]["op"] == "result"
     assert client.close() == 0
+    # mlflow's default tracking store (./mlruns) stays out of the model directory.
+    assert not (TESTDATA / "pyfunc_echo" / "mlruns").exists()
 
 
 @pytest.mark.parametrize("client", ["sklearn_logreg"], indirect=True)

@@ -54,9 +54,12 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import shutil
 import struct
 import sys
+import tempfile
 import traceback
+from pathlib import Path
 from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
 
 import numpy as np
@@ -417,22 +420,32 @@ def main(argv: Optional[List[str]] = None) -> int:
     ap.add_argument("--model-dir", required=True, help="the MLflow model directory")
     args = ap.parse_args(argv)
     inp, out = _protocol_streams()
+    scratch = None
+    if not os.environ.get("MLFLOW_TRACKING_URI"):
+        # Loading a model makes mlflow open its default tracking store,
+        # which creates ./mlruns: keep it out of the model directory.
+        scratch = tempfile.mkdtemp(prefix="kiln-worker-")
+        os.environ["MLFLOW_TRACKING_URI"] = Path(scratch, "mlruns").as_uri()
     try:
-        import mlflow.pyfunc
+        try:
+            import mlflow.pyfunc
 
-        worker = Worker(mlflow.pyfunc.load_model(args.model_dir))
-    except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
-        traceback.print_exc(file=sys.stderr)
-        write_frame(out, {"op": "error", "id": 0, "kind": "load", "message": f"{type(e).__name__}: {e}"})
-        return 1
-    try:
-        serve(worker, inp, out)
-    except BrokenPipeError:
+            worker = Worker(mlflow.pyfunc.load_model(args.model_dir))
+        except BaseException as e:  # noqa: BLE001 - reported to the parent, then exit
+            traceback.print_exc(file=sys.stderr)
+            write_frame(out, {"op": "error", "id": 0, "kind": "load", "message": f"{type(e).__name__}: {e}"})
+            return 1
+        try:
+            serve(worker, inp, out)
+        except BrokenPipeError:
+            return 0
+        except ProtocolError as e:
+            print(f"kiln.worker: protocol error: {e}", file=sys.stderr)
+            return 2
         return 0
-    except ProtocolError as e:
-        print(f"kiln.worker: protocol error: {e}", file=sys.stderr)
-        return 2
-    return 0
+    finally:
+        if scratch is not None:
+            shutil.rmtree(scratch, ignore_errors=True)
 
 
 if __name__ == "__main__":
