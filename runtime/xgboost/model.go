@@ -138,7 +138,13 @@ type learner struct {
 	featureNames []string
 	featureTypes []string
 	attributes   map[string]string
-	version      string
+	version      [3]int // of the XGBoost that wrote the model; zero when unknown
+}
+
+// atLeast reports whether the model was written by XGBoost major.minor or
+// later.
+func (l *learner) atLeast(major, minor int) bool {
+	return l.version[0] > major || (l.version[0] == major && l.version[1] >= minor)
 }
 
 // Limits on what a model may declare.
@@ -160,12 +166,10 @@ func parseLearner(doc *value) (*learner, error) {
 	}
 	l := &learner{}
 	if v, ok := doc.get("version"); ok {
-		if nums, err := v.numbers(root.at("version")); err == nil {
-			parts := make([]string, len(nums))
-			for i, n := range nums {
-				parts[i] = fmt.Sprint(n)
+		if nums, err := v.ints(root.at("version"), 0, math.MaxInt32); err == nil {
+			for i := range min(len(nums), 3) {
+				l.version[i] = int(nums[i])
 			}
-			l.version = strings.Join(parts, ".")
 		}
 	}
 
@@ -217,6 +221,11 @@ func parseLearner(doc *value) (*learner, error) {
 	}
 	if l.obj, err = lookupObjective(name); err != nil {
 		return nil, err
+	}
+	if name == "reg:quantileerror" && l.atLeast(3, 4) {
+		// XGBoost 3.4 sorts the quantiles of each row. Models are predicted
+		// as the version that wrote them does.
+		l.obj.transform = sortedQuantiles
 	}
 
 	bv, err := member(mp, pp, "base_score")

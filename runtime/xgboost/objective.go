@@ -18,6 +18,9 @@ const (
 	hinge                  // 1 if margin > 0 else 0
 	softprob               // softmax over the output groups
 	softmaxIndex           // index of the largest margin
+	// sortedQuantiles sorts each row's quantiles ascending, so they do not
+	// cross: reg:quantileerror as XGBoost 3.4 and later predict it.
+	sortedQuantiles
 )
 
 // objective is the inference side of an XGBoost objective: how base_score
@@ -66,8 +69,7 @@ var objectives = func() map[string]objective {
 		{name: "reg:squaredlogerror"},
 		{name: "reg:pseudohubererror"},
 		{name: "reg:absoluteerror"},
-		{name: "reg:quantileerror"},
-		{name: "reg:expectileerror"},
+		{name: "reg:quantileerror"}, // sortedQuantiles from XGBoost 3.4, see parseLearner
 		{name: "reg:logistic", link: linkLogit, transform: sigmoid},
 		{name: "binary:logistic", link: linkLogit, transform: sigmoid, classifier: true},
 		{name: "binary:logitraw"},
@@ -140,6 +142,20 @@ func softmax32(row []float32) {
 	s := float32(sum)
 	for i := range row {
 		row[i] /= s
+	}
+}
+
+// insertionSort sorts a row of quantiles as XGBoost does (ascending; its
+// comparison leaves NaN where it is).
+func insertionSort(row []float32) {
+	for i := 1; i < len(row); i++ {
+		v := row[i]
+		j := i
+		for j > 0 && row[j-1] > v {
+			row[j] = row[j-1]
+			j--
+		}
+		row[j] = v
 	}
 }
 

@@ -162,6 +162,10 @@ func (m *Model) predictRow(row []float32, r int, scratch []float32, dst rowOutpu
 			out := preds[r*g : (r+1)*g]
 			m.margins(row, out)
 			softmax32(out)
+		case sortedQuantiles:
+			out := preds[r*g : (r+1)*g]
+			m.margins(row, out)
+			insertionSort(out)
 		default:
 			out := preds[r*g : (r+1)*g]
 			m.margins(row, out)
