@@ -314,10 +314,12 @@ func (c *remoteCatalog) hasFile(ctx context.Context, uri string) (bool, error) {
 	switch resp.StatusCode {
 	case http.StatusOK:
 		return true, nil
-	case http.StatusNotFound:
-		return false, nil
+	case http.StatusUnauthorized, http.StatusForbidden:
+		return false, apiError("GET "+p, resp)
 	}
-	return false, apiError("GET "+p, resp)
+	// Not there: 404 from Kiln, 500 ("No such file or directory") from
+	// MLflow's proxy over a local folder.
+	return false, nil
 }
 
 type listJSON struct {
