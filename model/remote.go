@@ -169,7 +169,7 @@ func (c *remoteCatalog) modelVersion(ctx context.Context, name string, version i
 	if dl.ArtifactURI == "" {
 		dl.ArtifactURI = mv.ModelVersion.Source
 	}
-	return versionInfo{version: version, downloadURI: dl.ArtifactURI, modelID: mv.ModelVersion.ModelID, runID: mv.ModelVersion.RunID}, nil
+	return versionInfo{version: version, downloadURI: dl.ArtifactURI, modelID: modelIDOf(mv.ModelVersion.ModelID, mv.ModelVersion.Source), runID: mv.ModelVersion.RunID}, nil
 }
 
 func (c *remoteCatalog) aliasVersion(ctx context.Context, name, alias string) (int64, error) {

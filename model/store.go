@@ -65,7 +65,20 @@ func (c *storeCatalog) modelVersion(ctx context.Context, name string, version in
 	if uri == "" {
 		uri = v.Source
 	}
-	return versionInfo{version: v.Version, downloadURI: uri, modelID: v.ModelID, runID: v.RunID}, nil
+	return versionInfo{version: v.Version, downloadURI: uri, modelID: modelIDOf(v.ModelID, v.Source), runID: v.RunID}, nil
+}
+
+// modelIDOf is a version's logged model: its model_id, or the id in a
+// models:/<model_id> source (MLflow's server does not always return
+// model_id).
+func modelIDOf(id, source string) string {
+	if id != "" {
+		return id
+	}
+	if rest, ok := strings.CutPrefix(source, "models:/"); ok && isLoggedModelID(rest) {
+		return rest
+	}
+	return ""
 }
 
 func (c *storeCatalog) aliasVersion(ctx context.Context, name, alias string) (int64, error) {
