@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"math"
+	"strconv"
 	"strings"
 
 	"github.com/kiln-ml/kiln/runtime"
@@ -137,6 +138,7 @@ type learner struct {
 
 	featureNames []string
 	featureTypes []string
+	categories   [][]string // per feature, the training categories in code order
 	attributes   map[string]string
 	version      [3]int // of the XGBoost that wrote the model; zero when unknown
 }
@@ -459,6 +461,10 @@ func (l *learner) parseTrees(mv *value, p loc) (*forest, error) {
 		}
 	}
 
+	if v, ok := mv.get("cats"); ok {
+		l.categories = parseCategories(v, l.numFeature)
+	}
+
 	if v, ok := mv.get("iteration_indptr"); ok {
 		ptr, err := v.ints(p.at("iteration_indptr"), 0, int64(n))
 		if err != nil {
@@ -487,4 +493,66 @@ func (l *learner) parseTrees(mv *value, p loc) (*forest, error) {
 		}
 	}
 	return f, nil
+}
+
+// parseCategories reads the category container of XGBoost 3.1 and later
+// ("cats"): for each feature trained on a pandas category column, its
+// categories in code order, as strings (numbers in their shortest form;
+// string columns only when ASCII, see below).
+// It is informational (prediction uses the codes), so a container it does
+// not understand is ignored rather than failing the model.
+func parseCategories(v *value, numFeature int) [][]string {
+	ev, ok := v.get("enc")
+	if !ok || ev.kind != kindArray || len(ev.array()) != numFeature {
+		return nil
+	}
+	out := make([][]string, numFeature)
+	found := false
+	for f, col := range ev.array() {
+		vals, ok := col.get("values")
+		if !ok {
+			return nil
+		}
+		nums, err := vals.numbers("")
+		if err != nil {
+			return nil
+		}
+		if offv, ok := col.get("offsets"); ok {
+			// Strings: UTF-8 bytes in values, split at offsets.
+			offs, err := offv.ints("", 0, int64(len(nums)))
+			if err != nil {
+				return nil
+			}
+			// XGBoost 3.2 counts offsets in characters but stores
+			// bytes, so a column with non-ASCII categories comes back
+			// truncated: it is left out rather than reported wrong.
+			b := make([]byte, len(nums))
+			ascii := true
+			for i, n := range nums {
+				if n < 0 || n > 0x7f {
+					ascii = false
+					break
+				}
+				b[i] = byte(n)
+			}
+			if !ascii {
+				continue
+			}
+			for i := 1; i < len(offs); i++ {
+				if offs[i] < offs[i-1] {
+					return nil
+				}
+				out[f] = append(out[f], string(b[offs[i-1]:offs[i]]))
+			}
+		} else {
+			for _, n := range nums {
+				out[f] = append(out[f], strconv.FormatFloat(n, 'f', -1, 64))
+			}
+		}
+		found = found || len(out[f]) > 0
+	}
+	if !found {
+		return nil
+	}
+	return out
 }

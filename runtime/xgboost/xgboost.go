@@ -287,6 +287,13 @@ func (m *Model) NumFeature() int { return m.l.numFeature }
 // model has none).
 func (m *Model) FeatureNames() []string { return m.sig.Inputs[0].Labels }
 
+// Categories are, for each feature trained on a pandas category column,
+// its categories in code order (category code i is Categories()[f][i]);
+// nil for other features, and nil altogether for models without XGBoost
+// 3.1's category container. A caller with category values rather than
+// codes maps them through it.
+func (m *Model) Categories() [][]string { return m.l.categories }
+
 // FeatureTypes are the feature types saved with the model ("q", "float",
 // "int", "i" are numeric, "c" categorical; nil when the model has none).
 func (m *Model) FeatureTypes() []string { return m.l.featureTypes }

@@ -363,6 +363,30 @@ func TestFeatureNames(t *testing.T) {
 	}
 }
 
+func TestCategories(t *testing.T) {
+	ctx := context.Background()
+	tests := []struct {
+		path string
+		want string
+	}{
+		// The non-ASCII column ("zürich") is stored truncated by XGBoost
+		// 3.2 and left out.
+		{"testdata/models/categorical_strings/model.json", "[[] [blue green red yellow] []]"},
+		{"testdata/models/categorical_strings/model.ubj", "[[] [blue green red yellow] []]"},
+		{"testdata/models/categorical_partition/model.ubj", "[[] [0 1 2 3] [] [0 1 2 3 4 5 6 7 8 9 10 11 12 13]]"},
+		{"testdata/models/binary_logistic/model.json", "[]"},
+	}
+	for _, tt := range tests {
+		m, err := Load(ctx, runtime.Source{Path: tt.path})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if got := fmt.Sprint(m.Categories()); got != tt.want {
+			t.Errorf("%s: categories %s, want %s", tt.path, got, tt.want)
+		}
+	}
+}
+
 // TestInputTypes feeds one batch as every numeric datatype; all must agree
 // with float32 (the values are small integers, exact in every type).
 func TestInputTypes(t *testing.T) {

@@ -234,6 +234,36 @@ def categorical_case(name, max_cat_to_onehot):
     print(f"    {n_cat_nodes} categorical splits, category set sizes {sorted(set(sizes))}")
 
 
+def string_categories_case(name):
+    """Categories that are strings: the model stores them, the runtime
+    takes their codes. XGBoost 3.2 stores non-ASCII categories truncated
+    (its offsets count characters, its values bytes), which the second
+    column keeps visible."""
+    rng = np.random.default_rng(31)
+    n = 400
+    colors = ["blue", "green", "red", "yellow"]
+    cities = ["bern", "zürich"]
+    codes = rng.integers(0, 4, n)
+    city = rng.integers(0, 2, n)
+    x = rng.normal(size=n).astype(np.float32)
+    y = ((codes == 2) | (x > 1) | ((city == 1) & (x > 0))).astype(int)
+
+    def frame(x, codes, city):
+        return pd.DataFrame({"x": x, "color": pd.Categorical.from_codes(codes, categories=colors),
+                             "city": pd.Categorical.from_codes(city, categories=cities)})
+
+    m = xgb.XGBClassifier(**dict(COMMON, n_estimators=10, max_depth=3, enable_categorical=True))
+    m.fit(frame(x, np.where(rng.random(n) < 0.1, -1, codes), city), y)
+    k = N_TEST
+    tcodes = np.where(rng.random(k) < 0.15, -1, rng.integers(0, 4, k))
+    tcity = rng.integers(0, 2, k)
+    tx = rng.normal(size=k).astype(np.float32)
+    tx[rng.random(k) < 0.1] = np.nan
+    T = np.stack([tx, np.where(tcodes < 0, np.nan, tcodes), tcity], 1).astype(np.float32)
+    write_case(name, [tensor("input", T, "FP32")], classifier_outputs(m, frame(tx, tcodes, tcity), 2),
+               options=SK_CLF, booster=m.get_booster())
+
+
 def mlflow_case(name):
     import mlflow.xgboost
     rng = np.random.default_rng(77)
@@ -316,6 +346,7 @@ def main():
                   extra={"num_parallel_tree": 8, "subsample": 0.7, "colsample_bynode": 0.7, "learning_rate": 1.0})
     categorical_case("categorical_partition", max_cat_to_onehot=1)
     categorical_case("categorical_onehot", max_cat_to_onehot=64)
+    string_categories_case("categorical_strings")
     mlflow_case("mlflow_xgb_dir")
 
     # Boosters trained with xgb.train (MLflow's model_class xgboost.core.Booster).
