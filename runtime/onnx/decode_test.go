@@ -2,6 +2,7 @@ package onnx
 
 import (
 	"bytes"
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -447,6 +448,10 @@ func FuzzDecode(f *testing.F) {
 		}
 		if m.Graph == nil {
 			t.Fatal("nil graph without error")
+		}
+		if _, err := compile(context.Background(), m, "fuzz"); err != nil &&
+			!errors.Is(err, runtime.ErrInvalidModel) && !errors.Is(err, runtime.ErrUnsupported) {
+			t.Fatalf("compile error wraps neither ErrInvalidModel nor ErrUnsupported: %v", err)
 		}
 	})
 }

@@ -35,8 +35,9 @@ func init() {
 }
 
 // maxElements bounds the outputs that shape-computing operators (Range,
-// ConstantOfShape, Expand, Tile) may create from runtime values.
-const maxElements = 1 << 30
+// ConstantOfShape, Expand, Tile) may create from runtime values, so that
+// a hostile model or input cannot make them allocate gigabytes.
+const maxElements = 1 << 24
 
 func identityFactory(n *Node, opset int64) (Kernel, error) {
 	if err := needInputs(n, 1, 1); err != nil {
