@@ -68,7 +68,11 @@ func (Backend) Name() string { return "xgboost" }
 // model.ubj, model.bst. src.Options["model_class"] says which Python class
 // saved the model (see the package documentation).
 func (Backend) Load(ctx context.Context, src runtime.Source) (runtime.Model, error) {
-	return Load(ctx, src)
+	m, err := Load(ctx, src)
+	if err != nil {
+		return nil, err // not a typed nil in the interface
+	}
+	return m, nil
 }
 
 // Load is Backend.Load returning the concrete model.

@@ -608,9 +608,12 @@ func TestBadModels(t *testing.T) {
 // TestUnsupportedModel loads a real model the runtime does not support:
 // its error must say so.
 func TestUnsupportedModel(t *testing.T) {
-	_, err := Load(context.Background(), runtime.Source{Path: "testdata/unsupported/multi_output_tree.json"})
+	m, err := runtime.Load(context.Background(), "xgboost", runtime.Source{Path: "testdata/unsupported/multi_output_tree.json"})
 	if !errors.Is(err, runtime.ErrUnsupported) || !strings.Contains(err.Error(), "multi_output_tree") {
 		t.Fatalf("got %v, want ErrUnsupported naming multi_output_tree", err)
+	}
+	if m != nil {
+		t.Fatalf("a failed load returned the model %#v", m)
 	}
 }
 
