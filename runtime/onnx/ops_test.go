@@ -298,7 +298,7 @@ func TestOpsShape(t *testing.T) {
 		{name: "nonzero", op: "NonZero", in: []*tensor.Tensor{tt([]float32{0, 1, 2, 0}, 2, 2)}, want: []*tensor.Tensor{tt([]int64{0, 1, 1, 0}, 2, 2)}},
 		{name: "constant of shape", op: "ConstantOfShape", attrs: []*Attribute{{Name: "value", Type: AttrTensor, T: tt([]int64{7})}}, in: []*tensor.Tensor{i64(2, 1)},
 			want: []*tensor.Tensor{tt([]int64{7, 7}, 2, 1)}},
-		{name: "constant of shape too big", op: "ConstantOfShape", in: []*tensor.Tensor{i64(1 << 20, 1 << 20)}, runErr: "too large"},
+		{name: "constant of shape too big", op: "ConstantOfShape", in: []*tensor.Tensor{i64(1<<20, 1<<20)}, runErr: "too large"},
 		{name: "constant value_ints", op: "Constant", attrs: []*Attribute{aints("value_ints", 3, 4)}, want: []*tensor.Tensor{i64(3, 4)}},
 		{name: "constant value_string", op: "Constant", attrs: []*Attribute{as("value_string", "x")}, want: []*tensor.Tensor{scalar([]string{"x"})}},
 		{name: "constant two values", op: "Constant", attrs: []*Attribute{ai("value_int", 1), af("value_float", 1)}, loadErr: "exactly one"},
@@ -408,7 +408,7 @@ func TestOpsMatMul(t *testing.T) {
 			in: []*tensor.Tensor{tt([]float32{1, 2}, 1, 2), tt([]float32{1, 0, 0, 1, 1, 1}, 3, 2), tt([]float32{2, 4, 6})}, static: []bool{false, true, true},
 			want: []*tensor.Tensor{tt([]float32{3, 6, 9}, 1, 3)}},
 		{name: "gemm transA dynamic", op: "Gemm", attrs: []*Attribute{ai("transA", 1)},
-			in: []*tensor.Tensor{tt([]float32{1, 2}, 2, 1), tt([]float32{1, 0, 0, 1}, 2, 2), tt([]float32{10}, 1, 1)},
+			in:   []*tensor.Tensor{tt([]float32{1, 2}, 2, 1), tt([]float32{1, 0, 0, 1}, 2, 2), tt([]float32{10}, 1, 1)},
 			want: []*tensor.Tensor{tt([]float32{11, 12}, 1, 2)}},
 		{name: "gemm wants 2-D", op: "Gemm", in: []*tensor.Tensor{tt([]float32{1, 2}), w}, static: []bool{false, true}, runErr: "shape"},
 	})
