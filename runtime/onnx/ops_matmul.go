@@ -52,31 +52,71 @@ func transpose32(b []float32, k, n int) *transposed32 {
 	return t
 }
 
-// mulRows computes out[r, j] = dot(a[r, :], w[j, :]) for m rows of a,
-// four output columns at a time so each element of a is loaded once per
-// four products.
+// mulRows computes out[r, j] = dot(a[r, :], w[j, :]) for m rows of a.
+// It works on blocks of two rows by four columns (eight accumulators), so
+// each load of a feeds four products and each load of w two.
 func (w *transposed32) mulRows(a []float32, m int, out []float32) {
 	k, n := w.k, w.n
-	for r := 0; r < m; r++ {
-		ar := a[r*k : r*k+k]
-		or := out[r*n : r*n+n]
+	r := 0
+	for ; r+2 <= m; r += 2 {
+		a0 := a[r*k : r*k+k]
+		a1 := a[(r+1)*k : (r+1)*k+k]
+		a1 = a1[:len(a0)]
+		o0 := out[r*n : r*n+n]
+		o1 := out[(r+1)*n : (r+1)*n+n]
+		o1 = o1[:len(o0)]
 		j := 0
 		for ; j+4 <= n; j += 4 {
 			w0 := w.rows[j*k : j*k+k]
 			w1 := w.rows[(j+1)*k : (j+1)*k+k]
 			w2 := w.rows[(j+2)*k : (j+2)*k+k]
 			w3 := w.rows[(j+3)*k : (j+3)*k+k]
+			w0, w1, w2, w3 = w0[:len(a0)], w1[:len(a0)], w2[:len(a0)], w3[:len(a0)]
+			var s00, s01, s02, s03, s10, s11, s12, s13 float32
+			for i, x := range a0 {
+				y := a1[i]
+				u0, u1, u2, u3 := w0[i], w1[i], w2[i], w3[i]
+				s00 += x * u0
+				s01 += x * u1
+				s02 += x * u2
+				s03 += x * u3
+				s10 += y * u0
+				s11 += y * u1
+				s12 += y * u2
+				s13 += y * u3
+			}
+			q0, q1 := o0[j:j+4:j+4], o1[j:j+4:j+4]
+			q0[0], q0[1], q0[2], q0[3] = s00, s01, s02, s03
+			q1[0], q1[1], q1[2], q1[3] = s10, s11, s12, s13
+		}
+		for ; j < n; j++ {
+			wj := w.rows[j*k : j*k+k]
+			o0[j] = dot32(a0, wj)
+			o1[j] = dot32(a1, wj)
+		}
+	}
+	for ; r < m; r++ {
+		a0 := a[r*k : r*k+k]
+		o0 := out[r*n : r*n+n]
+		j := 0
+		for ; j+4 <= n; j += 4 {
+			w0 := w.rows[j*k : j*k+k]
+			w1 := w.rows[(j+1)*k : (j+1)*k+k]
+			w2 := w.rows[(j+2)*k : (j+2)*k+k]
+			w3 := w.rows[(j+3)*k : (j+3)*k+k]
+			w0, w1, w2, w3 = w0[:len(a0)], w1[:len(a0)], w2[:len(a0)], w3[:len(a0)]
 			var s0, s1, s2, s3 float32
-			for i, x := range ar {
+			for i, x := range a0 {
 				s0 += x * w0[i]
 				s1 += x * w1[i]
 				s2 += x * w2[i]
 				s3 += x * w3[i]
 			}
-			or[j], or[j+1], or[j+2], or[j+3] = s0, s1, s2, s3
+			q := o0[j : j+4 : j+4]
+			q[0], q[1], q[2], q[3] = s0, s1, s2, s3
 		}
 		for ; j < n; j++ {
-			or[j] = dot32(ar, w.rows[j*k:j*k+k])
+			o0[j] = dot32(a0, w.rows[j*k:j*k+k])
 		}
 	}
 }
