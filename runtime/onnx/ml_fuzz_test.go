@@ -32,36 +32,64 @@ func mlFuzzRun(t *testing.T, k Kernel) {
 	}
 }
 
+// mostly returns good, and now and then (a byte of 255) another raw byte
+// instead, so that most generated tables are valid forests and the
+// rest probe the validation.
+func (b *mlFuzzBytes) mostly(good int) int {
+	if b.next() == 255 {
+		return b.next() - 8
+	}
+	return good
+}
+
 func FuzzMLTreeEnsembleV3(f *testing.F) {
 	f.Add([]byte{3, 0, 0, 0, 0, 1, 2, 1, 0, 0, 6, 0, 0, 2, 0, 0, 6, 0, 0, 2, 0, 1, 0, 2, 0, 9})
-	f.Add([]byte{2, 0, 0, 1, 1, 0, 1, 0, 0, 1, 6, 0, 0, 1, 1, 0})
-	f.Add([]byte{5, 1, 1, 2, 3, 4, 1, 2, 3, 0, 1, 5, 6, 0, 0, 1, 0, 2, 3, 4, 4, 1, 0, 0, 1})
-	modes := []string{"BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "LEAF", "LEAF", "BOGUS"}
+	f.Add([]byte{12, 1, 1, 0, 1, 0, 1, 0, 0, 1, 6, 0, 0, 1, 1, 0, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7, 7})
+	f.Add([]byte{20, 1, 1, 2, 3, 4, 1, 2, 3, 0, 1, 5, 6, 0, 0, 1, 0, 2, 3, 4, 4, 1, 0, 0, 1, 200, 13, 8, 9})
+	modes := []string{"BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ", "LEAF", "LEAF", "LEAF"}
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := mlFuzzBytes(data)
-		n := 1 + b.small(24)
+		n := 1 + b.small(32)
+		split := b.small(n + 1) // nodes [0, split) are tree 0, the rest tree 1
 		a := map[string]any{}
 		var tree, node, feat, tru, fls, miss []int
 		var mode []string
 		var vals []float64
+		var leaves [][2]int
 		for i := 0; i < n; i++ {
-			tree = append(tree, b.small(3))
-			node = append(node, b.small(n+1))
-			feat = append(feat, b.small(5))
-			mode = append(mode, modes[b.small(len(modes))])
+			first, end := 0, split
+			if i >= split {
+				first, end = split, n
+			}
+			tree = append(tree, b.mostly(min(i/max(split, 1), 1)))
+			node = append(node, b.mostly(i-first))
+			feat = append(feat, b.mostly(b.small(4)))
+			m := modes[b.small(len(modes))]
+			if i == end-1 {
+				m = "LEAF"
+			}
+			if b.next() == 255 {
+				m = "BOGUS"
+			}
+			mode = append(mode, m)
 			vals = append(vals, float64(b.next()-128)/16)
-			tru = append(tru, b.small(n+1))
-			fls = append(fls, b.small(n+1))
+			rest := max(end-i-1, 1)
+			tru = append(tru, b.mostly(i+1-first+b.small(rest)))
+			fls = append(fls, b.mostly(i+1-first+b.small(rest)))
 			miss = append(miss, b.small(2))
+			if m == "LEAF" {
+				leaves = append(leaves, [2]int{tree[i], node[i]})
+			}
 		}
-		nw := b.small(2 * n)
+		nt := 1 + b.small(3)
 		var wt, wn, wi []int
 		var ww []float64
-		for i := 0; i < nw; i++ {
-			wt = append(wt, b.small(3))
-			wn = append(wn, b.small(n+1))
-			wi = append(wi, b.small(3))
-			ww = append(ww, float64(b.next()-128)/8)
+		for _, l := range leaves {
+			for j := 1 + b.small(2); j > 0; j-- {
+				wt, wn = append(wt, b.mostly(l[0])), append(wn, b.mostly(l[1]))
+				wi = append(wi, b.mostly(b.small(nt)))
+				ww = append(ww, float64(b.next()-128)/8)
+			}
 		}
 		a["nodes_treeids"], a["nodes_nodeids"], a["nodes_featureids"] = tree, node, feat
 		a["nodes_modes"], a["nodes_values"], a["nodes_truenodeids"] = mode, vals, tru
@@ -70,15 +98,15 @@ func FuzzMLTreeEnsembleV3(f *testing.F) {
 		if b.small(2) == 0 {
 			op = "TreeEnsembleClassifier"
 			a["class_treeids"], a["class_nodeids"], a["class_ids"], a["class_weights"] = wt, wn, wi, ww
-			a["classlabels_int64s"] = []int{0, 1, 2}[:2+b.small(2)]
+			a["classlabels_int64s"] = []int{0, 1, 2, 3}[:max(nt, 2)]
 			a["post_transform"] = []string{"NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT"}[b.small(5)]
 		} else {
 			a["target_treeids"], a["target_nodeids"], a["target_ids"], a["target_weights"] = wt, wn, wi, ww
-			a["n_targets"] = 1 + b.small(3)
+			a["n_targets"] = nt
 			a["aggregate_function"] = []string{"SUM", "AVERAGE", "MIN", "MAX"}[b.small(4)]
 		}
 		if b.small(2) == 0 {
-			a["base_values"] = []float64{0.5, -1, 2}[:b.small(4)]
+			a["base_values"] = []float64{0.5, -1, 2, 3}[:b.small(5)]
 		}
 		k, err := mlCompileNode(t, op, 3, a)
 		if err != nil {
@@ -90,38 +118,45 @@ func FuzzMLTreeEnsembleV3(f *testing.F) {
 
 func FuzzMLTreeEnsemble5(f *testing.F) {
 	f.Add([]byte{2, 1, 6, 0, 1, 0, 1, 1, 1, 0, 0, 0, 0, 1, 1, 1, 2, 3})
-	f.Add([]byte{3, 2, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17})
+	f.Add([]byte{9, 5, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 30, 31, 32, 33, 6, 6, 6})
 	f.Fuzz(func(t *testing.T, data []byte) {
 		b := mlFuzzBytes(data)
-		n := 1 + b.small(12)
-		nl := 1 + b.small(12)
+		n := 1 + b.small(16)
+		nl := 1 + b.small(16)
 		var modes []uint8
 		var feat, tid, tleaf, fid, fleaf, miss []int
 		var splits, members []float64
 		for i := 0; i < n; i++ {
-			modes = append(modes, uint8(b.small(8)))
-			feat = append(feat, b.small(5))
+			modes = append(modes, uint8(b.mostly(b.small(7))))
+			feat = append(feat, b.mostly(b.small(4)))
 			splits = append(splits, float64(b.next()-128)/16)
-			tid, tleaf = append(tid, b.small(n+1)), append(tleaf, b.small(2))
-			fid, fleaf = append(fid, b.small(n+1)), append(fleaf, b.small(2))
+			for _, c := range []struct{ ids, leafs *[]int }{{&tid, &tleaf}, {&fid, &fleaf}} {
+				leaf := i == n-1 || b.small(3) == 0
+				if leaf {
+					*c.ids, *c.leafs = append(*c.ids, b.mostly(b.small(nl))), append(*c.leafs, 1)
+				} else {
+					*c.ids, *c.leafs = append(*c.ids, b.mostly(i+1+b.small(max(n-i-1, 1)))), append(*c.leafs, 0)
+				}
+			}
 			miss = append(miss, b.small(2))
 			for j := b.small(5); j > 0; j-- {
 				members = append(members, float64(b.next()-64)/float64(1+b.small(2)))
 			}
 			members = append(members, math.NaN())
 		}
+		nt := 1 + b.small(3)
 		var targets []int
 		var weights []float64
 		for i := 0; i < nl; i++ {
-			targets = append(targets, b.small(3))
+			targets = append(targets, b.mostly(b.small(nt)))
 			weights = append(weights, float64(b.next()-128)/8)
 		}
-		var roots []int
-		for i := 1 + b.small(3); i > 0; i-- {
-			roots = append(roots, b.small(n+1))
+		roots := []int{0}
+		for i := b.small(3); i > 0; i-- {
+			roots = append(roots, b.mostly(b.small(n)))
 		}
 		a := map[string]any{
-			"n_targets": 1 + b.small(3), "aggregate_function": b.small(4), "post_transform": b.small(5),
+			"n_targets": nt, "aggregate_function": b.small(4), "post_transform": b.small(5),
 			"tree_roots": roots, "nodes_modes": mlT(modes), "nodes_featureids": feat,
 			"nodes_splits": mlT(splits), "membership_values": mlT(members),
 			"nodes_truenodeids": tid, "nodes_trueleafs": tleaf, "nodes_falsenodeids": fid, "nodes_falseleafs": fleaf,

@@ -533,6 +533,9 @@ func newMLFeatureVectorizer(n *Node, _ int64) (Kernel, error) {
 		}
 		total += int(d)
 	}
+	if total > 1<<24 {
+		return nil, n.Errorf("attribute \"inputdimensions\" adds up to %d features", total)
+	}
 	return KernelFunc(func(_ context.Context, in []Value) ([]Value, error) {
 		if len(in) != len(dims) {
 			return nil, n.Errorf("%d inputs for %d inputdimensions", len(in), len(dims))

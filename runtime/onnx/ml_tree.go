@@ -473,8 +473,8 @@ func mlReadForestInput(n *Node, f *mlForest, in []Value) (mlForestInput, error) 
 		return mlForestInput{}, n.Errorf("a tree uses feature %d but the input has %d features", f.maxFeature, cols)
 	}
 	fi := mlForestInput{rows: rows, cols: cols, dtype: x.DType}
-	if x.DType == tensor.Float64 {
-		fi.x64 = x.Data.([]float64)
+	if d, ok := x.Data.([]float64); ok {
+		fi.x64 = d
 	} else {
 		if fi.x32, err = mlFloat32s(n, x); err != nil {
 			return mlForestInput{}, err

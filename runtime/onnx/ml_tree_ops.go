@@ -14,6 +14,10 @@ func init() {
 	register(mlDomain, "TreeEnsemble", newMLTreeEnsemble)
 }
 
+// mlMaxTargets bounds n_targets, which sizes the outputs and the scratch
+// scores.
+const mlMaxTargets = 1 << 20
+
 // mlParseV3Forest reads the nodes_* attributes of TreeEnsembleClassifier
 // and TreeEnsembleRegressor, and the leaf weights from the attributes
 // prefix+"ids", prefix+"nodeids", prefix+"treeids", prefix+"weights"
@@ -234,8 +238,8 @@ func newMLTreeRegressor(n *Node, _ int64) (Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nt < 1 || nt > math.MaxInt32 {
-		return nil, n.Errorf("attribute \"n_targets\" is %d, want at least 1", nt)
+	if nt < 1 || nt > mlMaxTargets {
+		return nil, n.Errorf("attribute \"n_targets\" is %d, want 1 to %d", nt, mlMaxTargets)
 	}
 	agg, err := mlParseAgg(n)
 	if err != nil {
@@ -516,8 +520,8 @@ func newMLTreeEnsemble(n *Node, _ int64) (Kernel, error) {
 	if err != nil {
 		return nil, err
 	}
-	if nt < 1 || nt > math.MaxInt32 {
-		return nil, n.Errorf("attribute \"n_targets\" is %d, want at least 1", nt)
+	if nt < 1 || nt > mlMaxTargets {
+		return nil, n.Errorf("attribute \"n_targets\" is %d, want 1 to %d", nt, mlMaxTargets)
 	}
 	aggI, err := n.Int("aggregate_function", 1)
 	if err != nil {

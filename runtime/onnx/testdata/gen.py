@@ -319,6 +319,12 @@ def boosting_cases():
     onx = convert_xgboost(m, initial_types=[("X", FloatTensorType([None, 5]))], target_opset=15)
     save("xgb_clf_binary", onx, {"X": with_nan(rng.randn(24, 5).astype(np.float32), rng)})
 
+    X, y = data(rng, 400, 5)
+    m = xgb.XGBRegressor(n_estimators=30, max_depth=4, n_jobs=1, random_state=0, tree_method="exact",
+                         base_score=0.5).fit(with_nan(X, rng, 0.1), y)
+    onx = convert_xgboost(m, initial_types=[("X", FloatTensorType([None, 5]))], target_opset=15)
+    save("xgb_reg", onx, {"X": with_nan(rng.randn(24, 5).astype(np.float32), rng)})
+
     # LightGBM with a categorical feature (column 0, integer codes) and NaN.
     X, y = data(rng, 600, 5, classes=2)
     X[:, 0] = rng.randint(0, 6, len(X))
@@ -336,6 +342,11 @@ def boosting_cases():
                            verbose=-1).fit(with_nan(X, rng, 0.1), y)
     onx = convert_lightgbm(m, initial_types=[("X", FloatTensorType([None, 4]))], target_opset=15)
     save("lgbm_clf_multi", onx, {"X": with_nan(rng.randn(24, 4).astype(np.float32), rng)})
+    X, y = data(rng, 500, 4)
+    m = lgb.LGBMRegressor(n_estimators=25, num_leaves=8, n_jobs=1, random_state=0, deterministic=True,
+                          verbose=-1).fit(with_nan(X, rng, 0.1), y)
+    onx = convert_lightgbm(m, initial_types=[("X", FloatTensorType([None, 4]))], target_opset=15)
+    save("lgbm_reg", onx, {"X": with_nan(rng.randn(24, 4).astype(np.float32), rng)})
 
 
 # ------------------------------------------------------ hand-built graphs
