@@ -848,7 +848,7 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 	*rp = b
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	setContentLength(h, len(b))
 	w.Write(b)
 	return http.StatusOK
 }

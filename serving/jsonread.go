@@ -61,7 +61,7 @@ func (r *jsonReader) expect(c byte) error {
 
 // end checks that nothing but white space follows the document.
 func (r *jsonReader) end() error {
-	if r.peek() != 0 {
+	if r.ws(); r.pos < len(r.b) {
 		return r.errorf("unexpected data after the JSON value")
 	}
 	return nil

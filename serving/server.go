@@ -337,5 +337,5 @@ func (s *Server) routes() http.Handler {
 	if s.gatherer != nil {
 		mux.Handle("GET /metrics", promhttp.HandlerFor(s.gatherer, promhttp.HandlerOpts{}))
 	}
-	return mux
+	return &router{s: s, mux: mux}
 }

@@ -9,6 +9,7 @@ import (
 	"io"
 	"net/http"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/kiln-ml/kiln/runtime"
@@ -34,8 +35,8 @@ func (s *Server) registerV2(mux *http.ServeMux) {
 	mux.HandleFunc("GET /v2/models/{name}/versions/{version}", s.v2ModelMetadata)
 	mux.HandleFunc("GET /v2/models/{name}/ready", s.v2ModelReady)
 	mux.HandleFunc("GET /v2/models/{name}/versions/{version}/ready", s.v2ModelReady)
-	mux.HandleFunc("POST /v2/models/{name}/infer", s.v2Infer)
-	mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.v2Infer)
+	mux.HandleFunc("POST /v2/models/{name}/infer", s.v2InferRoute)
+	mux.HandleFunc("POST /v2/models/{name}/versions/{version}/infer", s.v2InferRoute)
 	mux.HandleFunc("POST /v2/repository/index", s.v2RepositoryIndex)
 	mux.HandleFunc("/v2/", func(w http.ResponseWriter, r *http.Request) {
 		writeV2Error(w, http.StatusNotFound, "no endpoint "+r.Method+" "+r.URL.Path)
@@ -212,10 +213,57 @@ func (st *modelState) intern(b []byte) string {
 	return ""
 }
 
-func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request) {
+func (s *Server) v2InferRoute(w http.ResponseWriter, r *http.Request) {
+	s.v2Infer(w, r, r.PathValue("name"), r.PathValue("version"))
+}
+
+// inferPath recognises /v2/models/NAME[/versions/VERSION]/infer without
+// the mux (the hot path; the mux allocates for its path values).
+func inferPath(p string) (name, version string, ok bool) {
+	const prefix, suffix = "/v2/models/", "/infer"
+	if len(p) <= len(prefix)+len(suffix) || p[:len(prefix)] != prefix || p[len(p)-len(suffix):] != suffix {
+		return "", "", false
+	}
+	rest := p[len(prefix) : len(p)-len(suffix)]
+	for i := 0; i < len(rest); i++ {
+		if rest[i] == '/' {
+			name, v := rest[:i], rest[i:]
+			const mid = "/versions/"
+			if len(v) <= len(mid) || v[:len(mid)] != mid || strings.IndexByte(v[len(mid):], '/') >= 0 || name == "" {
+				return "", "", false
+			}
+			return name, v[len(mid):], true
+		}
+	}
+	return rest, "", rest != ""
+}
+
+// router sends inference requests straight to their handler and
+// everything else through the mux.
+type router struct {
+	s   *Server
+	mux *http.ServeMux
+}
+
+func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
+	if r.Method == http.MethodPost && r.URL.RawPath == "" {
+		if name, version, ok := inferPath(r.URL.Path); ok {
+			if version == "" {
+				r.Pattern = "POST /v2/models/{name}/infer"
+			} else {
+				r.Pattern = "POST /v2/models/{name}/versions/{version}/infer"
+			}
+			rt.s.v2Infer(w, r, name, version)
+			return
+		}
+	}
+	rt.mux.ServeHTTP(w, r)
+}
+
+func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name, version string) {
 	start := time.Now()
 	defer s.recoverPanic(w, r, writeV2Error)
-	st, err := s.lookup(r.Context(), r.PathValue("name"), r.PathValue("version"))
+	st, err := s.lookup(r.Context(), name, version)
 	if err != nil {
 		status := classify(err).httpStatus()
 		writeV2Error(w, status, err.Error())
@@ -262,6 +310,7 @@ func (s *Server) v2InferModel(w http.ResponseWriter, r *http.Request, st *modelS
 	if err != nil {
 		return fail(err)
 	}
+	defer req.release()
 	inputs, err := st.matchInputs(req.inputs)
 	if err != nil {
 		return fail(err)
@@ -288,9 +337,17 @@ func (s *Server) v2InferModel(w http.ResponseWriter, r *http.Request, st *modelS
 	} else {
 		h["Content-Type"] = hdrJSON
 	}
-	h.Set("Content-Length", strconv.Itoa(len(b)))
+	setContentLength(h, len(b))
 	w.Write(b)
 	return http.StatusOK
+}
+
+// setContentLength sets the header for large bodies; net/http sets it
+// itself for a small body written in one piece (sparing two allocations).
+func setContentLength(h http.Header, n int) {
+	if n >= 2048 {
+		h.Set("Content-Length", strconv.Itoa(n))
+	}
 }
 
 func (s *Server) decompress(encoding string, body []byte) ([]byte, error) {
@@ -373,9 +430,17 @@ func resolveOutputs(sel []outSel, outs []*tensor.Tensor) ([]outSel, error) {
 // appendV2Response appends the inference response; when outputs go as
 // binary data, their contents follow the JSON, which ends at jsonEnd.
 func appendV2Response(b []byte, st *modelState, req *v2Request, sel []outSel, outs []*tensor.Tensor) ([]byte, int, error) {
-	sel, err := resolveOutputs(sel, outs)
-	if err != nil {
-		return nil, 0, err
+	var selBuf [4]outSel
+	if sel == nil && len(outs) <= len(selBuf) {
+		sel = selBuf[:len(outs)]
+		for i := range sel {
+			sel[i].index = i
+		}
+	} else {
+		var err error
+		if sel, err = resolveOutputs(sel, outs); err != nil {
+			return nil, 0, err
+		}
 	}
 	b = append(b, `{"model_name":`...)
 	b = appendJSONString(b, st.m.Name)

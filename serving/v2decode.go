@@ -2,6 +2,7 @@ package serving
 
 import (
 	"math"
+	"sync"
 
 	"github.com/kiln-ml/kiln/tensor"
 )
@@ -14,6 +15,23 @@ type v2Request struct {
 	// binaryOutput is the request parameter binary_data_output: the
 	// default for outputs that do not say.
 	binaryOutput bool
+	inputsBuf    [2]*tensor.Tensor
+}
+
+// requestPool recycles decoded requests (their inputs slice).
+var requestPool = sync.Pool{New: func() any { return new(v2Request) }}
+
+// release returns req to the pool; its tensors stay valid.
+func (req *v2Request) release() {
+	*req = v2Request{}
+	requestPool.Put(req)
+}
+
+// inputBox holds a decoded input's tensor and (usually) its shape in one
+// allocation.
+type inputBox struct {
+	t    tensor.Tensor
+	dims [4]int64
 }
 
 // v2Output is one requested output.
@@ -34,6 +52,7 @@ type v2Input struct {
 	dt       tensor.DType
 	dtSet    bool
 	shape    []int64
+	dims     [4]int64 // backing for shape while decoding
 	shapeSet bool
 	binSize  int64 // parameter binary_data_size; -1 if absent
 	data     any   // decoded in place when the datatype came first
@@ -55,7 +74,13 @@ func decodeV2(body []byte, jsonLen int, intern func([]byte) string) (*v2Request,
 		js, bin = body[:jsonLen], body[jsonLen:]
 	}
 	r := &jsonReader{b: js}
-	req := &v2Request{}
+	req := requestPool.Get().(*v2Request)
+	ok := false
+	defer func() {
+		if !ok {
+			req.release()
+		}
+	}()
 	if err := r.beginObject(); err != nil {
 		return nil, err
 	}
@@ -87,7 +112,7 @@ func decodeV2(body []byte, jsonLen int, intern func([]byte) string) (*v2Request,
 			})
 		case "inputs":
 			sawInputs = true
-			req.inputs, bin, err = decodeInputs(r, bin, intern)
+			req.inputs, bin, err = decodeInputs(r, req.inputsBuf[:0], bin, intern)
 		case "outputs":
 			req.outputs, err = decodeOutputs(r, intern)
 		default:
@@ -106,6 +131,7 @@ func decodeV2(body []byte, jsonLen int, intern func([]byte) string) (*v2Request,
 	if len(bin) != 0 {
 		return nil, badRequest("%d bytes of binary data are not claimed by any input's binary_data_size", len(bin))
 	}
+	ok = true
 	return req, nil
 }
 
@@ -138,11 +164,10 @@ func internOr(intern func([]byte) string, b []byte) string {
 	return string(b)
 }
 
-func decodeInputs(r *jsonReader, bin []byte, intern func([]byte) string) ([]*tensor.Tensor, []byte, error) {
+func decodeInputs(r *jsonReader, out []*tensor.Tensor, bin []byte, intern func([]byte) string) ([]*tensor.Tensor, []byte, error) {
 	if err := r.beginArray(); err != nil {
 		return nil, nil, err
 	}
-	var out []*tensor.Tensor
 	for first := true; ; first = false {
 		done, err := r.nextElem(first)
 		if err != nil {
@@ -193,7 +218,7 @@ func decodeInput(r *jsonReader, in *v2Input, intern func([]byte) string) error {
 			}
 			in.dtSet = true
 		case "shape":
-			if in.shape, err = decodeShape(r); err != nil {
+			if in.shape, err = decodeShape(r, in.dims[:0]); err != nil {
 				return badRequest("input %q: %v", in.name, err)
 			}
 			in.shapeSet = true
@@ -276,7 +301,13 @@ func (in *v2Input) finish(bin []byte, index int) (*tensor.Tensor, []byte, error)
 			return nil, nil, badRequest("input %q: %v", in.name, err)
 		}
 	}
-	t := &tensor.Tensor{Name: in.name, DType: in.dt, Shape: in.shape, Data: in.data}
+	box := &inputBox{t: tensor.Tensor{Name: in.name, DType: in.dt, Data: in.data}}
+	if len(in.shape) <= len(box.dims) {
+		box.t.Shape = append(box.dims[:0], in.shape...)
+	} else {
+		box.t.Shape = append([]int64(nil), in.shape...)
+	}
+	t := &box.t
 	if got := t.Len(); got != n {
 		return nil, nil, badRequest("input %q: %d data elements for shape %v, which holds %d", in.name, got, in.shape, n)
 	}
@@ -302,11 +333,10 @@ func parseDType(b []byte) (tensor.DType, error) {
 	return tensor.ParseDType(string(b))
 }
 
-func decodeShape(r *jsonReader) ([]int64, error) {
+func decodeShape(r *jsonReader, shape []int64) ([]int64, error) {
 	if err := r.beginArray(); err != nil {
 		return nil, err
 	}
-	shape := make([]int64, 0, 4)
 	for first := true; ; first = false {
 		done, err := r.nextElem(first)
 		if err != nil {
