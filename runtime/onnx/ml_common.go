@@ -383,3 +383,10 @@ func mlCheckLen(n *Node, name string, got, want int) error {
 
 // mlIsNaN reports whether v is NaN.
 func mlIsNaN[T mlFloat](v T) bool { return v != v }
+
+// mlPut stores a kernel's results in out (as many as out holds: an unused
+// trailing output may be left off) for RunInto.
+func mlPut(out []Value, vals ...Value) error {
+	copy(out, vals)
+	return nil
+}

@@ -60,31 +60,42 @@ func newMLLinearClassifier(n *Node, _ int64) (Kernel, error) {
 	return k, nil
 }
 
-func (k *mlLinearClassifier) Run(_ context.Context, in []Value) ([]Value, error) {
+// Run implements Kernel.
+func (k *mlLinearClassifier) Run(ctx context.Context, in []Value) ([]Value, error) {
+	out := make([]Value, 2)
+	if err := k.RunInto(ctx, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto writes the outputs into out (the executor's allocation-free
+// form of Run).
+func (k *mlLinearClassifier) RunInto(_ context.Context, in, res []Value) error {
 	n := k.node
 	x, err := n.Tensor(in, 0)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rows, cols, err := mlRowsCols(n, x)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	xs, err := mlFloat32s(n, x)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	targets := k.targets
 	if targets == 0 {
 		if cols == 0 || len(k.coef)%cols != 0 {
-			return nil, n.Errorf("input has %d features, which does not divide the %d coefficients", cols, len(k.coef))
+			return n.Errorf("input has %d features, which does not divide the %d coefficients", cols, len(k.coef))
 		}
 		targets = len(k.coef) / cols
 		if targets > 1 && k.labels.len() < targets {
-			return nil, n.Errorf("%d class labels for %d score columns", k.labels.len(), targets)
+			return n.Errorf("%d class labels for %d score columns", k.labels.len(), targets)
 		}
 	} else if len(k.coef) != targets*cols {
-		return nil, n.Errorf("input has %d features, model expects %d", cols, len(k.coef)/targets)
+		return n.Errorf("input has %d features, model expects %d", cols, len(k.coef)/targets)
 	}
 	secondClass := targets == 1 && k.labels.len() == 2
 	width := targets
@@ -150,7 +161,7 @@ func (k *mlLinearClassifier) Run(_ context.Context, in []Value) ([]Value, error)
 			mlSecondClass(1, k.post, scores[i], scores[2*i:2*i+2])
 		}
 	}
-	return []Value{labels.tensor(rows), mlFloatTensor(scores, int64(rows), int64(width))}, nil
+	return mlPut(res, labels.tensor(rows), mlFloatTensor(scores, int64(rows), int64(width)))
 }
 
 // mlLinearRegressor is ai.onnx.ml.LinearRegressor: Y = X·Wᵀ + b, [N,
@@ -194,22 +205,33 @@ func newMLLinearRegressor(n *Node, _ int64) (Kernel, error) {
 	return k, nil
 }
 
-func (k *mlLinearRegressor) Run(_ context.Context, in []Value) ([]Value, error) {
+// Run implements Kernel.
+func (k *mlLinearRegressor) Run(ctx context.Context, in []Value) ([]Value, error) {
+	out := make([]Value, 1)
+	if err := k.RunInto(ctx, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto writes the outputs into out (the executor's allocation-free
+// form of Run).
+func (k *mlLinearRegressor) RunInto(_ context.Context, in, res []Value) error {
 	n := k.node
 	x, err := n.Tensor(in, 0)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	rows, cols, err := mlRowsCols(n, x)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	if cols*k.targets != len(k.coef) {
-		return nil, n.Errorf("input has %d features, model expects %d", cols, len(k.coef)/k.targets)
+		return n.Errorf("input has %d features, model expects %d", cols, len(k.coef)/k.targets)
 	}
 	xs, err := mlFloat32s(n, x)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := make([]float32, rows*k.targets)
 	for i := 0; i < rows; i++ {
@@ -237,5 +259,5 @@ func (k *mlLinearRegressor) Run(_ context.Context, in []Value) ([]Value, error) 
 			out[i] = mlProbit(v)
 		}
 	}
-	return []Value{mlFloatTensor(out, int64(rows), int64(k.targets))}, nil
+	return mlPut(res, mlFloatTensor(out, int64(rows), int64(k.targets)))
 }

@@ -267,10 +267,21 @@ func newMLTreeRegressor(n *Node, _ int64) (Kernel, error) {
 	return &mlTreeRegressor{node: n, f: f, agg: agg, post: post}, nil
 }
 
-func (k *mlTreeRegressor) Run(_ context.Context, in []Value) ([]Value, error) {
+// Run implements Kernel.
+func (k *mlTreeRegressor) Run(ctx context.Context, in []Value) ([]Value, error) {
+	out := make([]Value, 1)
+	if err := k.RunInto(ctx, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto writes the outputs into out (the executor's allocation-free
+// form of Run).
+func (k *mlTreeRegressor) RunInto(_ context.Context, in, res []Value) error {
 	fi, err := mlReadForestInput(k.node, k.f, in)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	out := make([]float32, fi.rows*k.f.nTargets)
 	if fi.x64 != nil {
@@ -278,7 +289,7 @@ func (k *mlTreeRegressor) Run(_ context.Context, in []Value) ([]Value, error) {
 	} else {
 		mlRegressorOut(k.f, &k.f.p32, k.agg, k.post, fi.x32, fi.rows, fi.cols, func(i int, v float32, _ float32) { out[i] = v })
 	}
-	return []Value{mlFloatTensor(out, int64(fi.rows), int64(k.f.nTargets))}, nil
+	return mlPut(res, mlFloatTensor(out, int64(fi.rows), int64(k.f.nTargets)))
 }
 
 // mlTreeClassifier is TreeEnsembleClassifier (ai.onnx.ml 1 and 3), with
@@ -342,10 +353,21 @@ func newMLTreeClassifier(n *Node, _ int64) (Kernel, error) {
 	return k, nil
 }
 
-func (k *mlTreeClassifier) Run(_ context.Context, in []Value) ([]Value, error) {
+// Run implements Kernel.
+func (k *mlTreeClassifier) Run(ctx context.Context, in []Value) ([]Value, error) {
+	out := make([]Value, 2)
+	if err := k.RunInto(ctx, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto writes the outputs into out (the executor's allocation-free
+// form of Run).
+func (k *mlTreeClassifier) RunInto(_ context.Context, in, res []Value) error {
 	fi, err := mlReadForestInput(k.node, k.f, in)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	nc := k.labels.len()
 	scores := make([]float32, fi.rows*nc)
@@ -355,7 +377,7 @@ func (k *mlTreeClassifier) Run(_ context.Context, in []Value) ([]Value, error) {
 	} else {
 		mlClassify(k, &k.f.p32, fi.x32, fi.rows, fi.cols, scores, labels)
 	}
-	return []Value{labels.tensor(fi.rows), mlFloatTensor(scores, int64(fi.rows), int64(nc))}, nil
+	return mlPut(res, labels.tensor(fi.rows), mlFloatTensor(scores, int64(fi.rows), int64(nc)))
 }
 
 // mlClassify scores rows rows, following onnxruntime's
@@ -681,10 +703,21 @@ func newMLTreeEnsemble(n *Node, _ int64) (Kernel, error) {
 	return &mlTreeEnsemble{node: n, f: f, agg: mlAgg(aggI), post: post}, nil
 }
 
-func (k *mlTreeEnsemble) Run(_ context.Context, in []Value) ([]Value, error) {
+// Run implements Kernel.
+func (k *mlTreeEnsemble) Run(ctx context.Context, in []Value) ([]Value, error) {
+	out := make([]Value, 1)
+	if err := k.RunInto(ctx, in, out); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// RunInto writes the outputs into out (the executor's allocation-free
+// form of Run).
+func (k *mlTreeEnsemble) RunInto(_ context.Context, in, res []Value) error {
 	fi, err := mlReadForestInput(k.node, k.f, in)
 	if err != nil {
-		return nil, err
+		return err
 	}
 	nT := k.f.nTargets
 	shape := []int64{int64(fi.rows), int64(nT)}
@@ -692,15 +725,15 @@ func (k *mlTreeEnsemble) Run(_ context.Context, in []Value) ([]Value, error) {
 	case tensor.Float64:
 		out := make([]float64, fi.rows*nT)
 		mlRegressorOut(k.f, &k.f.p64, k.agg, k.post, fi.x64, fi.rows, fi.cols, func(i int, _ float32, v float64) { out[i] = v })
-		return []Value{&tensor.Tensor{DType: tensor.Float64, Shape: shape, Data: out}}, nil
+		return mlPut(res, &tensor.Tensor{DType: tensor.Float64, Shape: shape, Data: out})
 	case tensor.Float16:
 		out := make([]uint16, fi.rows*nT)
 		mlRegressorOut(k.f, &k.f.p32, k.agg, k.post, fi.x32, fi.rows, fi.cols, func(i int, v float32, _ float32) { out[i] = tensor.Float32ToHalf(v) })
-		return []Value{&tensor.Tensor{DType: tensor.Float16, Shape: shape, Data: out}}, nil
+		return mlPut(res, &tensor.Tensor{DType: tensor.Float16, Shape: shape, Data: out})
 	case tensor.Float32:
 		out := make([]float32, fi.rows*nT)
 		mlRegressorOut(k.f, &k.f.p32, k.agg, k.post, fi.x32, fi.rows, fi.cols, func(i int, v float32, _ float32) { out[i] = v })
-		return []Value{mlFloatTensor(out, shape...)}, nil
+		return mlPut(res, mlFloatTensor(out, shape...))
 	}
-	return nil, k.node.Errorf("input of type %v; TreeEnsemble takes float, double or float16", fi.dtype)
+	return k.node.Errorf("input of type %v; TreeEnsemble takes float, double or float16", fi.dtype)
 }

@@ -480,6 +480,72 @@ def handbuilt_cases():
         outs += [vi(f"L{i}", TP.INT64, [None]), vi(f"S{i}", TP.FLOAT, [None, 2])]
     save("ml_tree_classifier_binary", mk(nodes, [vi("X", TP.FLOAT, [None, 3])], outs), {"X": X01})
 
+    # Random forests over a small grid of thresholds (so that EQ and NEQ
+    # splits and ties matter), every mode, random missing-value directions,
+    # several weights per leaf: regressors and classifiers with every
+    # aggregate and post-transform, checked against onnxruntime.
+    grid = [-1.0, -0.5, 0.0, 0.5, 1.0]
+
+    def random_forest(prefix, n_trees, n_targets, leaf_weights=2):
+        a = {k: [] for k in ("nodes_treeids", "nodes_nodeids", "nodes_featureids", "nodes_modes", "nodes_values",
+                             "nodes_truenodeids", "nodes_falsenodeids", "nodes_missing_value_tracks_true",
+                             prefix + "treeids", prefix + "nodeids", prefix + "ids", prefix + "weights")}
+        modes = ["BRANCH_LEQ", "BRANCH_LT", "BRANCH_GTE", "BRANCH_GT", "BRANCH_EQ", "BRANCH_NEQ"]
+        for t in range(n_trees):
+            count = [0]
+
+            def grow(depth):
+                nid = count[0]
+                count[0] += 1
+                a["nodes_treeids"].append(t)
+                a["nodes_nodeids"].append(nid)
+                pos = len(a["nodes_nodeids"]) - 1
+                if depth == 0 or rng.rand() < 0.2:
+                    a["nodes_featureids"].append(0)
+                    a["nodes_modes"].append("LEAF")
+                    a["nodes_values"].append(0.0)
+                    a["nodes_truenodeids"].append(0)
+                    a["nodes_falsenodeids"].append(0)
+                    a["nodes_missing_value_tracks_true"].append(0)
+                    for _ in range(1 + rng.randint(leaf_weights)):
+                        a[prefix + "treeids"].append(t)
+                        a[prefix + "nodeids"].append(nid)
+                        a[prefix + "ids"].append(int(rng.randint(n_targets)))
+                        a[prefix + "weights"].append(float(np.float32(rng.randn())))
+                    return nid
+                a["nodes_featureids"].append(int(rng.randint(4)))
+                a["nodes_modes"].append(modes[rng.randint(len(modes))])
+                a["nodes_values"].append(float(rng.choice(grid)))
+                a["nodes_missing_value_tracks_true"].append(int(rng.randint(2)))
+                a["nodes_truenodeids"].append(0)
+                a["nodes_falsenodeids"].append(0)
+                a["nodes_truenodeids"][pos] = grow(depth - 1)
+                a["nodes_falsenodeids"][pos] = grow(depth - 1)
+                return nid
+            grow(4)
+        return a
+
+    Xr = rng.choice(grid + [0.25, -0.75, 2.0], size=(40, 4)).astype(np.float32)
+    Xr[rng.rand(40, 4) < 0.12] = np.nan
+    nodes, outs = [], []
+    for i, (agg, post, nt) in enumerate([("SUM", "NONE", 3), ("AVERAGE", "SOFTMAX", 3), ("MIN", "LOGISTIC", 2),
+                                         ("MAX", "SOFTMAX_ZERO", 3), ("SUM", "NONE", 1), ("AVERAGE", "NONE", 1),
+                                         ("MIN", "NONE", 1), ("MAX", "NONE", 1)]):
+        attrs = random_forest("target_", 6, nt)
+        attrs.update(n_targets=nt, aggregate_function=agg, post_transform=post)
+        if i % 3 == 0:
+            attrs["base_values"] = rng.randn(nt).round(3).tolist()
+        nodes.append(helper.make_node("TreeEnsembleRegressor", ["X"], [f"R{i}"], domain=ML, name=f"rr{i}", **attrs))
+        outs.append(vi(f"R{i}", TP.FLOAT, [None, nt]))
+    for i, (post, nc) in enumerate([("NONE", 4), ("SOFTMAX", 3), ("LOGISTIC", 2), ("NONE", 2), ("SOFTMAX_ZERO", 3)]):
+        attrs = random_forest("class_", 5, nc)
+        attrs.update(classlabels_int64s=list(range(10, 10 + nc)), post_transform=post)
+        if i % 2 == 0:
+            attrs["base_values"] = rng.randn(nc).round(3).tolist()
+        nodes.append(helper.make_node("TreeEnsembleClassifier", ["X"], [f"L{i}", f"S{i}"], domain=ML, name=f"rc{i}", **attrs))
+        outs += [vi(f"L{i}", TP.INT64, [None]), vi(f"S{i}", TP.FLOAT, [None, nc])]
+    save("ml_tree_random", mk(nodes, [vi("X", TP.FLOAT, [None, 4])], outs), {"X": Xr})
+
     # Integer input to a tree classifier.
     attrs = small_tree("class_", classlabels_int64s=[0, 1, 2])
     attrs["class_ids"] = [0, 1, 2, 1, 0, 2, 1, 2, 0, 2, 1]
