@@ -305,7 +305,13 @@ def write_case(name, model, feeds, labels=None):
     assert name.startswith(PREFIXES), name
     d = os.path.join(MODELS, name)
     os.makedirs(d, exist_ok=True)
-    # onnxruntime validates the model when it loads it below.
+    # onnxruntime validates the model when it loads it below. skl2onnx
+    # names graphs with a random uuid; a fixed name keeps files stable.
+    model.graph.name = name
+    ops = sorted(((o.domain, o.version) for o in model.opset_import))  # skl2onnx's order varies
+    del model.opset_import[:]
+    for dom, ver in ops:
+        model.opset_import.append(helper.make_opsetid(dom, ver))
     data = model.SerializeToString()
     assert len(data) < 1 << 20, (name, len(data))
     with open(os.path.join(d, "model.onnx"), "wb") as f:
