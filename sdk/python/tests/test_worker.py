@@ -10,11 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from kiln import worker as kw
+SRC = Path(__file__).resolve().parents[1] / "src"
+sys.path.insert(0, str(SRC))  # this checkout's package, installed or not
+
+from kiln import worker as kw  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[3]
 TESTDATA = ROOT / "model" / "testdata"
-SRC = Path(__file__).resolve().parents[1] / "src"
 EXPECTED = json.loads((TESTDATA / "expected.json").read_text())
 
 
