@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
@@ -513,5 +514,26 @@ func TestZipMapSignature(t *testing.T) {
 	}
 	if _, err := m.Predict(context.Background(), []*tensor.Tensor{mustTensor(t, "p", []float32{1, 2, 3}, 1, 3)}); !errors.Is(err, runtime.ErrInvalidInput) {
 		t.Errorf("three columns for two labels: err = %v", err)
+	}
+}
+
+// An empty batch runs through an MLP and keeps the column count (as in
+// onnxruntime; its classifier pipelines reject empty batches in
+// ArrayFeatureExtractor).
+func TestEmptyBatch(t *testing.T) {
+	data, err := os.ReadFile("testdata/models/mlp_regressor/model.onnx")
+	if err != nil {
+		t.Fatal(err)
+	}
+	m, err := Load(data)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out, err := m.Predict(context.Background(), []*tensor.Tensor{{Name: "X", DType: tensor.Float32, Shape: []int64{0, 5}, Data: []float32{}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(out) != 1 || fmt.Sprint(out[0].Shape) != "[0 2]" {
+		t.Errorf("outputs %v", out)
 	}
 }
