@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test compat-test fuzz-short fuzz lint venv tools bench clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving clean
 
 all: build
 
@@ -52,14 +52,26 @@ test: build tools lint
 	fi; \
 	export KILN_TEST_POSTGRES; \
 	$(GO) test -count=1 ./...; \
-	$(MAKE) --no-print-directory fuzz-short; \
-	$(PY) -m pytest tests/compat -q -p no:cacheprovider
+	$(MAKE) --no-print-directory ort-test cross fuzz-short; \
+	$(PY) -m pytest tests/compat sdk/python/tests -q -p no:cacheprovider
 
 go-test:
 	$(GO) test ./...
 
+# The optional onnxruntime backend (cgo, build tag `ort`) against the shared
+# library of the pinned onnxruntime wheel in the virtualenv.
+ort-test: venv
+	$(GO) test -count=1 -tags ort ./runtime/ort
+	$(GO) test -tags ort -run '^$$' -fuzz '^FuzzReadGraph$$' -fuzztime $(FUZZTIME) ./runtime/ort
+
+# The runtimes are pure Go: the binary cross-compiles without cgo, and the
+# runtime packages build for WebAssembly.
+cross:
+	CGO_ENABLED=0 GOARCH=arm64 $(GO) build ./...
+	CGO_ENABLED=0 GOOS=wasip1 GOARCH=wasm $(GO) build ./tensor/... ./runtime/...
+
 compat-test: build tools
-	$(PY) -m pytest tests/compat -q -p no:cacheprovider
+	$(PY) -m pytest tests/compat sdk/python/tests -q -p no:cacheprovider
 
 # Each fuzz target for FUZZTIME (a few thousand executions in `make test`; `make fuzz` runs long).
 fuzz-short:
