@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"google.golang.org/grpc"
@@ -17,8 +18,45 @@ import (
 // RegisterGRPC adds the Open Inference Protocol's GRPCInferenceService to
 // g. Create g with grpc.MaxRecvMsgSize(GRPCMaxMessageSize()) so large
 // requests get the server's own limit rather than gRPC's 4 MiB default.
+//
+// Besides the protocol's six methods, the service answers
+// RepositoryIndex (the model repository extension, as Triton names it).
 func (s *Server) RegisterGRPC(g grpc.ServiceRegistrar) {
-	inferencepb.RegisterGRPCInferenceServiceServer(g, &grpcService{s: s})
+	desc := inferencepb.GRPCInferenceService_ServiceDesc
+	desc.Methods = append(slices.Clip(desc.Methods), grpc.MethodDesc{
+		MethodName: "RepositoryIndex",
+		Handler:    repositoryIndexHandler,
+	})
+	g.RegisterService(&desc, &grpcService{s: s})
+}
+
+func repositoryIndexHandler(srv any, ctx context.Context, dec func(any) error, interceptor grpc.UnaryServerInterceptor) (any, error) {
+	in := new(inferencepb.RepositoryIndexRequest)
+	if err := dec(in); err != nil {
+		return nil, err
+	}
+	call := func(ctx context.Context, req any) (any, error) {
+		return srv.(*grpcService).RepositoryIndex(ctx, req.(*inferencepb.RepositoryIndexRequest))
+	}
+	if interceptor == nil {
+		return call(ctx, in)
+	}
+	info := &grpc.UnaryServerInfo{Server: srv, FullMethod: "/inference.GRPCInferenceService/RepositoryIndex"}
+	return interceptor(ctx, in, info, call)
+}
+
+// RepositoryIndex lists the repository's models.
+func (g *grpcService) RepositoryIndex(ctx context.Context, req *inferencepb.RepositoryIndexRequest) (*inferencepb.RepositoryIndexResponse, error) {
+	resp := &inferencepb.RepositoryIndexResponse{}
+	for _, m := range g.s.repo.Models(ctx) {
+		if req.GetReady() && m.State != "READY" {
+			continue
+		}
+		resp.Models = append(resp.Models, &inferencepb.RepositoryIndexResponse_ModelIndex{
+			Name: m.Name, Version: m.Version, State: m.State, Reason: m.Reason,
+		})
+	}
+	return resp, nil
 }
 
 // GRPCMaxMessageSize is the message size limit matching the server's

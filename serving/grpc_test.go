@@ -20,20 +20,7 @@ import (
 // grpcClient serves s over an in-memory listener and returns a real
 // grpc-go client of it.
 func grpcClient(t *testing.T, s *Server) inferencepb.GRPCInferenceServiceClient {
-	t.Helper()
-	ln := bufconn.Listen(1 << 20)
-	g := grpc.NewServer(grpc.MaxRecvMsgSize(s.GRPCMaxMessageSize()))
-	s.RegisterGRPC(g)
-	go g.Serve(ln)
-	t.Cleanup(g.Stop)
-	conn, err := grpc.NewClient("passthrough:///bufconn",
-		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
-		grpc.WithTransportCredentials(insecure.NewCredentials()))
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { conn.Close() })
-	return inferencepb.NewGRPCInferenceServiceClient(conn)
+	return inferencepb.NewGRPCInferenceServiceClient(grpcConn(t, s))
 }
 
 func TestGRPCHealthAndMetadata(t *testing.T) {
@@ -71,6 +58,37 @@ func TestGRPCHealthAndMetadata(t *testing.T) {
 	}
 	if _, err := c.ModelMetadata(ctx, &inferencepb.ModelMetadataRequest{Name: "lin", Version: "3"}); status.Code(err) != codes.NotFound {
 		t.Errorf("ModelMetadata(lin v3) = %v, want NotFound", err)
+	}
+}
+
+// grpcConn serves s over an in-memory listener and returns a client
+// connection to it.
+func grpcConn(t *testing.T, s *Server) *grpc.ClientConn {
+	t.Helper()
+	ln := bufconn.Listen(1 << 20)
+	g := grpc.NewServer(grpc.MaxRecvMsgSize(s.GRPCMaxMessageSize()))
+	s.RegisterGRPC(g)
+	go g.Serve(ln)
+	t.Cleanup(g.Stop)
+	conn, err := grpc.NewClient("passthrough:///bufconn",
+		grpc.WithContextDialer(func(ctx context.Context, _ string) (net.Conn, error) { return ln.DialContext(ctx) }),
+		grpc.WithTransportCredentials(insecure.NewCredentials()))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { conn.Close() })
+	return conn
+}
+
+func TestGRPCRepositoryIndex(t *testing.T) {
+	s, _ := linearServer(t, Options{})
+	conn := grpcConn(t, s)
+	resp := new(inferencepb.RepositoryIndexResponse)
+	if err := conn.Invoke(context.Background(), "/inference.GRPCInferenceService/RepositoryIndex", &inferencepb.RepositoryIndexRequest{Ready: true}, resp); err != nil {
+		t.Fatal(err)
+	}
+	if len(resp.Models) != 2 || resp.Models[0].Name != "lin" || resp.Models[0].Version != "1" || resp.Models[0].State != "READY" || resp.Models[1].Name != "text" {
+		t.Errorf("RepositoryIndex = %v", resp)
 	}
 }
 

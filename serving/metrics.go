@@ -71,6 +71,18 @@ func (m *metrics) forModel(name string) *modelMetrics {
 		duration: m.duration.WithLabelValues(name),
 		batch:    m.batch.WithLabelValues(name),
 	}
+	mm.prewarm()
+	return mm
+}
+
+// forUnknown counts requests for models that do not exist (model=""),
+// creating series only for the codes that occur.
+func (m *metrics) forUnknown() *modelMetrics {
+	return &modelMetrics{requests: m.requests.MustCurryWith(prometheus.Labels{"model": ""})}
+}
+
+// prewarm looks up the success series of every protocol once.
+func (mm *modelMetrics) prewarm() {
 	for p := range numProtocols {
 		code := "200"
 		if p == protoGRPC {
@@ -78,12 +90,11 @@ func (m *metrics) forModel(name string) *modelMetrics {
 		}
 		mm.ok[p] = mm.requests.WithLabelValues(protocolNames[p], code)
 	}
-	return mm
 }
 
 // count records one answered request with its HTTP status.
 func (mm *modelMetrics) countHTTP(p protocol, status int) {
-	if status == 200 {
+	if status == 200 && mm.ok[p] != nil {
 		mm.ok[p].Inc()
 		return
 	}
@@ -92,7 +103,7 @@ func (mm *modelMetrics) countHTTP(p protocol, status int) {
 
 // countGRPC records one answered gRPC request.
 func (mm *modelMetrics) countGRPC(c codes.Code) {
-	if c == codes.OK {
+	if c == codes.OK && mm.ok[protoGRPC] != nil {
 		mm.ok[protoGRPC].Inc()
 		return
 	}

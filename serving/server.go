@@ -108,7 +108,7 @@ func New(repo Repository, log *slog.Logger, reg prometheus.Registerer, opts Opti
 	if g, ok := reg.(prometheus.Gatherer); ok && !opts.NoMetricsEndpoint {
 		s.gatherer = g
 	}
-	s.unknown = m.forModel("")
+	s.unknown = m.forUnknown()
 	s.handler = s.routes()
 	return s, nil
 }

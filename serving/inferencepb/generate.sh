@@ -2,7 +2,8 @@
 # Regenerates the Go code for the Open Inference Protocol gRPC service from
 # open_inference_grpc.proto (copied unchanged from
 # github.com/kserve/open-inference-protocol, specification/protocol/, commit
-# d49cc23; Apache-2.0).
+# d49cc23; Apache-2.0), and the messages of the repository index call from
+# model_repository.proto (Kiln's).
 #
 # Needs protoc (or pip's grpcio-tools) and the two Go plugins:
 #   python3 -m venv /tmp/protoc-venv && /tmp/protoc-venv/bin/pip install grpcio-tools
@@ -18,3 +19,6 @@ $PROTOC -I . \
 	--go_out=. --go_opt=paths=source_relative --go_opt=Mopen_inference_grpc.proto=$pkg \
 	--go-grpc_out=. --go-grpc_opt=paths=source_relative --go-grpc_opt=Mopen_inference_grpc.proto=$pkg \
 	open_inference_grpc.proto
+$PROTOC -I . \
+	--go_out=. --go_opt=paths=source_relative --go_opt=Mmodel_repository.proto=$pkg \
+	model_repository.proto
