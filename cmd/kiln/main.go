@@ -41,6 +41,6 @@ Then, from Python:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newServeCmd(), newVersionCmd())
 	return root
 }
