@@ -732,6 +732,9 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) (out []*te
 
 func (m *Model) bypassZipMap(en *execNode, args, slots []Value) error {
 	t, ok := args[0].(*tensor.Tensor)
+	if ok && len(t.Shape) == 1 { // one row of classes
+		t = newTensor(t.Name, t.DType, []int64{1, t.Shape[0]}, t.Data)
+	}
 	if !ok || len(t.Shape) != 2 || (en.zipmap.classes > 0 && t.Shape[1] != int64(en.zipmap.classes)) {
 		return m.runError(en.node, fmt.Errorf("ZipMap takes an [N, %d] tensor, got %v", en.zipmap.classes, describeValue(args[0])))
 	}

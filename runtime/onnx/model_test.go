@@ -480,7 +480,7 @@ func TestZipMapSignature(t *testing.T) {
 		opsets: map[string]int64{"": 17, "ai.onnx.ml": 1},
 		nodes: []pbNode{{op: "ZipMap", domain: "ai.onnx.ml", in: []string{"p"}, out: []string{"probs"},
 			attrs: []pbAttr{attrInts("classlabels_int64s", 3, 7)}}},
-		inputs: []pbValue{{name: "p", elem: onnxFloat, shape: []int64{-1, 2}}},
+		inputs: []pbValue{{name: "p", elem: onnxFloat}},
 	}
 	data := pm.encode()
 	// The output is seq(map(int64, float)), which pbModel cannot write:
@@ -514,6 +514,11 @@ func TestZipMapSignature(t *testing.T) {
 	}
 	if _, err := m.Predict(context.Background(), []*tensor.Tensor{mustTensor(t, "p", []float32{1, 2, 3}, 1, 3)}); !errors.Is(err, runtime.ErrInvalidInput) {
 		t.Errorf("three columns for two labels: err = %v", err)
+	}
+	// ZipMap also takes a single row as a 1-D tensor.
+	out, err = m.Predict(context.Background(), []*tensor.Tensor{mustTensor(t, "p", []float32{0.25, 0.75})})
+	if err != nil || fmt.Sprint(out[0].Shape) != "[1 2]" || out[0].Data.([]float32)[1] != 0.75 {
+		t.Errorf("1-D input: %v, %+v", err, out)
 	}
 }
 
