@@ -511,6 +511,9 @@ func newMLDictVectorizer(n *Node, _ int64) (Kernel, error) {
 		if !ok || m.Values == nil {
 			return nil, n.Errorf("input 0 is a %T, not a map", in[0])
 		}
+		if keys := max(len(m.Int64Keys), len(m.StringKeys)); keys != m.Values.Len() {
+			return nil, n.Errorf("map has %d keys and %d values", keys, m.Values.Len())
+		}
 		idx := make([]int32, max(len(ints), len(strs)))
 		for i := range idx {
 			idx[i] = -1

@@ -113,3 +113,11 @@ func TestMLDictVectorizerCastMap(t *testing.T) {
 	_, err = mlCompileNode(t, "CastMap", 1, map[string]any{"cast_to": "TO_BOOL"})
 	mlWantErr(t, err, `unknown value "TO_BOOL"`)
 }
+
+func TestMLDictVectorizerBadMap(t *testing.T) {
+	k := mlMustKernel(t, "DictVectorizer", map[string]any{"string_vocabulary": []string{"a"}})
+	_, err := k.Run(nil, []Value{&Map{StringKeys: []string{"a", "b"}, Values: mlT([]float32{1})}})
+	mlWantErr(t, err, "2 keys and 1 values")
+	_, err = k.Run(nil, []Value{mlT([]float32{1})})
+	mlWantErr(t, err, "not a map")
+}

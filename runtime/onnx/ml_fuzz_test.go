@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"math"
+	"slices"
 	"testing"
 )
 
@@ -167,5 +168,130 @@ func FuzzMLTreeEnsemble5(f *testing.F) {
 			return
 		}
 		mlFuzzRun(t, k)
+	})
+}
+
+// mlFuzzSchemas lists, per operator, the attributes the generic fuzzer
+// sets: "f" float, "i" int, "s" string (from a small vocabulary), "F"
+// floats, "I" ints, "S" strings, "T" a float tensor.
+var mlFuzzSchemas = map[string]map[string]string{
+	"LinearClassifier": {"coefficients": "F", "intercepts": "F", "classlabels_ints": "I", "classlabels_strings": "S", "post_transform": "s", "multi_class": "i"},
+	"LinearRegressor":  {"coefficients": "F", "intercepts": "F", "targets": "i", "post_transform": "s"},
+	"SVMClassifier": {"coefficients": "F", "rho": "F", "prob_a": "F", "prob_b": "F", "support_vectors": "F", "vectors_per_class": "I",
+		"classlabels_ints": "I", "classlabels_strings": "S", "kernel_type": "s", "kernel_params": "F", "post_transform": "s"},
+	"SVMRegressor":          {"coefficients": "F", "rho": "F", "support_vectors": "F", "n_supports": "i", "one_class": "i", "kernel_type": "s", "kernel_params": "F"},
+	"Scaler":                {"offset": "F", "scale": "F"},
+	"Normalizer":            {"norm": "s"},
+	"Binarizer":             {"threshold": "f"},
+	"Imputer":               {"imputed_value_floats": "F", "imputed_value_int64s": "I", "replaced_value_float": "f", "replaced_value_int64": "i"},
+	"OneHotEncoder":         {"cats_int64s": "I", "cats_strings": "S", "zeros": "i"},
+	"ArrayFeatureExtractor": {},
+	"FeatureVectorizer":     {"inputdimensions": "I"},
+	"LabelEncoder": {"keys_strings": "S", "keys_int64s": "I", "keys_floats": "F", "values_strings": "S", "values_int64s": "I",
+		"values_floats": "F", "keys_tensor": "T", "values_tensor": "T", "default_tensor": "T", "default_string": "s", "default_int64": "i",
+		"default_float": "f", "classes_strings": "S"},
+	"CategoryMapper": {"cats_int64s": "I", "cats_strings": "S", "default_string": "s", "default_int64": "i"},
+	"ZipMap":         {"classlabels_int64s": "I", "classlabels_strings": "S"},
+	"DictVectorizer": {"int64_vocabulary": "I", "string_vocabulary": "S"},
+	"CastMap":        {"cast_to": "s", "map_form": "s", "max_map": "i"},
+}
+
+var mlFuzzWords = []string{"NONE", "LOGISTIC", "SOFTMAX", "SOFTMAX_ZERO", "PROBIT", "LINEAR", "POLY", "RBF", "SIGMOID",
+	"MAX", "L1", "L2", "TO_FLOAT", "TO_STRING", "TO_INT64", "DENSE", "SPARSE", "a", "b", ""}
+
+// FuzzMLOperators compiles every other ai.onnx.ml operator from random
+// attributes and runs what compiles on random inputs: errors are fine,
+// panics are not.
+func FuzzMLOperators(f *testing.F) {
+	f.Add([]byte{0, 3, 1, 2, 3, 4, 5, 6, 7, 8, 9})
+	f.Add([]byte{2, 7, 3, 2, 1, 2, 3, 4, 5, 6, 7, 8, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18, 19, 20})
+	f.Add([]byte{9, 1, 4, 1, 2, 3, 4, 8, 9, 10})
+	var ops []string
+	for op := range mlFuzzSchemas {
+		ops = append(ops, op)
+	}
+	slices.Sort(ops)
+	f.Fuzz(func(t *testing.T, data []byte) {
+		b := mlFuzzBytes(data)
+		op := ops[b.small(len(ops))]
+		schema := mlFuzzSchemas[op]
+		names := make([]string, 0, len(schema))
+		for name := range schema {
+			names = append(names, name)
+		}
+		slices.Sort(names)
+		attrs := map[string]any{}
+		for _, name := range names {
+			if b.small(3) == 0 {
+				continue
+			}
+			n := b.small(7)
+			switch schema[name] {
+			case "f":
+				attrs[name] = float32(b.next()-128) / 16
+			case "i":
+				attrs[name] = b.small(8) - 1
+			case "s":
+				attrs[name] = mlFuzzWords[b.small(len(mlFuzzWords))]
+			case "F":
+				v := make([]float32, n)
+				for i := range v {
+					v[i] = float32(b.next()-128) / 16
+				}
+				attrs[name] = v
+			case "I":
+				v := make([]int64, n)
+				for i := range v {
+					v[i] = int64(b.small(6) - 1)
+				}
+				attrs[name] = v
+			case "S":
+				v := make([]string, n)
+				for i := range v {
+					v[i] = mlFuzzWords[15+b.small(5)]
+				}
+				attrs[name] = v
+			case "T":
+				v := make([]float64, n)
+				for i := range v {
+					v[i] = float64(b.small(5))
+				}
+				if b.small(2) == 0 {
+					attrs[name] = mlT(v)
+				} else {
+					attrs[name] = mlT(mlConvert[int64](v))
+				}
+			}
+		}
+		k, err := mlCompileNode(t, op, int64(1+b.small(5)), attrs)
+		if err != nil {
+			return
+		}
+		rows, cols := 1+b.small(3), b.small(5)
+		fl := make([]float32, rows*cols)
+		for i := range fl {
+			fl[i] = float32(b.small(5)) - 1
+		}
+		if b.small(4) == 0 && len(fl) > 0 {
+			fl[0] = float32(math.NaN())
+		}
+		strs := make([]string, rows*cols)
+		for i := range strs {
+			strs[i] = mlFuzzWords[15+b.small(5)]
+		}
+		ints := make([]int64, rows*cols)
+		for i := range ints {
+			ints[i] = int64(b.small(6) - 1)
+		}
+		inputs := []Value{mlT(fl, int64(rows), int64(cols)), mlT(strs, int64(rows), int64(cols)),
+			mlT(ints, int64(rows), int64(cols)), mlT(mlConvert[float64](fl), int64(len(fl))),
+			&Map{Int64Keys: ints, Values: mlT(fl)}, &Map{StringKeys: strs, Values: mlT(mlConvert[float64](fl))}, nil}
+		for _, x := range inputs {
+			in := []Value{x}
+			if op == "ArrayFeatureExtractor" || op == "FeatureVectorizer" {
+				in = append(in, mlT(ints[:min(len(ints), 2)]))
+			}
+			_, _ = k.Run(context.Background(), in)
+		}
 	})
 }

@@ -162,6 +162,9 @@ func newMLSVMClassifier(n *Node, _ int64) (Kernel, error) {
 	nc := k.classes
 	if k.vectors > 0 {
 		k.svc = true
+		if nc < 2 {
+			return nil, n.Errorf("%d class label(s); a support vector classifier needs at least 2", nc)
+		}
 		if len(perClass) != nc {
 			return nil, n.Errorf("attribute \"vectors_per_class\" has %d values for %d class labels", len(perClass), nc)
 		}

@@ -133,3 +133,11 @@ func TestMLSVMRegressor(t *testing.T) {
 	_, err := mlCompileNode(t, "SVMRegressor", 1, map[string]any{"coefficients": []float64{1}, "rho": []float64{0}, "n_supports": 2, "support_vectors": []float64{1, 2, 3}})
 	mlWantErr(t, err, "not a multiple of n_supports")
 }
+
+func TestMLSVMClassifierOneClass(t *testing.T) {
+	_, err := mlCompileNode(t, "SVMClassifier", 1, map[string]any{
+		"classlabels_ints": []int{1}, "vectors_per_class": []int{1}, "support_vectors": []float64{1, 2},
+		"coefficients": []float64{1}, "rho": []float64{0}, "kernel_params": []float64{0, 0, 0},
+	})
+	mlWantErr(t, err, "needs at least 2")
+}
