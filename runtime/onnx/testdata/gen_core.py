@@ -649,6 +649,22 @@ def core_cases():
     m = graph_model("constants", nodes, [vi("x", F, ["N", 3])], outs, inits, opset=17)
     write_case("core_constants", m, {"x": x3})
 
+    # Normalization layers of small PyTorch MLPs.
+    bx = with_nan(rng, N, 3)
+    b3 = rng.randn(N, 3, 2).astype(np.float32)
+    nodes = [
+        helper.make_node("BatchNormalization", ["bx", "scale", "bias", "mean", "var"], ["bn"], epsilon=1e-3),
+        helper.make_node("BatchNormalization", ["b3", "scale", "bias", "mean", "var"], ["bn3"]),
+        helper.make_node("LayerNormalization", ["b3", "ln_scale", "ln_bias"], ["ln", "ln_mean", "ln_inv"]),
+        helper.make_node("LayerNormalization", ["b3", "ln_scale2"], ["ln1"], axis=1, epsilon=1e-2),
+    ]
+    inits = [const("scale", np.array([1.5, -0.5, 2], np.float32)), const("bias", np.array([0.1, 0.2, -0.3], np.float32)),
+             const("mean", np.array([0.5, -1, 0], np.float32)), const("var", np.array([0.25, 4, 1], np.float32)),
+             const("ln_scale", np.array([2, 0.5], np.float32)), const("ln_bias", np.array([1, -1], np.float32)),
+             const("ln_scale2", rng.randn(3, 2).astype(np.float32))]
+    m = graph_model("norm", nodes, [vi("bx", F, ["N", 3]), vi("b3", F, ["N", 3, 2])], [vi(n, F) for n in ["bn", "bn3", "ln", "ln_mean", "ln_inv", "ln1"]], inits, opset=17)
+    write_case("core_norm", m, {"bx": bx, "b3": b3})
+
     # Strings through the generic ops.
     words = np.array([["milk", "cheese", "butter"], ["yogurt", "milk", "cream"], ["", "whey", "kefir"], ["ghee", "cheese", "milk"]], dtype=object)
     nodes = [
