@@ -267,10 +267,12 @@ func takeT[T any](s []T, idx []int) []T {
 	return out
 }
 
-// copyRuns copies, for each run r, n elements from src[r.src:] to dst[r.dst:].
-type run struct{ src, dst int }
+// span is one block copy: n elements from src[span.src:] to dst[span.dst:].
+type span struct{ src, dst int }
 
-func copyRuns(dst, src any, runs []run, n int) {
+// copyRuns copies n elements for each span.
+
+func copyRuns(dst, src any, runs []span, n int) {
 	switch d := dst.(type) {
 	case []float32:
 		copyRunsT(d, src.([]float32), runs, n)
@@ -301,7 +303,7 @@ func copyRuns(dst, src any, runs []run, n int) {
 	}
 }
 
-func copyRunsT[T any](dst, src []T, runs []run, n int) {
+func copyRunsT[T any](dst, src []T, runs []span, n int) {
 	for _, r := range runs {
 		copy(dst[r.dst:r.dst+n], src[r.src:r.src+n])
 	}

@@ -343,9 +343,9 @@ func concatTensors(name string, ts []*tensor.Tensor, axis int64) (*tensor.Tensor
 	for _, t := range ts {
 		chunk := int(t.Shape[a]) * inner
 		if chunk > 0 {
-			runs := make([]run, outer)
+			runs := make([]span, outer)
 			for o := range runs {
-				runs[o] = run{src: o * chunk, dst: o*rowOut + off}
+				runs[o] = span{src: o * chunk, dst: o*rowOut + off}
 			}
 			copyRuns(out.Data, t.Data, runs, chunk)
 		}
@@ -445,9 +445,9 @@ func splitFactory(n *Node, opset int64) (Kernel, error) {
 			}
 			chunk := int(s) * inner
 			if chunk > 0 {
-				runs := make([]run, outer)
+				runs := make([]span, outer)
 				for o := range runs {
-					runs[o] = run{src: o*int(dim)*inner + start*inner, dst: o * chunk}
+					runs[o] = span{src: o*int(dim)*inner + start*inner, dst: o * chunk}
 				}
 				copyRuns(t.Data, x.Data, runs, chunk)
 			}
@@ -582,7 +582,7 @@ func gatherFactory(n *Node, opset int64) (Kernel, error) {
 		shape = append(append(append(shape, x.Shape[:a]...), it.Shape...), x.Shape[a+1:]...)
 		outer := sizeOf(x.Shape, 0, a)
 		inner := sizeOf(x.Shape, a+1, len(x.Shape))
-		runs := make([]run, 0, outer*len(indices))
+		runs := make([]span, 0, outer*len(indices))
 		for o := 0; o < outer; o++ {
 			for j, v := range indices {
 				if v < -dim || v >= dim {
@@ -591,7 +591,7 @@ func gatherFactory(n *Node, opset int64) (Kernel, error) {
 				if v < 0 {
 					v += dim
 				}
-				runs = append(runs, run{src: (o*int(dim) + int(v)) * inner, dst: (o*len(indices) + j) * inner})
+				runs = append(runs, span{src: (o*int(dim) + int(v)) * inner, dst: (o*len(indices) + j) * inner})
 			}
 		}
 		out, err := makeTensor(name, x.DType, shape)
