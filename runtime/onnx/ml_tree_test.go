@@ -1,10 +1,14 @@
 package onnx
 
 import (
+	"context"
 	"math"
+	"slices"
 	"strings"
+	"sync"
 	"testing"
 
+	"github.com/kiln-ml/kiln/runtime"
 	"github.com/kiln-ml/kiln/tensor"
 )
 
@@ -302,4 +306,63 @@ func TestMLTreeEnsemble5(t *testing.T) {
 	a["nodes_modes"] = mlT([]int64{6, 0})
 	_, err = mlCompileNode(t, "TreeEnsemble", 5, a)
 	mlWantErr(t, err, "want uint8")
+}
+
+// TestMLForestConcurrent predicts with one loaded forest from several
+// goroutines (kernels keep no state between calls) and checks every
+// answer against a sequential run.
+func TestMLForestConcurrent(t *testing.T) {
+	ctx := context.Background()
+	m, err := runtime.Load(ctx, "onnx", runtime.Source{Path: mlForest100})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer m.Close()
+	batches := make([]*tensor.Tensor, 8)
+	want := make([][]*tensor.Tensor, len(batches))
+	for i := range batches {
+		batches[i] = mlForestRows(1 + 9*i)
+		if want[i], err = m.Predict(ctx, []*tensor.Tensor{batches[i]}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var wg sync.WaitGroup
+	errs := make(chan string, len(batches))
+	for g := range batches {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			for r := 0; r < 10; r++ {
+				i := (g + r) % len(batches)
+				got, err := m.Predict(ctx, []*tensor.Tensor{batches[i]})
+				if err != nil {
+					errs <- err.Error()
+					return
+				}
+				for j := range got {
+					if d := compareTensor(got[j], want[i][j]); len(d) > 0 {
+						errs <- d[0]
+						return
+					}
+				}
+			}
+		}()
+	}
+	wg.Wait()
+	close(errs)
+	for e := range errs {
+		t.Error(e)
+	}
+}
+
+func TestMLOperatorsRegistered(t *testing.T) {
+	ops := Operators()
+	for _, op := range []string{"ArrayFeatureExtractor", "Binarizer", "CastMap", "CategoryMapper", "DictVectorizer",
+		"FeatureVectorizer", "Imputer", "LabelEncoder", "LinearClassifier", "LinearRegressor", "Normalizer",
+		"OneHotEncoder", "SVMClassifier", "SVMRegressor", "Scaler", "TreeEnsemble", "TreeEnsembleClassifier",
+		"TreeEnsembleRegressor", "ZipMap"} {
+		if !slices.Contains(ops, "ai.onnx.ml."+op) {
+			t.Errorf("ai.onnx.ml.%s is not registered", op)
+		}
+	}
 }
