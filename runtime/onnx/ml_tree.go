@@ -6,10 +6,14 @@ package onnx
 // At load time every encoding is flattened into one forest of compact
 // arrays: interior nodes renumbered in depth-first order (true child
 // first), one array per field, children as indices (a negative child ^l
-// is leaf l), leaf weights grouped per leaf. Thresholds and weights are
-// kept in float32 and float64: onnxruntime compares and accumulates in
-// float64 for double inputs and in float32 for every other input type,
-// and so does this code. Scoring a row allocates nothing.
+// is leaf l), leaf weights grouped per leaf. A forest made only of
+// BRANCH_LEQ nodes without missing-value tracking (what the scikit-learn
+// converters write) also gets its nodes packed into one record each, the
+// fastest layout for its walk. Thresholds and weights are kept in float32
+// and float64: onnxruntime compares and accumulates in float64 for double
+// inputs and in float32 for every other input type, and so does this
+// code. Rows are scored in blocks, tree by tree; scoring allocates only
+// the block's score buffers and the outputs.
 
 import (
 	"math"
