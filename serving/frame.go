@@ -80,6 +80,11 @@ type framePlan struct {
 	cols   []model.ColSpec // the MLflow column signature, if any
 	colDT  []tensor.DType  // the datatypes of cols
 	byName bool            // every runtime input is named (one input per column is possible)
+	// outputs are the runtime outputs /invocations returns: those the
+	// MLflow output signature names when it lists fewer than the model
+	// has (an XGBoost classifier's pyfunc returns only its labels), else
+	// nil for all.
+	outputs []int
 }
 
 func newFramePlan(m *Model, sig runtime.Signature) *framePlan {
@@ -88,6 +93,9 @@ func newFramePlan(m *Model, sig runtime.Signature) *framePlan {
 		if in.Name == "" {
 			p.byName = false
 		}
+	}
+	if m.Signature != nil {
+		p.outputs = selectMLflowOutputs(m.Signature.Outputs, sig.Outputs)
 	}
 	if m.Signature != nil && m.Signature.Inputs != nil && !m.Signature.Inputs.IsTensor() {
 		p.cols = m.Signature.Inputs.Columns
@@ -463,4 +471,65 @@ func cellInt64(v cell, lo, hi int64, dt tensor.DType) (int64, error) {
 		return 0, nil
 	}
 	return 0, badRequest("cannot convert %s to %v", v.describe(), dt)
+}
+
+// selectMLflowOutputs matches an MLflow output schema to the runtime's
+// outputs: by name where the schema names them, else by the kind of
+// element (integer, float, string, bool), in order. It returns nil (all
+// outputs) unless the schema lists fewer outputs than the model has and
+// each finds a match.
+func selectMLflowOutputs(schema *model.Schema, outs []runtime.TensorSpec) []int {
+	if schema == nil {
+		return nil
+	}
+	type want struct {
+		name string
+		dt   tensor.DType
+	}
+	var wants []want
+	for _, t := range schema.Tensors {
+		wants = append(wants, want{t.Name, t.DType})
+	}
+	for _, c := range schema.Columns {
+		dt, _ := model.ColumnDType(c.Type)
+		wants = append(wants, want{c.Name, dt})
+	}
+	if len(wants) == 0 || len(wants) >= len(outs) {
+		return nil
+	}
+	kind := func(dt tensor.DType) int {
+		switch {
+		case dt.IsInteger():
+			return 1
+		case dt.IsFloat():
+			return 2
+		case dt == tensor.String:
+			return 3
+		case dt == tensor.Bool:
+			return 4
+		}
+		return 0
+	}
+	used := make([]bool, len(outs))
+	sel := make([]int, 0, len(wants))
+	for _, w := range wants {
+		j := -1
+		for k, o := range outs {
+			if !used[k] && w.name != "" && o.Name == w.name {
+				j = k
+				break
+			}
+		}
+		for k, o := range outs {
+			if j < 0 && !used[k] && kind(o.DType) == kind(w.dt) && kind(w.dt) != 0 {
+				j = k
+			}
+		}
+		if j < 0 {
+			return nil
+		}
+		used[j] = true
+		sel = append(sel, j)
+	}
+	return sel
 }

@@ -842,9 +842,18 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 	if err != nil {
 		return fail(err)
 	}
+	sig := st.sig
+	if sel := st.plan.outputs; sel != nil && len(outs) == len(st.sig.Outputs) {
+		picked := make([]*tensor.Tensor, len(sel))
+		specs := make([]runtime.TensorSpec, len(sel))
+		for i, j := range sel {
+			picked[i], specs[i] = outs[j], st.sig.Outputs[j]
+		}
+		outs, sig = picked, runtime.Signature{Inputs: sig.Inputs, Outputs: specs}
+	}
 	rp := respPool.Get().(*[]byte)
 	defer putResp(rp)
-	b := appendPredictions((*rp)[:0], st.sig, outs, inv.frame != nil || isFrameShaped(inv, st))
+	b := appendPredictions((*rp)[:0], sig, outs, inv.frame != nil || isFrameShaped(inv, st))
 	*rp = b
 	h := w.Header()
 	h["Content-Type"] = hdrJSON
@@ -914,101 +923,4 @@ func (st *modelState) internColumn(b []byte) string {
 		}
 	}
 	return ""
-}
-
-// appendPredictions writes the response as `mlflow models serve` shapes
-// it: {"predictions": ...} with a list for a single output (a flat list
-// for [N] or [N, 1], nested rows otherwise); for several outputs, one
-// object per row when the request was a dataframe (pandas' "records"), else
-// an object of whole outputs.
-func appendPredictions(b []byte, sig runtime.Signature, outs []*tensor.Tensor, frameShaped bool) []byte {
-	b = append(b, `{"predictions":`...)
-	switch {
-	case len(outs) == 1:
-		b = appendOutputList(b, outs[0])
-	case frameShaped && perRow(outs):
-		b = append(b, '[')
-		rows := int(outs[0].Shape[0])
-		for r := range rows {
-			if r > 0 {
-				b = append(b, ',')
-			}
-			b = append(b, '{')
-			for j, o := range outs {
-				if j > 0 {
-					b = append(b, ',')
-				}
-				b = appendJSONString(b, o.Name)
-				b = append(b, ':')
-				b = appendRowValue(b, o, r, outputLabels(sig, j, o))
-			}
-			b = append(b, '}')
-		}
-		b = append(b, ']')
-	default:
-		b = append(b, '{')
-		for j, o := range outs {
-			if j > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, o.Name)
-			b = append(b, ':')
-			b, _ = appendNested(b, o, o.Shape, 0)
-		}
-		b = append(b, '}')
-	}
-	return append(b, '}')
-}
-
-func appendOutputList(b []byte, o *tensor.Tensor) []byte {
-	switch {
-	case len(o.Shape) == 1 || (len(o.Shape) == 2 && o.Shape[1] == 1):
-		return appendFlat(b, o, 0, o.Len())
-	case len(o.Shape) == 0:
-		return appendElem(b, o, 0)
-	}
-	b, _ = appendNested(b, o, o.Shape, 0)
-	return b
-}
-
-// perRow reports whether every output has the same number of rows.
-func perRow(outs []*tensor.Tensor) bool {
-	for _, o := range outs {
-		if len(o.Shape) == 0 || o.Shape[0] != outs[0].Shape[0] {
-			return false
-		}
-	}
-	return true
-}
-
-func outputLabels(sig runtime.Signature, j int, o *tensor.Tensor) []string {
-	if j < len(sig.Outputs) && len(sig.Outputs[j].Labels) > 0 && len(o.Shape) == 2 && int(o.Shape[1]) == len(sig.Outputs[j].Labels) {
-		return sig.Outputs[j].Labels
-	}
-	return nil
-}
-
-// appendRowValue writes row r of o: a scalar when a row holds one
-// element, an object keyed by labels when the output has them (ONNX
-// ZipMap's class → probability maps), else the row's nested list.
-func appendRowValue(b []byte, o *tensor.Tensor, r int, labels []string) []byte {
-	inner := tensor.NumElements(o.Shape[1:])
-	off := r * inner
-	switch {
-	case inner == 1:
-		return appendElem(b, o, off)
-	case labels != nil:
-		b = append(b, '{')
-		for k, l := range labels {
-			if k > 0 {
-				b = append(b, ',')
-			}
-			b = appendJSONString(b, l)
-			b = append(b, ':')
-			b = appendElem(b, o, off+k)
-		}
-		return append(b, '}')
-	}
-	b, _ = appendNested(b, o, o.Shape[1:], off)
-	return b
 }

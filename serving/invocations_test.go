@@ -27,6 +27,13 @@ func invocationsServer(t testing.TB, opts Options) *Server {
 		&Model{Name: "cols-sig", Runtime: columnModel{}, Signature: mustSignature(t,
 			`[{"type":"double","name":"a"},{"type":"string","name":"b"},{"type":"long","name":"c"}]`)},
 		&Model{Name: "clf", Runtime: classifierModel{}},
+		&Model{Name: "clf-sig", Runtime: classifierModel{}, Signature: &model.Signature{
+			Inputs:  mustSignature(t, `[{"type":"double","name":"p"},{"type":"double","name":"q"}]`).Inputs,
+			Outputs: mustSignature(t, `[{"type":"tensor","tensor-spec":{"dtype":"object","shape":[-1]}}]`).Inputs,
+		}},
+		&Model{Name: "lin-out", Runtime: newLinear(), Signature: &model.Signature{
+			Outputs: mustSignature(t, `[{"type":"long"}]`).Inputs,
+		}},
 		&Model{Name: "echo", Runtime: echoModel{dt: tensor.Float32}},
 		&Model{Name: "bin", Runtime: textModel{}, Signature: mustSignature(t, `[{"type":"binary","name":"text"}]`)},
 	)
@@ -112,12 +119,23 @@ func TestInvocations(t *testing.T) {
 			`{"predictions":[{"label":"yes","probabilities":{"no":0.25,"yes":0.75}},{"label":"no","probabilities":{"no":0.75,"yes":0.25}}]}`},
 		{"classifier tensors", "clf", "application/json",
 			`{"inputs":[[2,1]]}`, 200,
-			`{"predictions":{"label":["yes"],"probabilities":[[0.25,0.75]]}}`},
+			`{"predictions":{"label":["yes"],"probabilities":[{"no":0.25,"yes":0.75}]}}`},
+
+		// An MLflow output signature with fewer outputs picks them.
+		{"output signature picks the label", "clf-sig", "application/json",
+			`{"dataframe_split":{"columns":["p","q"],"data":[[2,1],[0,1]]}}`, 200,
+			`{"predictions":["yes","no"]}`},
+		{"output signature by kind", "lin-out", "application/json",
+			`{"instances":[[1,2,3],[0,0,-1]]}`, 200,
+			`{"predictions":[1,0]}`},
 
 		// A single [N, K] output is a list of rows.
 		{"echo", "echo", "application/json",
 			`{"instances":[[1,2],[3,4.5]]}`, 200,
 			`{"predictions":[[1.0,2.0],[3.0,4.5]]}`},
+		{"float32 printed as Python prints it", "echo", "application/json",
+			`{"inputs":[[0.1,3.4028235e38,1e-5,-0.0]]}`, 200,
+			`{"predictions":[[0.10000000149011612,3.4028234663852886e+38,9.999999747378752e-06,-0.0]]}`},
 		{"echo, null is NaN", "echo", "application/json",
 			`{"inputs":[[null,1]]}`, 200,
 			`{"predictions":[[NaN,1.0]]}`},

@@ -89,11 +89,14 @@ func appendFloat(b []byte, f float64, bits int) []byte {
 	return strconv.AppendFloat(b, f, 'f', -1, bits)
 }
 
-// appendElem appends element i of t as a JSON value.
-func appendElem(b []byte, t *tensor.Tensor, i int) []byte {
+// appendElem appends element i of t as a JSON value. FP32 and FP16
+// values are written in the shortest form of their float bits: 32 (the
+// shortest that reads back as the same float32) or 64 (the float64 they
+// widen to, as Python prints a numpy float32).
+func appendElem(b []byte, t *tensor.Tensor, i, bits int) []byte {
 	switch d := t.Data.(type) {
 	case []float32:
-		return appendFloat(b, float64(d[i]), 32)
+		return appendFloat(b, float64(d[i]), bits)
 	case []float64:
 		return appendFloat(b, d[i], 64)
 	case []int64:
@@ -110,7 +113,7 @@ func appendElem(b []byte, t *tensor.Tensor, i int) []byte {
 		return strconv.AppendUint(b, uint64(d[i]), 10)
 	case []uint16:
 		if t.DType == tensor.Float16 {
-			return appendFloat(b, float64(tensor.HalfToFloat32(d[i])), 32)
+			return appendFloat(b, float64(tensor.HalfToFloat32(d[i])), bits)
 		}
 		return strconv.AppendUint(b, uint64(d[i]), 10)
 	case []uint8:
@@ -125,7 +128,7 @@ func appendElem(b []byte, t *tensor.Tensor, i int) []byte {
 
 // appendFlat appends elements [lo, hi) of t as a flat JSON array. The
 // common types get a tight loop.
-func appendFlat(b []byte, t *tensor.Tensor, lo, hi int) []byte {
+func appendFlat(b []byte, t *tensor.Tensor, lo, hi, bits int) []byte {
 	b = append(b, '[')
 	switch d := t.Data.(type) {
 	case []float32:
@@ -133,7 +136,7 @@ func appendFlat(b []byte, t *tensor.Tensor, lo, hi int) []byte {
 			if i > lo {
 				b = append(b, ',')
 			}
-			b = appendFloat(b, float64(d[i]), 32)
+			b = appendFloat(b, float64(d[i]), bits)
 		}
 	case []float64:
 		for i := lo; i < hi; i++ {
@@ -154,7 +157,7 @@ func appendFlat(b []byte, t *tensor.Tensor, lo, hi int) []byte {
 			if i > lo {
 				b = append(b, ',')
 			}
-			b = appendElem(b, t, i)
+			b = appendElem(b, t, i, bits)
 		}
 	}
 	return append(b, ']')
@@ -163,20 +166,20 @@ func appendFlat(b []byte, t *tensor.Tensor, lo, hi int) []byte {
 // appendNested appends elements of t starting at offset as nested JSON
 // arrays of the given shape (a scalar for an empty shape). It returns the
 // offset after the last element written.
-func appendNested(b []byte, t *tensor.Tensor, shape []int64, off int) ([]byte, int) {
+func appendNested(b []byte, t *tensor.Tensor, shape []int64, off, bits int) ([]byte, int) {
 	if len(shape) == 0 {
-		return appendElem(b, t, off), off + 1
+		return appendElem(b, t, off, bits), off + 1
 	}
 	if len(shape) == 1 {
 		n := int(shape[0])
-		return appendFlat(b, t, off, off+n), off + n
+		return appendFlat(b, t, off, off+n, bits), off + n
 	}
 	b = append(b, '[')
 	for i := int64(0); i < shape[0]; i++ {
 		if i > 0 {
 			b = append(b, ',')
 		}
-		b, off = appendNested(b, t, shape[1:], off)
+		b, off = appendNested(b, t, shape[1:], off, bits)
 	}
 	return append(b, ']'), off
 }

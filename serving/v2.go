@@ -483,7 +483,7 @@ func appendV2Response(b []byte, st *modelState, req *v2Request, sel []outSel, ou
 			continue
 		}
 		b = append(b, `,"data":`...)
-		b = appendFlat(b, t, 0, t.Len())
+		b = appendFlat(b, t, 0, t.Len(), 32)
 		b = append(b, '}')
 	}
 	b = append(b, "]}"...)
