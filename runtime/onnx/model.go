@@ -332,6 +332,7 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 			}
 			en.out[i] = slotOf(o)
 		}
+		n.opsets = p.Opsets
 		k, err := f(n, opset)
 		if err != nil {
 			return nil, loadError(n, err)

@@ -70,6 +70,10 @@ type Node struct {
 	Outputs []string
 	Attrs   map[string]*Attribute
 	Static  []Value
+
+	// opsets are the model's operator set imports, for operators whose
+	// subgraphs are compiled like models of their own (Scan).
+	opsets map[string]int64
 }
 
 // Kernel is a compiled operator. in holds one Value per node input (nil for

@@ -13,6 +13,76 @@ import (
 func init() {
 	register("", "BatchNormalization", batchNormFactory)
 	register("", "LayerNormalization", layerNormFactory)
+	register("", "LpNormalization", lpNormFactory)
+}
+
+func lpNormFactory(n *Node, opset int64) (Kernel, error) {
+	if err := needInputs(n, 1, 1); err != nil {
+		return nil, err
+	}
+	axis, err := n.Int("axis", -1)
+	if err != nil {
+		return nil, err
+	}
+	p, err := n.Int("p", 2)
+	if err != nil {
+		return nil, err
+	}
+	if p != 1 && p != 2 {
+		return nil, fmt.Errorf("p=%d is not 1 or 2", p)
+	}
+	name := outName(n, 0)
+	return kernel1(func(in []Value) (*tensor.Tensor, error) {
+		x, err := inTensor(in, 0)
+		if err != nil {
+			return nil, err
+		}
+		a, err := normAxis(axis, len(x.Shape))
+		if err != nil {
+			return nil, err
+		}
+		outer, dim, inner := sizeOf(x.Shape, 0, a), int(x.Shape[a]), sizeOf(x.Shape, a+1, len(x.Shape))
+		switch d := x.Data.(type) {
+		case []float32:
+			out := make([]float32, len(d))
+			lpNorm(d, out, outer, dim, inner, p)
+			return newTensor(name, x.DType, x.Shape, out), nil
+		case []float64:
+			out := make([]float64, len(d))
+			lpNorm(d, out, outer, dim, inner, p)
+			return newTensor(name, x.DType, x.Shape, out), nil
+		}
+		return nil, fmt.Errorf("LpNormalization of %v tensors", x.DType)
+	}), nil
+}
+
+// lpNorm divides each vector along the axis by its L1 or L2 norm; a zero
+// vector stays zero.
+func lpNorm[T floating](x, out []T, outer, dim, inner int, p int64) {
+	for o := 0; o < outer; o++ {
+		for i := 0; i < inner; i++ {
+			base := o*dim*inner + i
+			var norm float64
+			for j := 0; j < dim; j++ {
+				v := float64(x[base+j*inner])
+				if p == 1 {
+					norm += math.Abs(v)
+				} else {
+					norm += v * v
+				}
+			}
+			if p == 2 {
+				norm = math.Sqrt(norm)
+			}
+			for j := 0; j < dim; j++ {
+				v := float64(x[base+j*inner])
+				if norm != 0 {
+					v /= norm
+				}
+				out[base+j*inner] = T(v)
+			}
+		}
+	}
 }
 
 func batchNormFactory(n *Node, opset int64) (Kernel, error) {

@@ -16,7 +16,7 @@ It writes
   testdata/models/<case>/model.onnx + inputs.json + expected.json
       models whose expected outputs are computed by onnxruntime on the same
       model and inputs (layout: /work/notes/fixtures.md). Case names of this
-      script start with "core_", "mlp_" or "text_".
+      script start with "core_", "mlp_", "text_" or "knn_".
 
 Everything is deterministic (fixed seeds, fixed corpus).
 """
@@ -288,7 +288,7 @@ def decode_cases():
 
 # ---------------------------------------------------------------- models
 
-PREFIXES = ("core_", "mlp_", "text_")
+PREFIXES = ("core_", "mlp_", "text_", "knn_")
 
 
 def ort_run(model, feeds):
@@ -665,6 +665,36 @@ def core_cases():
     m = graph_model("norm", nodes, [vi("bx", F, ["N", 3]), vi("b3", F, ["N", 3, 2])], [vi(n, F) for n in ["bn", "bn3", "ln", "ln_mean", "ln_inv", "ln1"]], inits, opset=17)
     write_case("core_norm", m, {"bx": bx, "b3": b3})
 
+    # LpNormalization (OneVsRestClassifier's probabilities), zero rows
+    # included.
+    lx = with_nan(rng, N, 3)
+    lx[4] = 0
+    nodes = [helper.make_node("LpNormalization", ["lx"], ["l2"]), helper.make_node("LpNormalization", ["lx"], ["l1"], p=1, axis=0)]
+    m = graph_model("lpnorm", nodes, [vi("lx", F, ["N", 3])], [vi("l2", F), vi("l1", F)], opset=17)
+    write_case("core_lpnorm", m, {"lx": lx})
+
+    # Scan: a running sum as state and, per row of a constant, the squared
+    # distances to every input row (skl2onnx's cdist), stacked on axis 1
+    # and in reverse.
+    body = helper.make_graph(
+        [helper.make_node("Add", ["acc_in", "row"], ["acc_out"]),
+         helper.make_node("Sub", ["xs", "row"], ["diff"]),
+         helper.make_node("Mul", ["diff", "diff"], ["sq"]),
+         helper.make_node("ReduceSum", ["sq", "one"], ["dist"], keepdims=0),
+         helper.make_node("Identity", ["xs"], ["xs_out"])],
+        "cdist", [vi("acc_in", F, [3]), vi("xs", F, ["N", 3]), vi("row", F, [3])],
+        [vi("acc_out", F, [3]), vi("xs_out", F, ["N", 3]), vi("dist", F, ["N"])],
+        [const("one", np.array([1], np.int64))])
+    nodes = [helper.make_node("Scan", ["acc0", "sx", "train"], ["acc", "xs_final", "dists"], body=body, num_scan_inputs=1),
+             helper.make_node("Scan", ["acc0", "sx", "train"], ["acc_r", "xs_r", "dists_r"], body=body, num_scan_inputs=1,
+                              scan_input_directions=[1], scan_output_axes=[1]),
+             helper.make_node("Scan", ["acc0", "sx", "train_t"], ["acc_t", "xs_t", "dists_t"], body=body, num_scan_inputs=1,
+                              scan_input_axes=[1], scan_output_directions=[1])]
+    train = rng.randn(4, 3).astype(np.float32)
+    m = graph_model("scan", nodes, [vi("sx", F, ["N", 3])], [vi(n, F) for n in ["acc", "xs_final", "dists", "acc_r", "xs_r", "dists_r", "acc_t", "xs_t", "dists_t"]],
+                    [const("acc0", np.zeros(3, np.float32)), const("train", train), const("train_t", train.T.copy())], opset=17)
+    write_case("core_scan", m, {"sx": with_nan(rng, N, 3)})
+
     # Strings through the generic ops.
     words = np.array([["milk", "cheese", "butter"], ["yogurt", "milk", "cream"], ["", "whey", "kefir"], ["ghee", "cheese", "milk"]], dtype=object)
     nodes = [
@@ -840,6 +870,21 @@ def text_op_cases():
     write_case("text_ops", m, feeds)
 
 
+def knn_cases():
+    from sklearn.datasets import make_classification, make_regression
+    from sklearn.neighbors import KNeighborsClassifier, KNeighborsRegressor
+    from skl2onnx import to_onnx
+
+    X, y = make_classification(n_samples=60, n_features=5, n_informative=3, n_redundant=1, n_classes=3, random_state=4)
+    X = X.astype(np.float32)
+    clf = KNeighborsClassifier(n_neighbors=5).fit(X[:40], y[:40])
+    write_case("knn_classifier", to_onnx(clf, X[:1], target_opset={"": 21, "ai.onnx.ml": 3}), {"X": X[40:]})
+    Xr, yr = make_regression(n_samples=60, n_features=4, random_state=5)
+    Xr = Xr.astype(np.float32)
+    reg = KNeighborsRegressor(n_neighbors=3, weights="distance").fit(Xr[:40], yr[:40])
+    write_case("knn_regressor", to_onnx(reg, Xr[:1], target_opset={"": 21, "ai.onnx.ml": 3}), {"X": Xr[40:]})
+
+
 def clean(prefixes):
     if not os.path.isdir(MODELS):
         return
@@ -855,6 +900,7 @@ def main():
     mlp_cases()
     text_cases()
     text_op_cases()
+    knn_cases()
 
 
 if __name__ == "__main__":
