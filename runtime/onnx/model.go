@@ -393,7 +393,33 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 		m.outputs = append(m.outputs, outSpec{name: o.Name, slot: s, static: staticAt(s) != nil, dtype: spec.DType})
 	}
 
-	m.nodes = fuseDense(m.nodes, g.Outputs, slots)
+	// Identity nodes cost nothing: their readers read the input instead.
+	alias := map[int32]int32{}
+	kept := m.nodes[:0]
+	for _, en := range m.nodes {
+		for k, s := range en.in {
+			if a, ok := alias[s]; ok {
+				en.in[k] = a
+			}
+		}
+		if en.node.OpType == "Identity" && en.node.Domain == "" && len(en.in) == 1 && len(en.out) == 1 && en.in[0] >= 0 && en.out[0] >= 0 {
+			alias[en.out[0]] = en.in[0]
+			continue
+		}
+		kept = append(kept, en)
+	}
+	m.nodes = kept
+	for i, o := range m.outputs {
+		if a, ok := alias[o.slot]; ok {
+			m.outputs[i].slot, m.outputs[i].static = a, staticAt(a) != nil
+		}
+	}
+
+	outSlots := map[int32]bool{}
+	for _, o := range m.outputs {
+		outSlots[o.slot] = true
+	}
+	m.nodes = fuseDense(m.nodes, outSlots)
 
 	// Free intermediates after their last reader.
 	last := map[int32]int{}
@@ -434,7 +460,7 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 // of a constant bias row and then a Relu, Sigmoid or Tanh. The
 // intermediate values must have that node as their only reader and must
 // not be graph outputs.
-func fuseDense(nodes []execNode, outputs []ValueInfo, slots map[string]int32) []execNode {
+func fuseDense(nodes []execNode, isOut map[int32]bool) []execNode {
 	readers := map[int32][]int{}
 	for i, en := range nodes {
 		for _, s := range en.in {
@@ -442,10 +468,6 @@ func fuseDense(nodes []execNode, outputs []ValueInfo, slots map[string]int32) []
 				readers[s] = append(readers[s], i)
 			}
 		}
-	}
-	isOut := map[int32]bool{}
-	for _, o := range outputs {
-		isOut[slots[o.Name]] = true
 	}
 	gone := make([]bool, len(nodes))
 	for i := range nodes {

@@ -186,11 +186,13 @@ func mustTensor(t *testing.T, name string, data any, shape ...int64) *tensor.Ten
 	return x
 }
 
-// A two-layer graph written out of order: Relu(x*W + b) -> Softmax.
+// A two-layer graph written out of order: Relu(x*W + b) -> Identity ->
+// Softmax.
 func smallMLP() pbModel {
 	return pbModel{
 		nodes: []pbNode{
-			{op: "Softmax", in: []string{"h"}, out: []string{"p"}, attrs: []pbAttr{attrInt("axis", 1)}},
+			{op: "Softmax", in: []string{"h2"}, out: []string{"p"}, attrs: []pbAttr{attrInt("axis", 1)}},
+			{op: "Identity", in: []string{"h"}, out: []string{"h2"}},
 			{op: "Relu", in: []string{"z"}, out: []string{"h"}},
 			{op: "Add", in: []string{"xw", "b"}, out: []string{"z"}},
 			{op: "MatMul", in: []string{"x", "W"}, out: []string{"xw"}},
@@ -214,7 +216,8 @@ func TestExecutorOrderFoldingAndFusion(t *testing.T) {
 		len(sig.Inputs[0].Shape) != 2 || sig.Inputs[0].Shape[0] != -1 {
 		t.Errorf("inputs %+v: W is an initializer and must not be an input", sig.Inputs)
 	}
-	// MatMul, Add and Relu fuse into one dense kernel; Softmax stays.
+	// MatMul, Add and Relu fuse into one dense kernel, Identity goes;
+	// Softmax stays.
 	if len(m.nodes) != 2 {
 		t.Errorf("%d nodes after fusion, want 2", len(m.nodes))
 	}
@@ -253,13 +256,13 @@ func TestLoadErrors(t *testing.T) {
 	newOpset := smallMLP()
 	newOpset.opsets = map[string]int64{"": 99}
 	cycle := smallMLP()
-	cycle.nodes[3].in = []string{"x", "p"} // MatMul reads Softmax's output
+	cycle.nodes[4].in = []string{"x", "p"} // MatMul reads Softmax's output
 	undefined := smallMLP()
-	undefined.nodes[2].in = []string{"xw", "nowhere"}
+	undefined.nodes[3].in = []string{"xw", "nowhere"}
 	twice := smallMLP()
-	twice.nodes[1].out = []string{"z"}
+	twice.nodes[2].out = []string{"z"}
 	noDomain := smallMLP()
-	noDomain.nodes[1].domain = "ai.onnx.ml"
+	noDomain.nodes[2].domain = "ai.onnx.ml"
 	badAttr := smallMLP()
 	badAttr.nodes[0].attrs = []pbAttr{attrString("axis", "one")}
 	badIR := smallMLP()
