@@ -214,7 +214,8 @@ func (p *framePlan) frameInputs(f *frame) ([]*tensor.Tensor, error) {
 			p.model.Name, len(sig.Inputs), pyList(names), pyList(f.columns))
 	}
 	spec := sig.Inputs[0]
-	idx := make([]int, 0, len(f.columns))
+	var idxBuf [16]int
+	idx := idxBuf[:0]
 	names := f.columns
 	if p.cols != nil {
 		names = names[:0:0]
@@ -355,12 +356,12 @@ type converter struct {
 	n    int
 }
 
-func newConverter(dt tensor.DType, n int) (*converter, error) {
+func newConverter(dt tensor.DType, n int) (converter, error) {
 	data, err := tensor.MakeSlice(dt, n)
 	if err != nil {
-		return nil, badRequest("%v", err)
+		return converter{}, badRequest("%v", err)
 	}
-	return &converter{dt: dt, data: data}, nil
+	return converter{dt: dt, data: data}, nil
 }
 
 func (c *converter) put(v cell, base64Col bool) error {

@@ -59,7 +59,8 @@ func decodeInvocationJSON(body []byte, intern func([]byte) string) (*invocation,
 		return nil, err
 	}
 	var inv *invocation
-	var keys []string
+	var keyBuf [4][]byte
+	keys := keyBuf[:0] // for the error message
 	formats := 0
 	for first := true; ; first = false {
 		key, done, err := r.nextKey(first)
@@ -69,16 +70,15 @@ func decodeInvocationJSON(body []byte, intern func([]byte) string) (*invocation,
 		if done {
 			break
 		}
-		k := string(key)
-		keys = append(keys, k)
-		switch k {
+		keys = append(keys, key)
+		switch string(key) {
 		case "dataframe_split", "dataframe_records", "instances", "inputs":
 			formats++
 			if formats > 1 {
 				err = r.skip()
 				break
 			}
-			inv, err = decodeFormat(r, k, intern)
+			inv, err = decodeFormat(r, string(key), intern)
 		default: // "params" and anything else: MLflow passes params on, ignores the rest
 			err = r.skip()
 		}
@@ -94,7 +94,11 @@ func decodeInvocationJSON(body []byte, intern func([]byte) string) (*invocation,
 		return nil, invalidInput("Ensure that input is a valid JSON formatted string. Error: %v", err)
 	}
 	if formats != 1 {
-		return nil, badRequest("%s. Received dictionary with input fields: %s.", requiredInputFormat, pyList(keys))
+		names := make([]string, len(keys))
+		for i, k := range keys {
+			names[i] = string(k)
+		}
+		return nil, badRequest("%s. Received dictionary with input fields: %s.", requiredInputFormat, pyList(names))
 	}
 	return inv, nil
 }
@@ -287,7 +291,7 @@ func decodeNames(r *jsonReader, intern func([]byte) string) ([]string, error) {
 	if err := r.beginArray(); err != nil {
 		return nil, err
 	}
-	var names []string
+	names := make([]string, 0, 8)
 	for first := true; ; first = false {
 		done, err := r.nextElem(first)
 		if err != nil {
@@ -758,8 +762,19 @@ func (s *Server) InvocationsHandler(name string) http.Handler {
 	})
 }
 
+// defaultModeler is a Repository that knows its default model without
+// listing its models (Static does).
+type defaultModeler interface {
+	DefaultModel() (*Model, bool)
+}
+
 func (s *Server) invocationsModel(ctx context.Context, name string) (*modelState, error) {
 	if name == "" {
+		if d, ok := s.repo.(defaultModeler); ok {
+			if m, ok := d.DefaultModel(); ok {
+				return s.state(m), nil
+			}
+		}
 		models := s.repo.Models(ctx)
 		if len(models) != 1 {
 			return nil, fmt.Errorf("%w: /invocations scores the server's only model, and it has %d", ErrModelNotFound, len(models))
@@ -810,11 +825,10 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 		writeMLflowError(w, status, code, err.Error())
 		return status
 	}
-	mime, isCSV, ok := s.checkContentType(w, r)
+	isCSV, ok := checkContentType(w, r)
 	if !ok {
 		return http.StatusUnsupportedMediaType
 	}
-	_ = mime
 	bp, err := s.readBody(r)
 	if err != nil {
 		return fail(err)
@@ -877,7 +891,7 @@ func isFrameShaped(inv *invocation, st *modelState) bool {
 
 // checkContentType accepts application/json and text/csv (charset
 // utf-8 only), answering anything else with 415 as MLflow does.
-func (s *Server) checkContentType(w http.ResponseWriter, r *http.Request) (string, bool, bool) {
+func checkContentType(w http.ResponseWriter, r *http.Request) (isCSV, ok bool) {
 	ct := ""
 	if v := r.Header["Content-Type"]; len(v) > 0 {
 		ct = v[0]
@@ -892,23 +906,23 @@ func (s *Server) checkContentType(w http.ResponseWriter, r *http.Request) (strin
 			case strings.EqualFold(k, "charset"):
 				if !strings.EqualFold(strings.Trim(v, `"`), "utf-8") {
 					writeText(w, http.StatusUnsupportedMediaType, "The scoring server only supports UTF-8")
-					return "", false, false
+					return false, false
 				}
 			default:
 				writeText(w, http.StatusUnsupportedMediaType, "Unrecognized content type parameters: "+k+".")
-				return "", false, false
+				return false, false
 			}
 		}
 	}
 	switch {
 	case strings.EqualFold(mime, "application/json"):
-		return mime, false, true
+		return false, true
 	case strings.EqualFold(mime, "text/csv"):
-		return mime, true, true
+		return true, true
 	}
 	writeText(w, http.StatusUnsupportedMediaType,
 		"This predictor only supports the following content types: Types: ['text/csv', 'application/json']. Got '"+ct+"'.")
-	return "", false, false
+	return false, false
 }
 
 // internColumn returns a known string equal to b: an input name or an

@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
-	"slices"
 
 	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/runtime"
@@ -127,6 +126,15 @@ func (s *Static) Models(context.Context) []ModelInfo {
 	return out
 }
 
+// DefaultModel returns the repository's model when it has exactly one
+// (what /invocations scores).
+func (s *Static) DefaultModel() (*Model, bool) {
+	if len(s.models) != 1 {
+		return nil, false
+	}
+	return s.models[0], true
+}
+
 // versions is what the model metadata reports as the model's versions.
 func (m *Model) versions() []string {
 	if m.Versions != nil {
@@ -136,9 +144,4 @@ func (m *Model) versions() []string {
 		return []string{m.Version}
 	}
 	return nil
-}
-
-// hasVersion reports whether v may be requested for m.
-func (m *Model) hasVersion(v string) bool {
-	return v == "" || v == m.Version || slices.Contains(m.Versions, v)
 }
