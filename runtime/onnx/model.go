@@ -143,6 +143,15 @@ type execNode struct {
 	out    []int32
 	free   []int32 // slots whose last reader this node is
 	zipmap *zipMapBypass
+	reuse  reuser // set when the output may be written into last call's buffer
+}
+
+// reuser is implemented by single-output kernels that can write their
+// result into a tensor from an earlier call (prev, possibly nil) when it
+// has the right type and size, returning it, or a new tensor otherwise.
+// The executor only offers this for values that never reach the caller.
+type reuser interface {
+	runReuse(in []Value, prev *tensor.Tensor) (*tensor.Tensor, error)
 }
 
 // zipMapBypass replaces a ZipMap node whose result is only a graph
@@ -167,6 +176,7 @@ type execState struct {
 	slots []Value
 	args  []Value
 	outs  []Value
+	bufs  []*tensor.Tensor // per slot, the buffer a reuser kernel wrote last time
 }
 
 // Signature returns the model's inputs (graph inputs that are not
@@ -421,6 +431,8 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 	}
 	m.nodes = fuseDense(m.nodes, outSlots)
 
+	markReuse(m.nodes, outSlots)
+
 	// Free intermediates after their last reader.
 	last := map[int32]int{}
 	for i, en := range m.nodes {
@@ -448,11 +460,79 @@ func compile(ctx context.Context, p *ModelProto, file string) (*Model, error) {
 	}
 	m.template = template
 	m.pool.New = func() any {
-		st := &execState{slots: make([]Value, len(m.template)), args: make([]Value, m.maxIn), outs: make([]Value, m.maxOut)}
+		st := &execState{slots: make([]Value, len(m.template)), args: make([]Value, m.maxIn), outs: make([]Value, m.maxOut),
+			bufs: make([]*tensor.Tensor, len(m.template))}
 		copy(st.slots, m.template)
 		return st
 	}
 	return m, nil
+}
+
+// Operators whose outputs never share memory with their inputs, and
+// those whose first output may be a view of their first input.
+var (
+	copyingOps = map[string]bool{
+		"MatMul": true, "Gemm": true, "Add": true, "Sub": true, "Mul": true, "Div": true,
+		"Relu": true, "Sigmoid": true, "Tanh": true, "Softmax": true, "LogSoftmax": true,
+		"ArgMax": true, "ArgMin": true, "Exp": true, "Log": true, "Sqrt": true, "Abs": true,
+		"Neg": true, "Erf": true, "LeakyRelu": true, "Concat": true, "Where": true,
+		"Less": true, "Greater": true, "Equal": true, "LessOrEqual": true, "GreaterOrEqual": true,
+	}
+	viewOps = map[string]bool{
+		"Reshape": true, "Flatten": true, "Squeeze": true, "Unsqueeze": true, "Identity": true,
+		"Dropout": true, "Cast": true, "CastLike": true, "Transpose": true,
+	}
+)
+
+// markReuse lets a kernel that can reuse its output buffer across calls
+// do so when the value cannot reach the caller: it is no graph output and
+// every reader copies it, or is a view whose own output cannot reach the
+// caller either.
+func markReuse(nodes []execNode, isOut map[int32]bool) {
+	readers := map[int32][]int{}
+	for i, en := range nodes {
+		for _, s := range en.in {
+			if s >= 0 {
+				readers[s] = append(readers[s], i)
+			}
+		}
+	}
+	memo := map[int32]bool{}
+	var private func(s int32, depth int) bool
+	private = func(s int32, depth int) bool {
+		if v, ok := memo[s]; ok {
+			return v
+		}
+		ok := !isOut[s] && depth < 64
+		for _, r := range readers[s] {
+			if !ok {
+				break
+			}
+			n := nodes[r].node
+			switch {
+			case nodes[r].zipmap != nil || n.Domain != "":
+				ok = false
+			case copyingOps[n.OpType]:
+			case viewOps[n.OpType]:
+				for _, o := range nodes[r].out {
+					if o >= 0 && !private(o, depth+1) {
+						ok = false
+					}
+				}
+			default:
+				ok = false
+			}
+		}
+		memo[s] = ok
+		return ok
+	}
+	for i := range nodes {
+		en := &nodes[i]
+		r, ok := en.kernel.(reuser)
+		if ok && len(en.out) == 1 && en.out[0] >= 0 && private(en.out[0], 0) {
+			en.reuse = r
+		}
+	}
 }
 
 // fuseDense merges into each dense kernel (a float32 MatMul or Gemm with
@@ -712,7 +792,15 @@ func (m *Model) Predict(ctx context.Context, inputs []*tensor.Tensor) (out []*te
 			}
 			continue
 		}
-		if en.into != nil {
+		if en.reuse != nil {
+			s := en.out[0]
+			t, err := en.reuse.runReuse(args, st.bufs[s])
+			if err != nil {
+				return nil, m.runError(en.node, err)
+			}
+			st.bufs[s] = t
+			slots[s] = t
+		} else if en.into != nil {
 			outs := st.outs[:len(en.out)]
 			clear(outs)
 			if err := en.into.RunInto(ctx, args, outs); err != nil {

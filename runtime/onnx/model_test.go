@@ -545,3 +545,49 @@ func TestEmptyBatch(t *testing.T) {
 		t.Errorf("outputs %d, shape %v", len(out), out[0].Shape)
 	}
 }
+
+// Buffers reused between calls never belong to a result already returned:
+// outputs of one call survive the next, also when a reused buffer's value
+// reaches an output through a view (here Reshape), which forbids reuse.
+func TestReusedBuffersDoNotLeak(t *testing.T) {
+	view := smallMLP()
+	view.nodes = append(view.nodes, pbNode{op: "Reshape", in: []string{"h", "flat"}, out: []string{"hflat"}})
+	view.outputs = append(view.outputs, pbValue{name: "hflat", elem: onnxFloat})
+	view.inits = append(view.inits, &tensor.Tensor{Name: "flat", DType: tensor.Int64, Shape: []int64{1}, Data: []int64{-1}})
+	for name, pm := range map[string]pbModel{"private": smallMLP(), "through a view": view} {
+		t.Run(name, func(t *testing.T) {
+			m, err := Load(pm.encode())
+			if err != nil {
+				t.Fatal(err)
+			}
+			ctx := context.Background()
+			first, err := m.Predict(ctx, []*tensor.Tensor{mustTensor(t, "x", []float32{1, 2}, 1, 2)})
+			if err != nil {
+				t.Fatal(err)
+			}
+			keep := make([]*tensor.Tensor, len(first))
+			for i, o := range first {
+				keep[i] = o.Clone()
+			}
+			for i := 0; i < 3; i++ {
+				if _, err := m.Predict(ctx, []*tensor.Tensor{mustTensor(t, "x", []float32{-3, 7}, 1, 2)}); err != nil {
+					t.Fatal(err)
+				}
+			}
+			for i := range first {
+				if fmt.Sprint(first[i].Data) != fmt.Sprint(keep[i].Data) {
+					t.Errorf("output %d changed from %v to %v", i, keep[i].Data, first[i].Data)
+				}
+			}
+			reused := 0
+			for _, en := range m.nodes {
+				if en.reuse != nil {
+					reused++
+				}
+			}
+			if want := map[string]int{"private": 1, "through a view": 0}[name]; reused != want {
+				t.Errorf("%d nodes reuse buffers, want %d", reused, want)
+			}
+		})
+	}
+}

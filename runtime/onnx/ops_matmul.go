@@ -180,7 +180,9 @@ func (d *dense) RunInto(_ context.Context, in, out []Value) error {
 	return err
 }
 
-func (d *dense) run(in []Value) (*tensor.Tensor, error) {
+func (d *dense) run(in []Value) (*tensor.Tensor, error) { return d.runReuse(in, nil) }
+
+func (d *dense) runReuse(in []Value, prev *tensor.Tensor) (*tensor.Tensor, error) {
 	a, err := inTensor(in, 0)
 	if err != nil {
 		return nil, err
@@ -205,7 +207,16 @@ func (d *dense) run(in []Value) (*tensor.Tensor, error) {
 	shape = append(append(shape, a.Shape[:r-1]...), int64(d.w.n))
 	rows := sizeOf(a.Shape, 0, r-1)
 	n := d.w.n
-	out := make([]float32, rows*n)
+	var out []float32
+	if prev != nil {
+		if p, ok := prev.Data.([]float32); ok && len(p) == rows*n && cap(prev.Shape) >= len(shape) {
+			out = p
+		}
+	}
+	if out == nil {
+		prev = nil
+		out = make([]float32, rows*n)
+	}
 	d.w.mulRows(x, rows, out)
 	if d.alpha != 1 {
 		for i := range out {
@@ -236,6 +247,11 @@ func (d *dense) run(in []Value) (*tensor.Tensor, error) {
 		for i, v := range out {
 			out[i] = float32(math.Tanh(float64(v)))
 		}
+	}
+	if prev != nil {
+		prev.Shape = prev.Shape[:len(shape)]
+		copy(prev.Shape, shape)
+		return prev, nil
 	}
 	return newTensor(d.name, tensor.Float32, shape, out), nil
 }
