@@ -348,16 +348,14 @@ func argFactory(isMax bool) Factory {
 			if dim == 0 {
 				return nil, fmt.Errorf("%s over an empty axis", n.OpType)
 			}
-			var shape []int64
+			var buf [8]int64
+			shape := buf[:0]
 			for i, d := range x.Shape {
 				if i != a {
 					shape = append(shape, d)
 				} else if keep != 0 {
 					shape = append(shape, 1)
 				}
-			}
-			if shape == nil {
-				shape = []int64{}
 			}
 			out := make([]int64, outer*inner)
 			switch d := x.Data.(type) {
