@@ -211,7 +211,14 @@ func loadServeModel(ctx context.Context, uri string, f serveFlags, log *slog.Log
 	if f.python != "" || f.pythonWorkers > 0 {
 		opts.Options = map[string]any{}
 		if f.python != "" {
-			opts.Options["python"] = f.python
+			py := f.python
+			if strings.ContainsRune(py, filepath.Separator) {
+				// The workers run in the model directory.
+				if abs, err := filepath.Abs(py); err == nil {
+					py = abs
+				}
+			}
+			opts.Options["python"] = py
 		}
 		if f.pythonWorkers > 0 {
 			opts.Options["workers"] = f.pythonWorkers
