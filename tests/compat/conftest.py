@@ -1,4 +1,5 @@
-"""Fixtures that start a freshly built `kiln server` for the MLflow client.
+"""Fixtures that start a freshly built `kiln server` for the MLflow client,
+and `kiln serve` for the inference clients (`serve_model`).
 
 The `kiln` fixture is parametrised over storage backends:
 
@@ -179,3 +180,78 @@ def client(kiln):
 def unique():
     """A short unique suffix for names, so tests can share one server."""
     return uuid.uuid4().hex[:8]
+
+
+@dataclass
+class KilnServe:
+    """A running `kiln serve MODEL_URI`: its REST and gRPC addresses."""
+
+    url: str  # http://127.0.0.1:PORT
+    grpc: str  # 127.0.0.1:PORT
+    host: str  # 127.0.0.1:PORT (tritonclient.http's url)
+    name: str  # the model name clients use
+    log: Path
+    proc: subprocess.Popen
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+
+    def logs(self) -> str:
+        return self.log.read_text(errors="replace")[-4000:]
+
+
+def start_kiln_serve(uri: str, log: Path, *, name: str | None = None, env: dict | None = None,
+                     args: tuple[str, ...] = (), timeout: float = 60) -> KilnServe:
+    """Starts `kiln serve uri` on free loopback ports and waits until /ping answers 200."""
+    if not os.path.exists(KILN_BIN):
+        pytest.fail(f"kiln binary not found at {KILN_BIN}; run `make build`")
+    port, gport = free_port(), free_port()
+    cmd = [KILN_BIN, "serve", uri, "--addr", f"127.0.0.1:{port}", "--grpc-addr", f"127.0.0.1:{gport}", *args]
+    if name:
+        cmd += ["--name", name]
+    base = {k: v for k, v in os.environ.items() if not k.startswith("KILN_") and k != "MLFLOW_TRACKING_URI"}
+    with open(log, "ab") as f:
+        proc = subprocess.Popen(cmd, env={**base, **(env or {})}, stdout=f, stderr=f)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + timeout
+    while True:
+        if proc.poll() is not None:
+            raise RuntimeError(f"kiln serve {uri} exited with {proc.returncode}:\n{log.read_text(errors='replace')[-4000:]}")
+        try:
+            if requests.get(url + "/ping", timeout=1).status_code == 200:
+                break
+        except requests.RequestException:
+            pass
+        if time.time() > deadline:
+            proc.kill()
+            raise RuntimeError(f"kiln serve {uri} did not become ready within {timeout}s")
+        time.sleep(0.05)
+    index = requests.post(url + "/v2/repository/index", json={}, timeout=5)
+    index.raise_for_status()
+    return KilnServe(url=url, grpc=f"127.0.0.1:{gport}", host=f"127.0.0.1:{port}",
+                     name=name or index.json()[0]["name"], log=log, proc=proc)
+
+
+@pytest.fixture(scope="module")
+def serve_model(tmp_path_factory):
+    """A function that starts `kiln serve` for a model URI (a path, runs:/,
+    models:/); every server it started is stopped when the module ends."""
+    started: list[KilnServe] = []
+    tmp = tmp_path_factory.mktemp("serve")
+
+    def start(uri: str, env: dict | None = None, **kw) -> KilnServe:
+        # Models downloaded from a tracking server are cached here, not in ~/.cache.
+        env = {"XDG_CACHE_HOME": str(tmp / "cache"), **(env or {})}
+        s = start_kiln_serve(uri, tmp / f"serve-{len(started)}.log", env=env, **kw)
+        started.append(s)
+        return s
+
+    yield start
+    for s in started:
+        s.stop()
