@@ -360,6 +360,12 @@ func TestLoadErrors(t *testing.T) {
 	badModel := t.TempDir()
 	os.WriteFile(filepath.Join(badModel, "MLmodel"), []byte("flavors: {python_function: {loader_module: no_such_loader_xyz}}\n"), 0o644)
 	quiet := slog.New(slog.NewTextHandler(io.Discard, nil))
+	// An interpreter without the kiln package: a bare virtualenv of the
+	// same Python (the test virtualenv itself has kiln installed).
+	bare := filepath.Join(t.TempDir(), "bare")
+	if out, err := exec.Command(py, "-m", "venv", "--without-pip", bare).CombinedOutput(); err != nil {
+		t.Fatalf("make a bare virtualenv: %v\n%s", err, out)
+	}
 	tests := []struct {
 		name string
 		path string
@@ -367,7 +373,7 @@ func TestLoadErrors(t *testing.T) {
 		want []string
 	}{
 		{"no interpreter", filepath.Join(testdata, "pyfunc_echo"), map[string]any{"python": "/nonexistent/python3"}, []string{"/nonexistent/python3"}},
-		{"no kiln package", filepath.Join(testdata, "pyfunc_echo"), map[string]any{"python": py, "env": []string{"PYTHONPATH="}},
+		{"no kiln package", filepath.Join(testdata, "pyfunc_echo"), map[string]any{"python": filepath.Join(bare, "bin", "python"), "env": []string{"PYTHONPATH="}},
 			[]string{"No module named", "pip install ./sdk/python"}},
 		{"model fails to load", badModel, map[string]any{"python": py, "env": []string{"PYTHONPATH=" + src}}, []string{"no_such_loader_xyz"}},
 		{"not a directory", filepath.Join(testdata, "nope"), map[string]any{"python": py}, []string{"not a model directory"}},
