@@ -61,6 +61,7 @@ go-test:
 # The optional onnxruntime backend (cgo, build tag `ort`) against the shared
 # library of the pinned onnxruntime wheel in the virtualenv.
 ort-test: venv
+	$(GO) vet -tags ort ./runtime/ort ./cmd/kiln
 	$(GO) test -count=1 -tags ort ./runtime/ort
 	$(GO) test -tags ort -run '^$$' -fuzz '^FuzzReadGraph$$' -fuzztime $(FUZZTIME) ./runtime/ort
 
