@@ -30,9 +30,11 @@ import (
 	"os"
 	"slices"
 	"sort"
+	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kiln-ml/kiln/runtime"
@@ -52,6 +54,17 @@ type Phase struct {
 	P90ms     float64 `json:"p90_ms"`
 	P99ms     float64 `json:"p99_ms"`
 	MaxMs     float64 `json:"max_ms"`
+	// ServerCores and GeneratorCores are the CPU the server (with its
+	// child processes) and the load generator used, in cores busy on
+	// average; ServerCPUus is the server's CPU time per request.
+	ServerCores    float64 `json:"server_cores,omitempty"`
+	ServerCPUus    float64 `json:"server_cpu_us_per_request,omitempty"`
+	GeneratorCores float64 `json:"generator_cores,omitempty"`
+	// Open loop: Backlogged counts arrivals already due when a worker was
+	// free for them (timed from their due time); LateP99ms is how late the
+	// generator sent the others (p99; not charged to the server).
+	Backlogged int     `json:"backlogged,omitempty"`
+	LateP99ms  float64 `json:"generator_late_p99_ms,omitempty"`
 }
 
 // Result is one case: one server, model, request size and protocol.
@@ -97,6 +110,8 @@ func main() {
 		maxReq      = flag.Int("max-requests", 2_000_000, "request cap per loop")
 		maxOut      = flag.Int("open-workers", 16, "open loop: workers (connections), the most requests in flight")
 		half        = flag.Bool("half-peak", true, "after the closed loop, run the open loop at half its throughput")
+		rate        = flag.Float64("rate", 0, "run only the open loop, at this many requests per second")
+		pid         = flag.Int("pid", 0, "the server's process id: report the CPU it and its child processes use")
 		out         = flag.String("json", "", "append the result to this JSON array file")
 		ceiling     = flag.String("ceiling", "", "serve the trivial handler on this loopback address")
 		lifetime    = flag.Duration("lifetime", 30*time.Minute, "with -ceiling: exit after this long")
@@ -123,7 +138,7 @@ func main() {
 		err = runCase(caseConfig{
 			url: *target, bodyFile: *bodyFile, ctype: *ctype, concurrency: *concurrency,
 			duration: *duration, warmup: *warmup, maxReq: *maxReq, maxOut: *maxOut,
-			half: *half, timeout: *timeout, out: *out,
+			half: *half, rate: *rate, pid: *pid, timeout: *timeout, out: *out,
 			res: Result{Server: *server, Model: *modelName, Rows: *rows, Protocol: *protocol},
 		})
 	}
@@ -273,6 +288,8 @@ type caseConfig struct {
 	duration, warmup     time.Duration
 	maxReq, maxOut       int
 	half                 bool
+	rate                 float64
+	pid                  int
 	timeout              time.Duration
 	out                  string
 	res                  Result
@@ -326,14 +343,42 @@ func runCase(c caseConfig) error {
 	}
 	res := c.res
 	res.URL, res.BodyBytes, res.Concurrency = c.url, len(body), c.concurrency
+	// measured runs a phase and adds the CPU the server and this process used.
+	measured := func(run func() Phase) Phase {
+		s0, g0 := processTreeCPU(c.pid), selfCPU()
+		p := run()
+		if c.pid > 0 && p.Seconds > 0 {
+			busy := processTreeCPU(c.pid) - s0
+			p.ServerCores = busy.Seconds() / p.Seconds
+			if p.Requests > 0 {
+				p.ServerCPUus = float64(busy.Microseconds()) / float64(p.Requests)
+			}
+		}
+		if p.Seconds > 0 {
+			p.GeneratorCores = (selfCPU() - g0).Seconds() / p.Seconds
+		}
+		return p
+	}
+	if c.rate > 0 {
+		if c.warmup > 0 {
+			closedLoop(s, c.concurrency, c.warmup, c.maxReq)
+		}
+		p := measured(func() Phase { return openLoop(s, c.rate, c.duration, c.maxReq, c.maxOut) })
+		res.HalfPeak = &p
+		printPhase(res, "open", p)
+		if c.out != "" {
+			return appendResult(c.out, res)
+		}
+		return nil
+	}
 	if c.warmup > 0 {
 		closedLoop(s, c.concurrency, c.warmup, c.maxReq)
 	}
-	res.Peak = closedLoop(s, c.concurrency, c.duration, c.maxReq)
+	res.Peak = measured(func() Phase { return closedLoop(s, c.concurrency, c.duration, c.maxReq) })
 	printPhase(res, "closed", res.Peak)
 	if c.half && res.Peak.RPS > 0 {
 		time.Sleep(500 * time.Millisecond) // let the closed loop's backlog drain
-		p := openLoop(s, res.Peak.RPS/2, c.duration, c.maxReq, c.maxOut)
+		p := measured(func() Phase { return openLoop(s, res.Peak.RPS/2, c.duration, c.maxReq, c.maxOut) })
 		res.HalfPeak = &p
 		printPhase(res, "open", p)
 	}
@@ -344,8 +389,75 @@ func runCase(c caseConfig) error {
 }
 
 func printPhase(r Result, loop string, p Phase) {
-	fmt.Fprintf(os.Stderr, "%-7s %-3s %3d rows %-12s %-6s %8d req %5d err %5d drop %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms\n",
-		r.Server, r.Model, r.Rows, r.Protocol, loop, p.Requests, p.Errors, p.Dropped, p.RPS, p.P50ms, p.P99ms)
+	fmt.Fprintf(os.Stderr, "%-7s %-3s %3d rows %-12s %-6s %8d req %5d err %5d drop %9.1f req/s  p50 %7.3f ms  p99 %7.3f ms  cpu server %.2f gen %.2f (%.0f µs/req) backlog %d late p99 %.3f ms\n",
+		r.Server, r.Model, r.Rows, r.Protocol, loop, p.Requests, p.Errors, p.Dropped, p.RPS, p.P50ms, p.P99ms,
+		p.ServerCores, p.GeneratorCores, p.ServerCPUus, p.Backlogged, p.LateP99ms)
+}
+
+// clockTick is the unit of /proc/PID/stat's CPU times (USER_HZ).
+const clockTick = 10 * time.Millisecond
+
+// processTreeCPU is the user+system CPU time of pid and all its
+// descendants (mlflow's uvicorn workers), read from /proc; 0 when pid is
+// 0 or /proc cannot be read.
+func processTreeCPU(pid int) time.Duration {
+	if pid <= 0 {
+		return 0
+	}
+	ents, err := os.ReadDir("/proc")
+	if err != nil {
+		return 0
+	}
+	type stat struct {
+		ppid int
+		cpu  time.Duration
+	}
+	procs := map[int]stat{}
+	for _, e := range ents {
+		p, err := strconv.Atoi(e.Name())
+		if err != nil {
+			continue
+		}
+		b, err := os.ReadFile("/proc/" + e.Name() + "/stat")
+		if err != nil {
+			continue
+		}
+		// Fields after the command name (which may hold spaces) in ")".
+		i := bytes.LastIndexByte(b, ')')
+		if i < 0 {
+			continue
+		}
+		f := strings.Fields(string(b[i+1:]))
+		if len(f) < 13 {
+			continue
+		}
+		ppid, _ := strconv.Atoi(f[1])
+		ut, _ := strconv.ParseInt(f[11], 10, 64)
+		st, _ := strconv.ParseInt(f[12], 10, 64)
+		procs[p] = stat{ppid, time.Duration(ut+st) * clockTick}
+	}
+	var total time.Duration
+	for p, st := range procs {
+		for q := p; q > 1; q = procs[q].ppid {
+			if q == pid {
+				total += st.cpu
+				break
+			}
+			if _, ok := procs[q]; !ok {
+				break
+			}
+		}
+	}
+	return total
+}
+
+// selfCPU is this process's user+system CPU time.
+func selfCPU() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 // closedLoop runs n clients for d.
@@ -379,22 +491,26 @@ func closedLoop(s *sender, n int, d time.Duration, maxReq int) Phase {
 	return summarize(all, int(errs.Load()), 0, elapsed)
 }
 
-// openLoop sends requests at a fixed rate for d, each due at its
-// scheduled time whether or not earlier ones have returned, through a pool
-// of workers (each with its own kept-alive connection). Latency counts from
-// the scheduled time, so a server that falls behind is charged for the
-// wait (no coordinated omission). Arrivals still queued when the loop
-// overruns d by the grace period are dropped and counted.
+// openLoop sends requests at a fixed rate for d: arrival i is due at
+// start + i/rate whether or not earlier ones have returned. A pool of
+// workers (each with its own kept-alive connection) serves the arrivals:
+// a free worker claims the next one, sleeps until it is due and sends it.
+// An arrival already due when claimed (every worker was busy: the server
+// fell behind) is charged from its due time, so waiting for the server
+// counts (no coordinated omission); one claimed early is timed from when
+// it was sent, so the generator's own oversleeping is not charged to the
+// server (it is reported as LateP99ms). Arrivals not sent within the grace
+// period after d are dropped and counted.
 func openLoop(s *sender, rate float64, d time.Duration, maxReq, workers int) Phase {
 	interval := time.Duration(float64(time.Second) / rate)
-	total := max(1, min(int(d/interval), maxReq))
+	total := int64(max(1, min(int(d/interval), maxReq)))
 	lat := make([]time.Duration, 0, total)
+	var late []time.Duration
 	var mu sync.Mutex
-	var errs, dropped atomic.Int64
-	due := make(chan time.Time, total)
+	var next, errs, dropped, backlogged atomic.Int64
 	var ready, wg sync.WaitGroup
 	begin := make(chan struct{})
-	var deadline time.Time
+	var start, deadline time.Time
 	for range workers {
 		ready.Add(1)
 		wg.Add(1)
@@ -403,37 +519,48 @@ func openLoop(s *sender, rate float64, d time.Duration, maxReq, workers int) Pha
 			s.send() // opens this worker's connection before the clock starts
 			ready.Done()
 			<-begin
-			l := make([]time.Duration, 0, total/workers+16)
-			for at := range due {
-				if time.Now().After(deadline) {
+			l := make([]time.Duration, 0, int(total)/workers+16)
+			lt := make([]time.Duration, 0, int(total)/workers+16)
+			for {
+				i := next.Add(1) - 1
+				if i >= total {
+					break
+				}
+				at := start.Add(time.Duration(i) * interval)
+				from := at
+				if wait := time.Until(at); wait > 0 {
+					time.Sleep(wait)
+					from = time.Now()
+					lt = append(lt, from.Sub(at))
+				} else if time.Now().After(deadline) {
 					dropped.Add(1)
 					continue
+				} else {
+					backlogged.Add(1)
 				}
 				if err := s.send(); err != nil {
 					reportErr(&errs, err)
 				}
-				l = append(l, time.Since(at))
+				l = append(l, time.Since(from))
 			}
 			mu.Lock()
 			lat = append(lat, l...)
+			late = append(late, lt...)
 			mu.Unlock()
 		}()
 	}
 	ready.Wait()
-	start := time.Now()
+	start = time.Now()
 	deadline = start.Add(d + 10*time.Second)
 	close(begin)
-	for i := range total {
-		at := start.Add(time.Duration(i) * interval)
-		if wait := time.Until(at); wait > 0 {
-			time.Sleep(wait)
-		}
-		due <- at
-	}
-	close(due)
 	wg.Wait()
 	p := summarize(lat, int(errs.Load()), int(dropped.Load()), time.Since(start))
 	p.TargetRPS = rate
+	p.Backlogged = int(backlogged.Load())
+	if len(late) > 0 {
+		slices.Sort(late)
+		p.LateP99ms = float64(late[min(len(late)-1, len(late)*99/100)].Nanoseconds()) / 1e6
+	}
 	return p
 }
 
@@ -506,8 +633,8 @@ func renderReport(path, mdPath string) error {
 		}
 		return nil
 	}
-	fmt.Fprintf(&w, "\n| model | rows | server / protocol | peak req/s | p50 ms | p99 ms | half-peak req/s | p50 ms | p99 ms | vs mlflow | vs ceiling |\n")
-	fmt.Fprintf(&w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|\n")
+	fmt.Fprintf(&w, "\n| model | rows | server / protocol | peak req/s | p50 ms | p99 ms | server CPU µs/req | generator cores | half-peak req/s | p50 ms | p99 ms | vs mlflow | vs ceiling |\n")
+	fmt.Fprintf(&w, "|---|---:|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n")
 	for _, model := range []string{"lr", "rf"} {
 		for _, rows := range []int{1, 64} {
 			ml := find("mlflow", model, rows, "")
@@ -521,14 +648,17 @@ func renderReport(path, mdPath string) error {
 					if o == nil || o == r || o.Peak.RPS == 0 || sp[0] != "kiln" {
 						return ""
 					}
+					if o == ceil {
+						return fmt.Sprintf("%.0f%%", 100*r.Peak.RPS/o.Peak.RPS)
+					}
 					return fmt.Sprintf("**%.1f×**", r.Peak.RPS/o.Peak.RPS)
 				}
 				hp := &Phase{}
 				if r.HalfPeak != nil {
 					hp = r.HalfPeak
 				}
-				fmt.Fprintf(&w, "| %s | %d | %s %s | %.0f | %.3f | %.3f | %.0f | %.3f | %.3f | %s | %s |\n",
-					modelTitle(model), rows, sp[0], sp[1], r.Peak.RPS, r.Peak.P50ms, r.Peak.P99ms,
+				fmt.Fprintf(&w, "| %s | %d | %s %s | %.0f | %.3f | %.3f | %.0f | %.2f | %.0f | %.3f | %.3f | %s | %s |\n",
+					modelTitle(model), rows, sp[0], sp[1], r.Peak.RPS, r.Peak.P50ms, r.Peak.P99ms, r.Peak.ServerCPUus, r.Peak.GeneratorCores,
 					hp.RPS, hp.P50ms, hp.P99ms, ratio(ml), ratio(ceil))
 			}
 		}

@@ -12,17 +12,35 @@
 # dataframe_split body mlflow gets) and the Open Inference Protocol's REST
 # infer; mlflow over /invocations; the ceiling with the same body.
 #
+# By default (PIN=1) every server runs on core 0 and the load generator on
+# core 1 (taskset): each server gets one core (GOMAXPROCS=1 for the Go
+# servers, one uvicorn worker for mlflow), and the generator does not
+# steal its CPU. PIN=0 lets everything share all cores (mlflow then gets
+# one worker per core).
+#
 # Environment: DURATION (each loop, default 8s), CONCURRENCY (closed-loop
-# clients, default 8), MLFLOW_WORKERS (uvicorn workers of mlflow models
-# serve, default: one per core), MAX_LOAD (wait, up to 10 minutes, until
-# the 1-minute load average is below this before starting; default: don't
-# wait), OPEN_WORKERS (open-loop connections, default 16).
+# clients, default 8), PIN (default 1), MLFLOW_WORKERS (uvicorn workers of
+# mlflow models serve, default: one per core the servers get), MAX_LOAD
+# (wait, up to 10 minutes, until the 1-minute load average is below this
+# before starting; default: don't wait), OPEN_WORKERS (open-loop
+# connections, default 16), RESULTS (output path without extension,
+# default bench/serving/results).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-8s}
 CONCURRENCY=${CONCURRENCY:-8}
-MLFLOW_WORKERS=${MLFLOW_WORKERS:-$(nproc)}
 OPEN_WORKERS=${OPEN_WORKERS:-16}
+PIN=${PIN:-1}
+RESULTS=${RESULTS:-bench/serving/results}
+if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
+  # The Go servers and the generator get GOMAXPROCS=1: one core each.
+  on_server=(taskset -c 0 env GOMAXPROCS=1); on_gen=(taskset -c 1 env GOMAXPROCS=1); server_cores=1
+  placement="servers pinned to core 0 (GOMAXPROCS=1), load generator to core 1 (GOMAXPROCS=1)"
+else
+  PIN=0; on_server=(); on_gen=(); server_cores=$(nproc)
+  placement="servers and load generator share all $(nproc) cores"
+fi
+MLFLOW_WORKERS=${MLFLOW_WORKERS:-$server_cores}
 out=bench/serving/out
 mkdir -p "$out"
 tmp=$(mktemp -d)
@@ -58,18 +76,6 @@ gen="$tmp/loadgen"
 py=.venv/bin/python
 "$py" bench/serving/models.py "$out" >/dev/null
 
-# MLflow 3.6's scoring server declares its routes with Starlette's
-# `app.route`, which Starlette 1.0 removed: with a newer Starlette in the
-# virtualenv `mlflow models serve` cannot start. Then it runs over the last
-# FastAPI/Starlette releases it works with, put ahead on its PYTHONPATH.
-mlflow_pythonpath=
-if ! "$py" -c 'import starlette, sys; sys.exit(int(starlette.__version__.split(".")[0]) >= 1)'; then
-  if [ ! -d "$out/pydeps/starlette" ]; then
-    .venv/bin/pip install -q --disable-pip-version-check --no-deps --target "$out/pydeps" fastapi==0.121.3 starlette==0.49.3
-  fi
-  mlflow_pythonpath=$PWD/$out/pydeps
-fi
-
 free_port() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])'; }
 
 # start_kiln MODEL PORT: starts `kiln serve`; sets kpid and ready_ms (launch to ready).
@@ -77,7 +83,7 @@ start_kiln() {
   local t0 gport
   gport=$(free_port)
   t0=$(date +%s%N)
-  setsid bin/kiln serve "$PWD/$out/$1-onnx" --name "$1" --addr "127.0.0.1:$2" --grpc-addr "127.0.0.1:$gport" \
+  setsid "${on_server[@]}" bin/kiln serve "$PWD/$out/$1-onnx" --name "$1" --addr "127.0.0.1:$2" --grpc-addr "127.0.0.1:$gport" \
     --log-level warn >>"$tmp/kiln-$1.log" 2>&1 &
   kpid=$!; pids+=($kpid)
   ready_ms=$("$gen" -wait-ready "http://127.0.0.1:$2/v2/health/ready" -since "$t0" -timeout 60s) || { tail -20 "$tmp/kiln-$1.log" >&2; return 1; }
@@ -86,7 +92,7 @@ start_kiln() {
 start_mlflow() {
   local t0
   t0=$(date +%s%N)
-  PATH="$PWD/.venv/bin:$PATH" PYTHONPATH=$mlflow_pythonpath setsid env -C "$tmp" "$PWD/.venv/bin/mlflow" models serve \
+  PATH="$PWD/.venv/bin:$PATH" setsid "${on_server[@]}" env -C "$tmp" "$PWD/.venv/bin/mlflow" models serve \
     -m "$PWD/$out/$1-sklearn" --env-manager local -h 127.0.0.1 -p "$2" -w "$MLFLOW_WORKERS" >>"$tmp/mlflow-$1.log" 2>&1 &
   mpid=$!; pids+=($mpid)
   ready_ms=$("$gen" -wait-ready "http://127.0.0.1:$2/ping" -since "$t0" -timeout 180s) || { tail -20 "$tmp/mlflow-$1.log" >&2; return 1; }
@@ -94,8 +100,8 @@ start_mlflow() {
 
 results=$out/cases.json
 rm -f "$results"
-bench_case() { # SERVER MODEL ROWS PROTOCOL URL BODY
-  "$gen" -server "$1" -model "$2" -rows "$3" -protocol "$4" -url "$5" -body "$out/$6" \
+bench_case() { # SERVER MODEL ROWS PROTOCOL URL BODY PID
+  "${on_gen[@]}" "$gen" -server "$1" -model "$2" -rows "$3" -protocol "$4" -url "$5" -body "$out/$6" -pid "$7" \
     -concurrency "$CONCURRENCY" -duration "$DURATION" -open-workers "$OPEN_WORKERS" -json "$results"
 }
 
@@ -107,21 +113,21 @@ for m in lr rf; do
   echo "$m: kiln serve ready in ${kiln_ready[$m]} ms, mlflow models serve in ${mlflow_ready[$m]} ms" >&2
   "$py" bench/serving/verify.py "$out" "$m" "http://127.0.0.1:$kport" "http://127.0.0.1:$mport"
   for rows in 1 64; do
-    bench_case kiln "$m" "$rows" invocations "http://127.0.0.1:$kport/invocations" "body-split-$rows.json"
-    bench_case kiln "$m" "$rows" v2 "http://127.0.0.1:$kport/v2/models/$m/infer" "body-v2-$rows.json"
+    bench_case kiln "$m" "$rows" invocations "http://127.0.0.1:$kport/invocations" "body-split-$rows.json" "$kpid"
+    bench_case kiln "$m" "$rows" v2 "http://127.0.0.1:$kport/v2/models/$m/infer" "body-v2-$rows.json" "$kpid"
   done
   for rows in 1 64; do
-    bench_case mlflow "$m" "$rows" invocations "http://127.0.0.1:$mport/invocations" "body-split-$rows.json"
+    bench_case mlflow "$m" "$rows" invocations "http://127.0.0.1:$mport/invocations" "body-split-$rows.json" "$mpid"
   done
   stop "$kpid"; stop "$mpid"
 done
 
 cport=$(free_port)
-setsid "$gen" -ceiling "127.0.0.1:$cport" -lifetime 10m >"$tmp/ceiling.log" 2>&1 &
+setsid "${on_server[@]}" "$gen" -ceiling "127.0.0.1:$cport" -lifetime 10m >"$tmp/ceiling.log" 2>&1 &
 cpid=$!; pids+=($cpid)
 "$gen" -wait-ready "http://127.0.0.1:$cport/" -timeout 10s
 for rows in 1 64; do
-  bench_case ceiling any "$rows" invocations "http://127.0.0.1:$cport/invocations" "body-split-$rows.json"
+  bench_case ceiling any "$rows" invocations "http://127.0.0.1:$cport/invocations" "body-split-$rows.json" "$cpid"
 done
 stop "$cpid"
 
@@ -134,7 +140,7 @@ for _ in 1 2 3 4; do
   start_kiln rf "$p"; rf_ready+=("$ready_ms")
   stop "$kpid"
 done
-"$gen" -load-model "$out/rf-onnx/model.onnx" -repeats 20 >"$tmp/load.json"
+"${on_server[@]}" "$gen" -load-model "$out/rf-onnx/model.onnx" -repeats 20 >"$tmp/load.json"
 go test -run '^$' -bench '^BenchmarkForest100Load$' -benchtime 20x ./runtime/onnx >"$tmp/gobench.txt"
 load_end=$(cut -d' ' -f1-3 /proc/loadavg)
 
@@ -160,12 +166,13 @@ machine = {
     "load average (1, 5, 15 min) at start / end": "${load_start} / ${load_end}",
     "kiln": ver("git", "describe", "--tags", "--always", "--dirty"),
     "mlflow": ver(".venv/bin/python", "-c", "import mlflow, sklearn; print(f'mlflow {mlflow.__version__}, scikit-learn {sklearn.__version__}')")
-              + ", mlflow models serve --env-manager local -w ${MLFLOW_WORKERS}" + (" (FastAPI 0.121.3 / Starlette 0.49.3)" if "${mlflow_pythonpath}" else ""),
-    "method": "closed loop ${CONCURRENCY} clients for ${DURATION} after 1s warm-up (peak), then open loop at half that peak for ${DURATION} through ${OPEN_WORKERS} connections (latency from the scheduled send time); load generator on the same cores",
+              + ", mlflow models serve --env-manager local -w ${MLFLOW_WORKERS}",
+    "placement": "${placement}",
+    "method": "closed loop ${CONCURRENCY} clients for ${DURATION} after 1s warm-up (peak), then open loop at half that peak for ${DURATION} through ${OPEN_WORKERS} connections (latency from the send, or from the due time for an arrival that found every connection busy); server CPU from /proc",
     "models": f"LogisticRegression and RandomForestClassifier(100 trees, {info['rf_nodes']} nodes, depth <= {info['rf_max_depth']}) over 24 float features; ONNX {info['rf_onnx_bytes']} bytes for the forest",
     "ready (ms): kiln lr / rf, mlflow lr / rf": f"{lr_ready} / {rf_ready[0]}, {ml_lr} / {ml_rf}",
 }
 rep = {"machine": machine, "results": json.load(open(f"{out}/cases.json")), "load": load}
-json.dump(rep, open("bench/serving/results.json", "w"), indent=2)
+json.dump(rep, open("${RESULTS}.json", "w"), indent=2)
 PY
-"$gen" -report bench/serving/results.json -md bench/serving/results.md
+"$gen" -report "$RESULTS.json" -md "$RESULTS.md"
