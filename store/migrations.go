@@ -237,6 +237,99 @@ CREATE TABLE registered_model_aliases (
 	PRIMARY KEY (name, alias)
 );
 `},
+	{Version: 3, Name: "datasets", SQL: `
+-- Versioned datasets (package dataset). Not MLflow's run-input datasets
+-- table above: these are named, numbered, content-addressed versions.
+CREATE TABLE data_datasets (
+	dataset_id {{id}},
+	name TEXT NOT NULL UNIQUE,
+	description TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	last_update_time {{i64}} NOT NULL
+);
+CREATE TABLE data_dataset_tags (
+	dataset_id {{i64}} NOT NULL REFERENCES data_datasets(dataset_id) ON DELETE CASCADE,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (dataset_id, key)
+);
+CREATE TABLE data_versions (
+	dataset_id {{i64}} NOT NULL REFERENCES data_datasets(dataset_id) ON DELETE CASCADE,
+	version {{i64}} NOT NULL,
+	digest TEXT NOT NULL,
+	kind TEXT NOT NULL,
+	file_count {{i64}} NOT NULL,
+	total_size {{i64}} NOT NULL,
+	description TEXT NOT NULL DEFAULT '',
+	source TEXT NOT NULL DEFAULT '',
+	created_by TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	last_update_time {{i64}} NOT NULL,
+	parent_dataset_id {{i64}},
+	parent_version {{i64}},
+	split_spec TEXT,
+	table_schema TEXT,
+	profile TEXT,
+	PRIMARY KEY (dataset_id, version),
+	FOREIGN KEY (parent_dataset_id, parent_version) REFERENCES data_versions(dataset_id, version)
+);
+CREATE INDEX data_versions_digest ON data_versions (digest);
+CREATE INDEX data_versions_parent ON data_versions (parent_dataset_id, parent_version);
+CREATE TABLE data_version_tags (
+	dataset_id {{i64}} NOT NULL,
+	version {{i64}} NOT NULL,
+	key TEXT NOT NULL,
+	value TEXT NOT NULL,
+	PRIMARY KEY (dataset_id, version, key),
+	FOREIGN KEY (dataset_id, version) REFERENCES data_versions(dataset_id, version) ON DELETE CASCADE
+);
+CREATE TABLE data_validations (
+	validation_id {{id}},
+	dataset_id {{i64}} NOT NULL,
+	version {{i64}} NOT NULL,
+	suite TEXT NOT NULL,
+	passed {{bool}} NOT NULL,
+	report TEXT NOT NULL,
+	creation_time {{i64}} NOT NULL,
+	FOREIGN KEY (dataset_id, version) REFERENCES data_versions(dataset_id, version) ON DELETE CASCADE
+);
+CREATE INDEX data_validations_version ON data_validations (dataset_id, version, validation_id);
+CREATE TABLE data_run_links (
+	dataset_id {{i64}} NOT NULL,
+	version {{i64}} NOT NULL,
+	run_uuid TEXT NOT NULL REFERENCES runs(run_uuid) ON DELETE CASCADE,
+	mlflow_name TEXT NOT NULL DEFAULT '',
+	mlflow_digest TEXT NOT NULL DEFAULT '',
+	mlflow_source TEXT NOT NULL DEFAULT '',
+	context TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	PRIMARY KEY (dataset_id, version, run_uuid),
+	FOREIGN KEY (dataset_id, version) REFERENCES data_versions(dataset_id, version) ON DELETE CASCADE
+);
+CREATE INDEX data_run_links_run ON data_run_links (run_uuid);
+CREATE TABLE data_model_links (
+	dataset_id {{i64}} NOT NULL,
+	version {{i64}} NOT NULL,
+	model_name TEXT NOT NULL,
+	model_version {{i64}} NOT NULL,
+	creation_time {{i64}} NOT NULL,
+	PRIMARY KEY (dataset_id, version, model_name, model_version),
+	FOREIGN KEY (dataset_id, version) REFERENCES data_versions(dataset_id, version) ON DELETE CASCADE,
+	FOREIGN KEY (model_name, model_version) REFERENCES model_versions(name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE INDEX data_model_links_model ON data_model_links (model_name, model_version);
+`},
+	// Dataset versions are immutable: the database refuses any update of
+	// their content columns (only description, tags, schema and profile
+	// change).
+	{Version: 4, Name: "dataset version immutability",
+		SQLiteSQL: `
+CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, digest, kind, file_count, total_size, source, created_by, creation_time, parent_dataset_id, parent_version, split_spec ON data_versions BEGIN SELECT RAISE(ABORT, 'dataset versions are immutable'); END;
+`,
+		PostgresSQL: `
+CREATE FUNCTION data_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'dataset versions are immutable' USING ERRCODE = 'restrict_violation'; END $$;
+CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, digest, kind, file_count, total_size, source, created_by, creation_time, parent_dataset_id, parent_version, split_spec ON data_versions FOR EACH ROW EXECUTE FUNCTION data_versions_immutable();
+`},
 }
 
 // seed runs after the migrations, every start: it creates the Default

@@ -1,0 +1,162 @@
+package dataset
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+
+	"github.com/kiln-ml/kiln/blob"
+	"github.com/kiln-ml/kiln/errdefs"
+)
+
+// Remote stores objects (file contents, addressed by digest) and manifests.
+// Implementations: BucketRemote (an artifact store, used in-process by the
+// server), Cache (a local folder), and an HTTP client of the server.
+//
+// Put must verify that r hashes to digest and has size bytes, and store
+// nothing otherwise (an error matching ErrDigestMismatch). Get and
+// GetManifest return an error matching errdefs.ErrNotFound for a digest
+// that is not stored. Implementations are safe for concurrent use.
+type Remote interface {
+	// Has returns the digests of ds that the remote does not hold, in the
+	// order given.
+	Has(ctx context.Context, ds []Digest) (missing []Digest, err error)
+	Put(ctx context.Context, d Digest, size int64, r io.Reader) error
+	Get(ctx context.Context, d Digest) (io.ReadCloser, error)
+	// PutManifest stores m under m.Digest() and returns that digest.
+	PutManifest(ctx context.Context, m *Manifest) (Digest, error)
+	GetManifest(ctx context.Context, d Digest) (*Manifest, error)
+}
+
+// Keys of dataset content in an artifact store: a top-level prefix of its
+// own, beside MLflow's experiment folders.
+const (
+	ObjectPrefix   = "datasets/objects/"
+	ManifestPrefix = "datasets/manifests/"
+)
+
+// ObjectKey returns the key of an object: datasets/objects/<d[0:2]>/<d[2:]>.
+func ObjectKey(d Digest) string {
+	s := d.String()
+	return ObjectPrefix + s[:2] + "/" + s[2:]
+}
+
+// ManifestKey returns the key of a manifest: datasets/manifests/<d>.json.
+func ManifestKey(d Digest) string { return ManifestPrefix + d.String() + ".json" }
+
+// BucketRemote is a Remote on an artifact store.
+type BucketRemote struct {
+	b *blob.Bucket
+	// Parallel bounds the existence checks in flight in Has (default 32).
+	Parallel int
+}
+
+var _ Remote = (*BucketRemote)(nil)
+
+// NewBucketRemote returns a Remote that keeps objects and manifests in b.
+func NewBucketRemote(b *blob.Bucket) *BucketRemote { return &BucketRemote{b: b} }
+
+// Has checks the objects in batches, several requests in flight.
+func (r *BucketRemote) Has(ctx context.Context, ds []Digest) ([]Digest, error) {
+	present := make([]bool, len(ds))
+	g, ctx := errgroup.WithContext(ctx)
+	g.SetLimit(orDefault(r.Parallel, 32))
+	for i, d := range ds {
+		g.Go(func() error {
+			ok, err := r.b.Exists(ctx, ObjectKey(d))
+			if err != nil {
+				return fmt.Errorf("dataset: check object %s: %w", d, err)
+			}
+			present[i] = ok
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return nil, err
+	}
+	var missing []Digest
+	for i, d := range ds {
+		if !present[i] {
+			missing = append(missing, d)
+		}
+	}
+	return missing, nil
+}
+
+// Put streams the object into the store, verifying it on the way: a wrong
+// digest or size abandons the write.
+func (r *BucketRemote) Put(ctx context.Context, d Digest, size int64, body io.Reader) error {
+	v := newVerifier(body, d, size, "object "+d.String(), nil)
+	if _, err := r.b.Put(ctx, ObjectKey(d), v, "application/octet-stream"); err != nil {
+		if v.err != nil && !errors.Is(v.err, io.EOF) {
+			return v.err
+		}
+		return fmt.Errorf("dataset: store object %s: %w", d, err)
+	}
+	return nil
+}
+
+// Get opens the object for reading. The caller verifies what it reads.
+func (r *BucketRemote) Get(ctx context.Context, d Digest) (io.ReadCloser, error) {
+	obj, err := r.b.Get(ctx, ObjectKey(d))
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, &errdefs.Error{Kind: errdefs.ErrNotFound, Msg: fmt.Sprintf("Object %s does not exist", d), Err: err}
+		}
+		return nil, fmt.Errorf("dataset: read object %s: %w", d, err)
+	}
+	return obj, nil
+}
+
+// PutManifest stores the canonical encoding of m.
+func (r *BucketRemote) PutManifest(ctx context.Context, m *Manifest) (Digest, error) {
+	if err := m.Validate(); err != nil {
+		return Digest{}, err
+	}
+	data := m.Encode()
+	d := Sum(data)
+	if _, err := r.b.Put(ctx, ManifestKey(d), bytes.NewReader(data), "application/json"); err != nil {
+		return Digest{}, fmt.Errorf("dataset: store manifest %s: %w", d, err)
+	}
+	return d, nil
+}
+
+// GetManifest reads, verifies and decodes a manifest.
+func (r *BucketRemote) GetManifest(ctx context.Context, d Digest) (*Manifest, error) {
+	obj, err := r.b.Get(ctx, ManifestKey(d))
+	if err != nil {
+		if errors.Is(err, errdefs.ErrNotFound) {
+			return nil, &errdefs.Error{Kind: errdefs.ErrNotFound, Msg: fmt.Sprintf("Manifest %s does not exist", d), Err: err}
+		}
+		return nil, fmt.Errorf("dataset: read manifest %s: %w", d, err)
+	}
+	defer obj.Close()
+	return readManifest(obj, d)
+}
+
+// readManifest reads a manifest stored under d, checking that it hashes to d.
+func readManifest(r io.Reader, d Digest) (*Manifest, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("dataset: read manifest %s: %w", d, err)
+	}
+	if got := Sum(data); got != d {
+		return nil, mismatch("manifest %s: content hashes to %s", d, got)
+	}
+	m, err := DecodeManifest(data)
+	if err != nil {
+		return nil, fmt.Errorf("dataset: manifest %s: %w", d, err)
+	}
+	return m, nil
+}
+
+func orDefault(n, def int) int {
+	if n <= 0 {
+		return def
+	}
+	return n
+}

@@ -1,0 +1,179 @@
+package dataset
+
+import (
+	"context"
+	"fmt"
+	"io"
+
+	"golang.org/x/sync/errgroup"
+)
+
+// TransferOptions configure Push and Fetch.
+type TransferOptions struct {
+	// Parallel bounds the objects in flight (default 16).
+	Parallel int
+	// HasBatch is how many digests one existence check asks about
+	// (default 1000).
+	HasBatch int
+	Progress Progress
+}
+
+// TransferStats say what a transfer did. Objects are counted once per
+// distinct digest, however many paths share it.
+type TransferStats struct {
+	Objects     int   // distinct objects in the manifest
+	Bytes       int64 // their total size
+	Sent        int   // objects copied
+	SentBytes   int64
+	Present     int // objects the destination already held
+	ManifestSet bool
+}
+
+// uniqueObjects returns one entry per distinct digest.
+func uniqueObjects(m *Manifest) []Entry {
+	seen := make(map[Digest]struct{}, len(m.Files))
+	out := make([]Entry, 0, len(m.Files))
+	for _, e := range m.Files {
+		if _, ok := seen[e.Digest]; ok {
+			continue
+		}
+		seen[e.Digest] = struct{}{}
+		out = append(out, e)
+	}
+	return out
+}
+
+// Push uploads to dst the objects of m that it lacks, reading them from
+// src, then the manifest, so that a stored manifest never names a missing
+// object. A file that changed since it was hashed fails the push with an
+// error matching ErrDigestMismatch.
+func Push(ctx context.Context, src Source, m *Manifest, dst Remote, opts TransferOptions) (TransferStats, error) {
+	open := func(ctx context.Context, e Entry) (io.ReadCloser, error) { return src.Open(ctx, e.Path) }
+	return transfer(ctx, open, m, dst, PhaseUpload, opts)
+}
+
+// Fetch copies from one remote to another (typically into a Cache) the
+// objects of m that the destination lacks, verifying each, then the
+// manifest.
+func Fetch(ctx context.Context, from Remote, m *Manifest, to Remote, opts TransferOptions) (TransferStats, error) {
+	open := func(ctx context.Context, e Entry) (io.ReadCloser, error) { return from.Get(ctx, e.Digest) }
+	return transfer(ctx, open, m, to, PhaseDownload, opts)
+}
+
+func transfer(ctx context.Context, open func(context.Context, Entry) (io.ReadCloser, error), m *Manifest, dst Remote, phase Phase, opts TransferOptions) (TransferStats, error) {
+	if err := m.Validate(); err != nil {
+		return TransferStats{}, err
+	}
+	objs := uniqueObjects(m)
+	st := TransferStats{Objects: len(objs)}
+	for _, e := range objs {
+		st.Bytes += e.Size
+	}
+	missing, err := missingObjects(ctx, dst, objs, orDefault(opts.HasBatch, 1000))
+	if err != nil {
+		return st, err
+	}
+	st.Present = len(objs) - len(missing)
+	prog := progressOrNop(opts.Progress)
+	var total int64
+	for _, e := range missing {
+		total += e.Size
+	}
+	prog.Begin(phase, len(missing), total)
+	defer prog.End(phase)
+
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(orDefault(opts.Parallel, 16))
+	sent := make([]bool, len(missing))
+	for i, e := range missing {
+		if gctx.Err() != nil {
+			break
+		}
+		g.Go(func() error {
+			rc, err := open(gctx, e)
+			if err != nil {
+				return fmt.Errorf("dataset: %s: %w", e.Path, err)
+			}
+			defer rc.Close()
+			// Put verifies the digest and size (the Remote contract), so a
+			// file that changed since it was hashed, or a corrupted object,
+			// is caught there.
+			r := &countingReader{r: rc, fn: func(n int) { prog.Advance(phase, 0, int64(n)) }}
+			if err := dst.Put(gctx, e.Digest, e.Size, r); err != nil {
+				return fmt.Errorf("dataset: %s: %w", e.Path, err)
+			}
+			sent[i] = true
+			prog.Advance(phase, 1, 0)
+			return nil
+		})
+	}
+	if err := g.Wait(); err != nil {
+		return st, err
+	}
+	if err := ctx.Err(); err != nil {
+		return st, err
+	}
+	for i, ok := range sent {
+		if ok {
+			st.Sent++
+			st.SentBytes += missing[i].Size
+		}
+	}
+	if _, err := dst.PutManifest(ctx, m); err != nil {
+		return st, err
+	}
+	st.ManifestSet = true
+	return st, nil
+}
+
+// missingObjects asks dst which of objs it lacks, in batches.
+func missingObjects(ctx context.Context, dst Remote, objs []Entry, batch int) ([]Entry, error) {
+	byDigest := make(map[Digest]Entry, len(objs))
+	var out []Entry
+	ds := make([]Digest, 0, batch)
+	flush := func() error {
+		if len(ds) == 0 {
+			return nil
+		}
+		miss, err := dst.Has(ctx, ds)
+		if err != nil {
+			return err
+		}
+		for _, d := range miss {
+			e, ok := byDigest[d]
+			if !ok {
+				return fmt.Errorf("dataset: remote reported unknown digest %s missing", d)
+			}
+			out = append(out, e)
+		}
+		ds = ds[:0]
+		return nil
+	}
+	for _, e := range objs {
+		byDigest[e.Digest] = e
+		ds = append(ds, e.Digest)
+		if len(ds) == batch {
+			if err := flush(); err != nil {
+				return nil, err
+			}
+		}
+	}
+	if err := flush(); err != nil {
+		return nil, err
+	}
+	return out, nil
+}
+
+// countingReader reports the bytes read through it.
+type countingReader struct {
+	r  io.Reader
+	fn func(int)
+}
+
+func (c *countingReader) Read(p []byte) (int, error) {
+	n, err := c.r.Read(p)
+	if n > 0 {
+		c.fn(n)
+	}
+	return n, err
+}
