@@ -18,7 +18,8 @@
 # steal its CPU. PIN=0 lets everything share all cores (mlflow then gets
 # one worker per core).
 #
-# Environment: DURATION (each loop, default 8s), CONCURRENCY (closed-loop
+# Environment: DURATION (each loop, default 6s), ATTEMPTS (runs of a case
+# at most while other processes use over 0.2 cores during it, default 3), CONCURRENCY (closed-loop
 # clients, default 8), PIN (default 1), MLFLOW_WORKERS (uvicorn workers of
 # mlflow models serve, default: one per core the servers get), MAX_LOAD
 # (wait, up to 10 minutes, until the 1-minute load average is below this
@@ -27,7 +28,8 @@
 # default bench/serving/results).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
-DURATION=${DURATION:-8s}
+DURATION=${DURATION:-6s}
+ATTEMPTS=${ATTEMPTS:-3}
 CONCURRENCY=${CONCURRENCY:-8}
 OPEN_WORKERS=${OPEN_WORKERS:-16}
 PIN=${PIN:-1}
@@ -101,7 +103,7 @@ start_mlflow() {
 results=$out/cases.json
 rm -f "$results"
 bench_case() { # SERVER MODEL ROWS PROTOCOL URL BODY PID
-  "${on_gen[@]}" "$gen" -server "$1" -model "$2" -rows "$3" -protocol "$4" -url "$5" -body "$out/$6" -pid "$7" \
+  "${on_gen[@]}" "$gen" -server "$1" -model "$2" -rows "$3" -protocol "$4" -url "$5" -body "$out/$6" -pid "$7" -attempts "$ATTEMPTS" \
     -concurrency "$CONCURRENCY" -duration "$DURATION" -open-workers "$OPEN_WORKERS" -json "$results"
 }
 
