@@ -177,9 +177,13 @@ func (r *Report) WriteText(w io.Writer) error {
 			r.Drift.Drifted, r.Drift.Columns, r.Drift.Share, r.Drift.DriftShare, yesNo(r.Drift.DatasetDrift))
 	}
 	b.WriteByte('\n')
-	tw := tabwriter.NewWriter(&b, 0, 0, 2, ' ', 0)
+	// The table proper goes through tabwriter; example lines are added
+	// after it, under their rule, so that they do not widen the columns.
+	var tb strings.Builder
+	tw := tabwriter.NewWriter(&tb, 0, 0, 2, ' ', 0)
 	fmt.Fprintln(tw, "STATUS\tRULE\tOBSERVED\tEXPECTED\tUNEXPECTED")
-	for _, res := range r.Results {
+	examples := make([]string, len(r.Results))
+	for k, res := range r.Results {
 		status := strings.ToUpper(string(res.Status))
 		switch {
 		case res.Status == StatusPassed:
@@ -203,11 +207,20 @@ func (r *Report) WriteText(w io.Writer) error {
 			for i, e := range res.Examples {
 				parts[i] = fmt.Sprintf("row %d: %s", e.Row, strconv.Quote(truncate(e.Value, 40)))
 			}
-			fmt.Fprintf(tw, "\t  e.g. %s\t\t\t\n", strings.Join(parts, ", "))
+			examples[k] = "        e.g. " + strings.Join(parts, ", ")
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	lines := strings.Split(strings.TrimSuffix(tb.String(), "\n"), "\n")
+	for i, line := range lines {
+		b.WriteString(strings.TrimRight(line, " "))
+		b.WriteByte('\n')
+		if i > 0 && i-1 < len(examples) && examples[i-1] != "" {
+			b.WriteString(examples[i-1])
+			b.WriteByte('\n')
+		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err

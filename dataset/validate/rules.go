@@ -584,6 +584,21 @@ func (c *rangeCheck) finish(_ context.Context, res *Result, _ int64, _ *Suite, _
 	}
 }
 
+// parseFloatText parses a number as strconv does or in YAML's forms
+// (.nan, .inf, -.inf, 1_000.5).
+func parseFloatText(v string) (float64, error) {
+	v = strings.TrimSpace(v)
+	switch strings.ToLower(v) {
+	case ".nan":
+		return math.NaN(), nil
+	case ".inf", "+.inf":
+		return math.Inf(1), nil
+	case "-.inf":
+		return math.Inf(-1), nil
+	}
+	return strconv.ParseFloat(strings.ReplaceAll(v, "_", ""), 64)
+}
+
 func fmtFloat(v float64) string { return strconv.FormatFloat(v, 'g', -1, 64) }
 
 // ---- in_set ----
@@ -619,7 +634,7 @@ func compileInSet(e *env, r *Rule) (check, error) {
 	case table.Int64:
 		c.ints = make(map[int64]struct{}, len(r.Values))
 		for _, v := range r.Values {
-			x, err := strconv.ParseInt(strings.TrimSpace(v), 10, 64)
+			x, err := strconv.ParseInt(strings.ReplaceAll(strings.TrimSpace(v), "_", ""), 10, 64)
 			if err != nil {
 				return nil, bad(v, "an integer")
 			}
@@ -628,7 +643,7 @@ func compileInSet(e *env, r *Rule) (check, error) {
 	case table.Float64:
 		c.flts = make(map[float64]struct{}, len(r.Values))
 		for _, v := range r.Values {
-			x, err := strconv.ParseFloat(strings.TrimSpace(v), 64)
+			x, err := parseFloatText(v)
 			if err != nil {
 				return nil, bad(v, "a number")
 			}
