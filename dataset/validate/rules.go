@@ -176,11 +176,7 @@ func typeSatisfies(want string, got table.Type) bool {
 }
 
 func parseBoolText(s string) bool {
-	switch strings.ToLower(s) {
-	case "true", "false":
-		return true
-	}
-	return false
+	return strings.EqualFold(s, "true") || strings.EqualFold(s, "false")
 }
 
 func textParser(want string) func([]byte) bool {
@@ -188,24 +184,79 @@ func textParser(want string) func([]byte) bool {
 	case "bool":
 		return func(b []byte) bool { return parseBoolText(strings.TrimSpace(bytesString(b))) }
 	case "int":
-		return func(b []byte) bool {
-			_, err := strconv.ParseInt(strings.TrimSpace(bytesString(b)), 10, 64)
-			return err == nil
-		}
+		return func(b []byte) bool { return isInt(strings.TrimSpace(bytesString(b))) }
 	case "float":
-		return func(b []byte) bool {
-			_, err := strconv.ParseFloat(strings.TrimSpace(bytesString(b)), 64)
-			return err == nil
-		}
+		return func(b []byte) bool { return isFloat(strings.TrimSpace(bytesString(b))) }
 	case "timestamp":
 		return func(b []byte) bool { _, ok := ParseTime(bytesString(b)); return ok }
 	case "date":
 		return func(b []byte) bool {
-			_, err := time.Parse(time.DateOnly, strings.TrimSpace(bytesString(b)))
-			return err == nil
+			_, dateOnly, ok := parseTime(strings.TrimSpace(bytesString(b)))
+			return ok && dateOnly
 		}
 	}
 	return func([]byte) bool { return false }
+}
+
+// isInt reports whether s is a decimal int64, without allocating (strconv
+// allocates an error for every failure).
+func isInt(s string) bool {
+	d := s
+	if len(d) > 0 && (d[0] == '+' || d[0] == '-') {
+		d = d[1:]
+	}
+	if d == "" {
+		return false
+	}
+	for i := 0; i < len(d); i++ {
+		if d[i] < '0' || d[i] > '9' {
+			return false
+		}
+	}
+	if len(d) < 19 {
+		return true
+	}
+	_, err := strconv.ParseInt(s, 10, 64)
+	return err == nil
+}
+
+// isFloat reports whether s is a decimal number (or NaN, Inf, Infinity) as
+// strconv.ParseFloat reads it, without allocating for the common failures.
+func isFloat(s string) bool {
+	d := s
+	if len(d) > 0 && (d[0] == '+' || d[0] == '-') {
+		d = d[1:]
+	}
+	if strings.EqualFold(d, "nan") || strings.EqualFold(d, "inf") || strings.EqualFold(d, "infinity") {
+		return true
+	}
+	digits, i := 0, 0
+	for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+		i, digits = i+1, digits+1
+	}
+	if i < len(d) && d[i] == '.' {
+		i++
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i, digits = i+1, digits+1
+		}
+	}
+	if digits == 0 {
+		return false
+	}
+	if i < len(d) && (d[i] == 'e' || d[i] == 'E') {
+		i++
+		if i < len(d) && (d[i] == '+' || d[i] == '-') {
+			i++
+		}
+		exp := 0
+		for i < len(d) && d[i] >= '0' && d[i] <= '9' {
+			i, exp = i+1, exp+1
+		}
+		if exp == 0 {
+			return false
+		}
+	}
+	return i == len(d) // out-of-range values read as ±Inf, as pandas reads them
 }
 
 func compileType(e *env, r *Rule) (check, error) {

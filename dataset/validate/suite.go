@@ -49,6 +49,7 @@ const (
 
 // Limits on what a suite may ask for.
 const (
+	MaxSuiteBytes = 4 << 20
 	MaxRules      = 10000
 	MaxSetValues  = 100000
 	MaxSampleSize = 10_000_000
@@ -165,6 +166,9 @@ type Bound struct {
 // error naming the line. Every problem found is reported, joined. Errors
 // wrap errdefs.ErrInvalidArgument.
 func ParseSuite(data []byte) (*Suite, error) {
+	if len(data) > MaxSuiteBytes {
+		return nil, errdefs.TooLarge("validation suite is %d bytes; at most %d", len(data), MaxSuiteBytes)
+	}
 	var doc yaml.Node
 	dec := yaml.NewDecoder(bytes.NewReader(data))
 	if err := dec.Decode(&doc); err != nil {
@@ -710,27 +714,100 @@ func CompileRegex(pattern string) (*regexp.Regexp, error) {
 
 var backref = regexp.MustCompile(`\\[1-9]`)
 
-// timeLayouts are the forms a timestamp bound may take (UTC unless a zone
-// is given).
-var timeLayouts = []string{
-	time.RFC3339Nano,
-	"2006-01-02T15:04:05.999999999",
-	"2006-01-02 15:04:05.999999999Z07:00",
-	"2006-01-02 15:04:05.999999999",
-	"2006-01-02T15:04",
-	"2006-01-02 15:04",
-	time.DateOnly,
+// ParseTime reads an instant written YYYY-MM-DD, optionally followed by
+// T or a space, HH:MM, optional :SS and fraction, and optional zone (Z or
+// ±HH:MM); without a zone the time is read as UTC. It does not allocate.
+func ParseTime(s string) (time.Time, bool) {
+	t, _, ok := parseTime(strings.TrimSpace(s))
+	return t, ok
 }
 
-// ParseTime reads an instant in one of the forms a range bound may take.
-func ParseTime(s string) (time.Time, bool) {
-	s = strings.TrimSpace(s)
-	for _, l := range timeLayouts {
-		if t, err := time.Parse(l, s); err == nil {
-			return t.UTC(), true
+// parseTime parses what ParseTime accepts and reports whether s was a
+// date alone.
+func parseTime(s string) (t time.Time, dateOnly, ok bool) {
+	num := func(s string) (int, bool) {
+		n := 0
+		for i := 0; i < len(s); i++ {
+			if s[i] < '0' || s[i] > '9' {
+				return 0, false
+			}
+			n = n*10 + int(s[i]-'0')
+		}
+		return n, len(s) > 0
+	}
+	if len(s) < 10 || s[4] != '-' || s[7] != '-' {
+		return time.Time{}, false, false
+	}
+	year, ok1 := num(s[0:4])
+	month, ok2 := num(s[5:7])
+	day, ok3 := num(s[8:10])
+	if !ok1 || !ok2 || !ok3 || month < 1 || month > 12 || day < 1 || day > daysIn(time.Month(month), year) {
+		return time.Time{}, false, false
+	}
+	if len(s) == 10 {
+		return time.Date(year, time.Month(month), day, 0, 0, 0, 0, time.UTC), true, true
+	}
+	rest := s[10:]
+	if rest[0] != 'T' && rest[0] != 't' && rest[0] != ' ' {
+		return time.Time{}, false, false
+	}
+	rest = rest[1:]
+	if len(rest) < 5 || rest[2] != ':' {
+		return time.Time{}, false, false
+	}
+	hour, ok1 := num(rest[0:2])
+	minute, ok2 := num(rest[3:5])
+	if !ok1 || !ok2 || hour > 23 || minute > 59 {
+		return time.Time{}, false, false
+	}
+	rest = rest[5:]
+	sec, nsec := 0, 0
+	if len(rest) >= 3 && rest[0] == ':' {
+		var ok bool
+		if sec, ok = num(rest[1:3]); !ok || sec > 59 {
+			return time.Time{}, false, false
+		}
+		rest = rest[3:]
+		if len(rest) > 0 && (rest[0] == '.' || rest[0] == ',') {
+			i := 1
+			for i < len(rest) && rest[i] >= '0' && rest[i] <= '9' {
+				if i <= 9 {
+					nsec = nsec*10 + int(rest[i]-'0')
+				}
+				i++
+			}
+			if i == 1 {
+				return time.Time{}, false, false
+			}
+			for k := i; k <= 9; k++ {
+				nsec *= 10
+			}
+			rest = rest[i:]
 		}
 	}
-	return time.Time{}, false
+	offset := 0
+	switch {
+	case rest == "":
+	case rest == "Z" || rest == "z":
+	case len(rest) == 6 && (rest[0] == '+' || rest[0] == '-') && rest[3] == ':':
+		oh, ok1 := num(rest[1:3])
+		om, ok2 := num(rest[4:6])
+		if !ok1 || !ok2 || oh > 23 || om > 59 {
+			return time.Time{}, false, false
+		}
+		offset = oh*3600 + om*60
+		if rest[0] == '-' {
+			offset = -offset
+		}
+	default:
+		return time.Time{}, false, false
+	}
+	t = time.Date(year, time.Month(month), day, hour, minute, sec, nsec, time.UTC).Add(-time.Duration(offset) * time.Second)
+	return t, false, true
+}
+
+func daysIn(m time.Month, year int) int {
+	return time.Date(year, m+1, 0, 0, 0, 0, 0, time.UTC).Day()
 }
 
 func (p *parser) bound(n *yaml.Node, key string) *Bound {

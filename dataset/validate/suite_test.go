@@ -256,3 +256,52 @@ func TestParseAge(t *testing.T) {
 		}
 	}
 }
+
+func TestParseTime(t *testing.T) {
+	utc := func(y int, mo time.Month, d, h, mi, s, ns int) time.Time {
+		return time.Date(y, mo, d, h, mi, s, ns, time.UTC)
+	}
+	for in, want := range map[string]time.Time{
+		"2024-02-29":                    utc(2024, 2, 29, 0, 0, 0, 0),
+		"2024-01-02T03:04":              utc(2024, 1, 2, 3, 4, 0, 0),
+		"2024-01-02 03:04:05":           utc(2024, 1, 2, 3, 4, 5, 0),
+		"2024-01-02T03:04:05.5Z":        utc(2024, 1, 2, 3, 4, 5, 5e8),
+		"2024-01-02T03:04:05.123456789": utc(2024, 1, 2, 3, 4, 5, 123456789),
+		"2024-01-02T03:04:05+02:00":     utc(2024, 1, 2, 1, 4, 5, 0),
+		"2024-01-02t03:04:05-01:30":     utc(2024, 1, 2, 4, 34, 5, 0),
+		" 2024-01-02 ":                  utc(2024, 1, 2, 0, 0, 0, 0),
+	} {
+		got, ok := ParseTime(in)
+		if !ok || !got.Equal(want) {
+			t.Errorf("ParseTime(%q) = %v, %v; want %v", in, got, ok, want)
+		}
+	}
+	for _, bad := range []string{"", "2024", "2023-02-29", "2024-13-01", "2024-01-02X", "2024-01-02T25:00", "2024-01-02T03:04:05.", "2024-01-02T03:04+1", "24-01-02", "2024-1-2"} {
+		if got, ok := ParseTime(bad); ok {
+			t.Errorf("ParseTime(%q) = %v; want failure", bad, got)
+		}
+	}
+}
+
+func TestNumberSyntax(t *testing.T) {
+	for _, s := range []string{"1", "-1", "+7", "9223372036854775807", "-9223372036854775808"} {
+		if !isInt(s) {
+			t.Errorf("isInt(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", "-", "1.0", "1e3", "9223372036854775808", "0x10", "1_000", " 1"} {
+		if isInt(s) {
+			t.Errorf("isInt(%q) = true", s)
+		}
+	}
+	for _, s := range []string{"1", "-1.5", ".5", "5.", "1e10", "1E-3", "NaN", "-inf", "Infinity", "1e400"} {
+		if !isFloat(s) {
+			t.Errorf("isFloat(%q) = false", s)
+		}
+	}
+	for _, s := range []string{"", ".", "e5", "1e", "1.2.3", "abc", "0x1p3", "1,5", "- 1"} {
+		if isFloat(s) {
+			t.Errorf("isFloat(%q) = true", s)
+		}
+	}
+}

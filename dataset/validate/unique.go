@@ -77,6 +77,7 @@ type uniqueCheck struct {
 	set    *digestSet
 	seeds  [2]maphash.Seed
 	buf    []byte
+	batch  []*table.Column // the key columns of the current batch
 	full   bool
 	limit  int
 	tally
@@ -105,10 +106,11 @@ func (c *uniqueCheck) observe(b *table.Batch, base int64) {
 	if c.full {
 		return
 	}
-	cols := make([]*table.Column, len(c.cols))
-	for k, ci := range c.cols {
-		cols[k] = &b.Columns[ci]
+	cols := c.batch[:0]
+	for _, ci := range c.cols {
+		cols = append(cols, &b.Columns[ci])
 	}
+	c.batch = cols
 rows:
 	for i := 0; i < b.Len; i++ {
 		buf := c.buf[:0]
@@ -178,7 +180,7 @@ func (c *uniqueCheck) finish(_ context.Context, res *Result, _ int64, _ *Suite, 
 	}
 	if c.full {
 		res.Status = StatusError
-		res.Error = fmt.Sprintf("more than %d distinct keys: uniqueness was not checked past row %d (raise the limit on distinct keys)", c.limit, c.elements)
+		res.Error = fmt.Sprintf("more than %d distinct keys: uniqueness was checked on the first %d keys only (raise the limit on distinct keys)", c.limit, c.elements)
 		res.Elements, res.Unexpected, res.Examples = c.elements, c.unexpected, c.examples
 		return
 	}
