@@ -93,6 +93,9 @@ func newCollector(f *table.Field, kind stattest.Kind, sampleSize int, seed uint6
 	if kind == stattest.Numerical && f.Type == table.String {
 		return nil, fmt.Errorf("column %q is string: a numerical test needs numbers", f.Name)
 	}
+	if kind == stattest.Categorical && (f.Type == table.Timestamp || f.Type == table.Date) {
+		return nil, fmt.Errorf("column %q is %s: a categorical test needs strings, bools or numbers", f.Name, f.Type)
+	}
 	c := &collector{name: f.Name, kind: kind, field: f}
 	if kind == stattest.Numerical {
 		c.res = newReservoir(sampleSize, seed, f.Name)
@@ -229,6 +232,9 @@ func (c *collector) column(kind stattest.Kind) (stattest.Column, error) {
 		s := stattest.NewSample(c.res.vals)
 		if kind == stattest.Numerical {
 			return stattest.Column{Kind: stattest.Numerical, Sample: s, Rows: float64(c.res.seen)}, nil
+		}
+		if c.field.Type == table.Timestamp || c.field.Type == table.Date {
+			return stattest.Column{}, fmt.Errorf("column %q is %s: a categorical test needs strings, bools or numbers", c.name, c.field.Type)
 		}
 		// Categories from the sampled numbers, written as the current side
 		// writes them.
