@@ -76,7 +76,9 @@ func (c *Cache) Put(ctx context.Context, d Digest, size int64, r io.Reader) erro
 		return fmt.Errorf("dataset: cache: %w", err)
 	}
 	v := newVerifier(ctxReader{ctx, r}, d, size, "object "+d.String(), nil)
-	return writeAtomic(p, filepath.Join(c.dir, "tmp"), v, 0o444)
+	// The temporary file goes next to the object: 256 folders share the
+	// creations of parallel writers, rather than one folder's lock.
+	return writeAtomic(p, filepath.Dir(p), v, 0o444)
 }
 
 // Get opens the object. The caller verifies what it reads.

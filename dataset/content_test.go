@@ -742,3 +742,19 @@ func TestDiff(t *testing.T) {
 		}
 	}
 }
+
+func FuzzDecodeStatCache(f *testing.F) {
+	dir := f.TempDir()
+	c, _ := OpenStatCache(filepath.Join(dir, "sc"))
+	c.store(statKey{path: "/a/b", size: 3, mtime: 1, ino: 2}, Sum([]byte("abc")), time.Now())
+	c.Save()
+	data, _ := os.ReadFile(filepath.Join(dir, "sc"))
+	f.Add(data)
+	f.Add([]byte(statCacheMagic))
+	f.Fuzz(func(t *testing.T, data []byte) {
+		m, err := decodeStatCache(bytes.NewReader(data))
+		if err == nil && m == nil {
+			t.Fatal("nil map without error")
+		}
+	})
+}

@@ -146,3 +146,28 @@ func (v *verifier) Read(p []byte) (int, error) {
 	}
 	return n, err
 }
+
+// WriteTo copies the verified stream to w through a pooled buffer (so that
+// writers that would allocate a buffer per copy, as gocloud's do, don't).
+// Like Read, it fails rather than finish when the content does not match.
+func (v *verifier) WriteTo(w io.Writer) (int64, error) {
+	buf := getBuf()
+	defer putBuf(buf)
+	var total int64
+	for {
+		n, err := v.Read(*buf)
+		if n > 0 {
+			m, werr := w.Write((*buf)[:n])
+			total += int64(m)
+			if werr != nil {
+				return total, werr
+			}
+		}
+		if err == io.EOF {
+			return total, nil
+		}
+		if err != nil {
+			return total, err
+		}
+	}
+}

@@ -27,7 +27,7 @@
 // # Local work (kiln data add / push / pull / checkout)
 //
 //	src, _ := dataset.OpenSource(ctx, "./data", blob.Options{}) // or "s3://bucket/prefix"
-//	cache, _ := dataset.OpenStatCache(statCachePath)
+//	cache, _ := dataset.OpenStatCache(filepath.Join(userCacheDir, "kiln", "statcache"))
 //	m, _, _ := dataset.Hash(ctx, src, dataset.HashOptions{StatCache: cache, Progress: bars})
 //	cache.Save()
 //	dataset.Push(ctx, src, m, remote, dataset.TransferOptions{Progress: bars})
@@ -63,7 +63,7 @@
 // versions; Diff.ChangedTables picks out the table files whose rows and
 // schemas a caller may compare with package table.
 //
-// Split cuts a tabular version (CSV, Parquet or JSON Lines, read with
+// Split (with SplitTable beneath it, for a local file) cuts a tabular version (CSV, Parquet or JSON Lines, read with
 // package table) into seeded parts — random, stratified, by time or by
 // group, see SplitMethod — and records each part as a version of its own
 // dataset ("<name>-train" …) with the source as parent and the SplitSpec,

@@ -229,3 +229,21 @@ func DecodeManifest(data []byte) (*Manifest, error) {
 func (m *Manifest) String() string {
 	return fmt.Sprintf("%s manifest of %d files, %d bytes", m.Kind, len(m.Files), m.TotalSize())
 }
+
+// MarshalJSON returns the canonical encoding.
+func (m *Manifest) MarshalJSON() ([]byte, error) {
+	if err := m.Validate(); err != nil {
+		return nil, err
+	}
+	return m.Encode(), nil
+}
+
+// UnmarshalJSON accepts the canonical encoding only (see DecodeManifest).
+func (m *Manifest) UnmarshalJSON(data []byte) error {
+	v, err := DecodeManifest(data)
+	if err != nil {
+		return err
+	}
+	*m = *v
+	return nil
+}

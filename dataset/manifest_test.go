@@ -2,6 +2,7 @@ package dataset
 
 import (
 	"bytes"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
@@ -184,4 +185,23 @@ func FuzzDecodeManifest(f *testing.F) {
 			}
 		}
 	})
+}
+
+func TestManifestJSON(t *testing.T) {
+	m, _ := NewManifest(KindDir, []Entry{entry("a", "a")})
+	b, err := json.Marshal(struct {
+		M *Manifest `json:"manifest"`
+	}{m})
+	if err != nil || string(b) != `{"manifest":`+string(m.Encode())+`}` {
+		t.Fatalf("%s %v", b, err)
+	}
+	var back struct {
+		M *Manifest `json:"manifest"`
+	}
+	if err := json.Unmarshal(b, &back); err != nil || back.M.Digest() != m.Digest() {
+		t.Fatalf("%+v %v", back.M, err)
+	}
+	if err := json.Unmarshal([]byte(`{"manifest":{"format":1,"kind":"dir","files":[{"path":"../a","size":1,"digest":"`+Sum(nil).String()+`"}]}}`), &back); err == nil {
+		t.Fatal("accepted a traversal path")
+	}
 }

@@ -10,7 +10,8 @@ import (
 
 // TransferOptions configure Push and Fetch.
 type TransferOptions struct {
-	// Parallel bounds the objects in flight (default 16).
+	// Parallel bounds the objects in flight (default 64: small objects
+	// spend their time waiting on the store, not on the CPU).
 	Parallel int
 	// HasBatch is how many digests one existence check asks about
 	// (default 1000).
@@ -83,7 +84,7 @@ func transfer(ctx context.Context, open func(context.Context, Entry) (io.ReadClo
 	defer prog.End(phase)
 
 	g, gctx := errgroup.WithContext(ctx)
-	g.SetLimit(orDefault(opts.Parallel, 16))
+	g.SetLimit(orDefault(opts.Parallel, 64))
 	sent := make([]bool, len(missing))
 	for i, e := range missing {
 		if gctx.Err() != nil {
