@@ -438,60 +438,99 @@ func maps(ms ...map[string]string) map[string]string {
 	return out
 }
 
+// buckets opens the artifact stores that the corruption tests tamper with
+// directly: a local folder and a real S3 server.
+func buckets(t *testing.T) map[string]func(t *testing.T) *blob.Bucket {
+	return map[string]func(t *testing.T) *blob.Bucket{
+		"file": func(t *testing.T) *blob.Bucket {
+			b, err := blob.Open(context.Background(), "file://"+t.TempDir(), blob.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return b
+		},
+		"s3": func(t *testing.T) *blob.Bucket {
+			url, opts := blobtest.S3(t)
+			b, err := blob.Open(context.Background(), url, opts)
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return b
+		},
+	}
+}
+
 func TestCorruptionDetected(t *testing.T) {
-	ctx := context.Background()
-	root := t.TempDir()
-	b, err := blob.Open(ctx, "file://"+root, blob.Options{})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer b.Close()
-	remote := NewBucketRemote(b)
-	dir := t.TempDir()
-	writeTree(t, dir, map[string]string{"good.csv": "fine", "bad.csv": "original content"})
-	m, _, src := hashDir(t, dir, nil)
-	if _, err := Push(ctx, src, m, remote, TransferOptions{}); err != nil {
-		t.Fatal(err)
-	}
-	bad, _ := m.Lookup("bad.csv")
-	objPath := filepath.Join(root, filepath.FromSlash(ObjectKey(bad.Digest)))
-	if err := os.WriteFile(objPath, []byte("tampered content"), 0o644); err != nil { // same size
-		t.Fatal(err)
-	}
-	out := t.TempDir()
-	writeTree(t, out, map[string]string{"bad.csv": "previous"})
-	_, err = Checkout(ctx, remote, m, out, CheckoutOptions{})
-	if !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("checkout of a corrupted object: %v", err)
-	}
-	if b, _ := os.ReadFile(filepath.Join(out, "bad.csv")); string(b) != "previous" {
-		t.Fatalf("corrupted object replaced the file: %q", b)
-	}
-	if leftovers := listTemp(t, out); len(leftovers) != 0 {
-		t.Fatalf("temporary files left: %v", leftovers)
-	}
-	// Through a cache: the fetch fails and the cache keeps nothing bad.
-	cache, _ := OpenCache(t.TempDir())
-	if _, err := Pull(ctx, remote, cache, m.Digest(), t.TempDir(), TransferOptions{}, CheckoutOptions{}); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("pull of a corrupted object: %v", err)
-	}
-	if miss, _ := cache.Has(ctx, []Digest{bad.Digest}); len(miss) != 1 {
-		t.Fatal("the cache kept a corrupted object")
-	}
-	// A damaged manifest is detected too.
-	mPath := filepath.Join(root, filepath.FromSlash(ManifestKey(m.Digest())))
-	data, _ := os.ReadFile(mPath)
-	os.WriteFile(mPath, bytes.Replace(data, []byte("good.csv"), []byte("evil.csv"), 1), 0o644)
-	if _, err := remote.GetManifest(ctx, m.Digest()); !errors.Is(err, ErrDigestMismatch) {
-		t.Fatalf("damaged manifest: %v", err)
-	}
-	// A remote refuses an upload whose bytes do not match the digest.
-	err = remote.Put(ctx, Sum([]byte("x")), 1, strings.NewReader("y"))
-	if !errors.Is(err, ErrDigestMismatch) || !errors.Is(err, errdefs.ErrInvalidArgument) {
-		t.Fatalf("put of wrong bytes: %v", err)
-	}
-	if miss, _ := remote.Has(ctx, []Digest{Sum([]byte("x"))}); len(miss) != 1 {
-		t.Fatal("the remote stored wrong bytes")
+	for name, open := range buckets(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			b := open(t)
+			remote := NewBucketRemote(b)
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"good.csv": "fine", "bad.csv": "original content"})
+			m, _, src := hashDir(t, dir, nil)
+			if _, err := Push(ctx, src, m, remote, TransferOptions{}); err != nil {
+				t.Fatal(err)
+			}
+			// Tamper with the stored object behind the remote's back (same size).
+			bad, _ := m.Lookup("bad.csv")
+			if _, err := b.Put(ctx, ObjectKey(bad.Digest), strings.NewReader("tampered content"), ""); err != nil {
+				t.Fatal(err)
+			}
+			out := t.TempDir()
+			writeTree(t, out, map[string]string{"bad.csv": "previous"})
+			_, err := Checkout(ctx, remote, m, out, CheckoutOptions{})
+			if !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("checkout of a corrupted object: %v", err)
+			}
+			if b, _ := os.ReadFile(filepath.Join(out, "bad.csv")); string(b) != "previous" {
+				t.Fatalf("corrupted object replaced the file: %q", b)
+			}
+			if leftovers := listTemp(t, out); len(leftovers) != 0 {
+				t.Fatalf("temporary files left: %v", leftovers)
+			}
+			// Through a cache: the fetch fails and the cache keeps nothing bad.
+			cache, _ := OpenCache(t.TempDir())
+			if _, err := Pull(ctx, remote, cache, m.Digest(), t.TempDir(), TransferOptions{}, CheckoutOptions{}); !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("pull of a corrupted object: %v", err)
+			}
+			if miss, _ := cache.Has(ctx, []Digest{bad.Digest}); len(miss) != 1 {
+				t.Fatal("the cache kept a corrupted object")
+			}
+			// A truncated object too.
+			if _, err := b.Put(ctx, ObjectKey(bad.Digest), strings.NewReader("short"), ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := Checkout(ctx, remote, m, t.TempDir(), CheckoutOptions{}); !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("checkout of a truncated object: %v", err)
+			}
+			// A damaged manifest is detected.
+			data := m.Encode()
+			if _, err := b.Put(ctx, ManifestKey(m.Digest()), bytes.NewReader(bytes.Replace(data, []byte("good.csv"), []byte("evil.csv"), 1)), ""); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := remote.GetManifest(ctx, m.Digest()); !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("damaged manifest: %v", err)
+			}
+			if _, err := remote.GetManifest(ctx, Sum([]byte("nothing"))); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("missing manifest: %v", err)
+			}
+			if _, err := remote.Get(ctx, Sum([]byte("nothing"))); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("missing object: %v", err)
+			}
+			// A remote refuses an upload whose bytes do not match the digest.
+			for _, body := range []string{"y", "xx", ""} {
+				err = remote.Put(ctx, Sum([]byte("x")), 1, strings.NewReader(body))
+				if !errors.Is(err, ErrDigestMismatch) || !errors.Is(err, errdefs.ErrInvalidArgument) {
+					t.Fatalf("put of %q: %v", body, err)
+				}
+			}
+			if miss, _ := remote.Has(ctx, []Digest{Sum([]byte("x"))}); len(miss) != 1 {
+				t.Fatal("the remote stored wrong bytes")
+			}
+		})
 	}
 }
 
@@ -757,4 +796,28 @@ func FuzzDecodeStatCache(f *testing.F) {
 			t.Fatal("nil map without error")
 		}
 	})
+}
+
+// TestPushDetectsChangedFile: a file edited between hashing and pushing
+// fails the push rather than storing content under the wrong digest.
+func TestPushDetectsChangedFile(t *testing.T) {
+	for name, open := range remotes(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			remote := open(t)
+			dir := t.TempDir()
+			writeTree(t, dir, map[string]string{"a.csv": "1,2,3"})
+			m, _, src := hashDir(t, dir, nil)
+			writeTree(t, dir, map[string]string{"a.csv": "4,5,6"})
+			if _, err := Push(ctx, src, m, remote, TransferOptions{}); !errors.Is(err, ErrDigestMismatch) {
+				t.Fatalf("push of a changed file: %v", err)
+			}
+			if miss, _ := remote.Has(ctx, []Digest{m.Files[0].Digest}); len(miss) != 1 {
+				t.Fatal("stored the changed content")
+			}
+			if _, err := remote.GetManifest(ctx, m.Digest()); !errors.Is(err, errdefs.ErrNotFound) {
+				t.Fatalf("the manifest was stored after a failed push: %v", err)
+			}
+		})
+	}
 }

@@ -111,3 +111,7 @@ func ParseVersionRef(s string) (VersionRef, error) {
 	ref.Version = n
 	return ref, nil
 }
+
+// ValidateTag checks a tag of a dataset or version: a non-empty key, and
+// key and value within their limits, valid UTF-8 and without NUL.
+func ValidateTag(key, value string) error { return validateTag(key, value) }
