@@ -477,3 +477,20 @@ func (p *TableProfile) Distribution(column string, kind stattest.Kind) (stattest
 	}
 	return c.column(kind)
 }
+
+// ReferenceFromTables returns a ReferenceFunc that opens a reference
+// version's table with open and profiles it with ProfileTable (once per
+// name per run: Run asks for each reference once). The source is closed
+// when it has a Close method.
+func ReferenceFromTables(open func(ctx context.Context, name string) (Source, error), opts ProfileOptions) ReferenceFunc {
+	return func(ctx context.Context, name string) (Profile, error) {
+		src, err := open(ctx, name)
+		if err != nil {
+			return nil, err
+		}
+		if c, ok := src.(io.Closer); ok {
+			defer c.Close()
+		}
+		return ProfileTable(ctx, src, opts)
+	}
+}

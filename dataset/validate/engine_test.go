@@ -167,3 +167,51 @@ func BenchmarkRun(b *testing.B) {
 	}
 	b.ReportMetric(float64(100*batch.Len)*float64(b.N)/b.Elapsed().Seconds(), "rows/s")
 }
+
+func TestMalformedBatchIsAnError(t *testing.T) {
+	src := build(t, intCol, 10, one(1, 2, 3)...)
+	src.batches[0].Len = 5 // the vectors hold 3 rows
+	s := mustParse(t, "kind: ValidationSuite\nrules:\n  - {check: range, column: x, min: 0}\n")
+	if _, err := Run(context.Background(), s, src, Options{}); err == nil || !strings.Contains(err.Error(), `column "x"`) {
+		t.Errorf("Run on a malformed batch: %v", err)
+	}
+}
+
+func TestReferenceFromTables(t *testing.T) {
+	opened := 0
+	resolve := ReferenceFromTables(func(_ context.Context, name string) (Source, error) {
+		opened++
+		if name != "v1" {
+			return nil, fmt.Errorf("no version %q", name)
+		}
+		return floatsTable(t, numbers(1, 400, 0)), nil
+	}, ProfileOptions{})
+	s := mustParse(t, `kind: ValidationSuite
+reference: v1
+rules:
+  - {check: distribution, column: x}
+  - {check: distribution, column: x, test: psi, name: psi}
+  - {check: distribution, column: x, reference: v2, name: other}
+`)
+	rep, err := Run(context.Background(), s, floatsTable(t, numbers(2, 300, 0)), Options{References: resolve})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if opened != 2 {
+		t.Errorf("opened %d tables; want one per reference", opened)
+	}
+	if rep.Results[0].Status != StatusPassed || rep.Results[1].Status != StatusPassed || rep.Results[2].Status != StatusError ||
+		!strings.Contains(rep.Results[2].Error, `no version "v2"`) {
+		t.Errorf("results %+v", rep.Results)
+	}
+}
+
+func TestReadSuite(t *testing.T) {
+	if _, err := ReadSuite(strings.NewReader(fullSuite)); err != nil {
+		t.Fatal(err)
+	}
+	big := strings.NewReader("kind: ValidationSuite\n#" + strings.Repeat("x", MaxSuiteBytes))
+	if _, err := ReadSuite(big); err == nil || !strings.Contains(err.Error(), "at most") {
+		t.Errorf("oversized suite: %v", err)
+	}
+}

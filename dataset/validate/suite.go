@@ -160,6 +160,15 @@ type Bound struct {
 	Time     time.Time // when IsTime (UTC; a bound without a zone is read as UTC)
 }
 
+// ReadSuite reads a suite from r (at most MaxSuiteBytes) and parses it.
+func ReadSuite(r io.Reader) (*Suite, error) {
+	data, err := io.ReadAll(io.LimitReader(r, MaxSuiteBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("validation suite: %w", err)
+	}
+	return ParseSuite(data)
+}
+
 // ParseSuite decodes a suite from YAML. Decoding is strict: an unknown key,
 // a key that the rule's check does not take, a missing required key, a
 // value of the wrong type, an invalid regex or an impossible range is an

@@ -147,8 +147,8 @@ func Run(ctx context.Context, suite *Suite, src Source, opts Options) (*Report, 
 		if err != nil {
 			return nil, fmt.Errorf("validate: reading row %d: %w", rows, err)
 		}
-		if len(b.Columns) != len(schema.Fields) {
-			return nil, fmt.Errorf("validate: batch has %d columns, schema %d", len(b.Columns), len(schema.Fields))
+		if err := checkBatch(b, schema); err != nil {
+			return nil, fmt.Errorf("validate: rows from %d: %w", rows, err)
 		}
 		for _, r := range row {
 			r.observe(b, rows)
@@ -172,6 +172,31 @@ func Run(ctx context.Context, suite *Suite, src Source, opts Options) (*Report, 
 		opts.Logger.Debug("validation done", "suite", suite.Name, "rows", rows, "passed", rep.Passed, "ms", rep.DurationMS)
 	}
 	return rep, nil
+}
+
+// checkBatch verifies the shape of a batch (cheaply: types and lengths,
+// not string offsets) so that a malformed source gives an error, not a
+// panic.
+func checkBatch(b *table.Batch, s table.Schema) error {
+	if len(b.Columns) != len(s.Fields) {
+		return fmt.Errorf("batch has %d columns, schema %d", len(b.Columns), len(s.Fields))
+	}
+	for i := range b.Columns {
+		c := &b.Columns[i]
+		if c.Type != s.Fields[i].Type || c.Len() != b.Len || (c.Valid != nil && len(c.Valid) < (b.Len+63)/64) {
+			return fmt.Errorf("column %q: batch column of type %v with %d rows, schema type %v, batch %d rows",
+				s.Fields[i].Name, c.Type, c.Len(), s.Fields[i].Type, b.Len)
+		}
+		if c.Type == table.String && c.Dict != nil {
+			n := c.Dict.Len()
+			for _, code := range c.Codes {
+				if code < 0 || int(code) >= n {
+					return fmt.Errorf("column %q: dictionary code %d out of range", s.Fields[i].Name, code)
+				}
+			}
+		}
+	}
+	return nil
 }
 
 type compiled struct {
