@@ -75,7 +75,7 @@ func (t *tally) fill(res *Result, mostly Fraction) {
 }
 
 func mostlyText(m Fraction) string {
-	if m.Met(1, 1) && m.rat().Cmp(big.NewRat(1, 1)) == 0 {
+	if m.rat().Cmp(big.NewRat(1, 1)) == 0 {
 		return ""
 	}
 	return ", mostly " + m.String()
