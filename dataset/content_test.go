@@ -821,3 +821,46 @@ func TestPushDetectsChangedFile(t *testing.T) {
 		})
 	}
 }
+
+// TestHasLargeBatch: a large existence check is answered by listing the
+// shards, with the same answer as checking each object.
+func TestHasLargeBatch(t *testing.T) {
+	for name, open := range buckets(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			r := NewBucketRemote(open(t))
+			var ds []Digest
+			want := map[Digest]bool{}
+			for i := range 3000 {
+				c := fmt.Sprint("object ", i)
+				d := Sum([]byte(c))
+				ds = append(ds, d)
+				if i%10 == 0 {
+					if err := r.Put(ctx, d, int64(len(c)), strings.NewReader(c)); err != nil {
+						t.Fatal(err)
+					}
+				} else {
+					want[d] = true
+				}
+			}
+			miss, err := r.Has(ctx, ds)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if r.listings.Load() != 1 {
+				t.Fatalf("listed %d times", r.listings.Load())
+			}
+			got := map[Digest]bool{}
+			for _, d := range miss {
+				got[d] = true
+			}
+			if !reflect.DeepEqual(got, want) {
+				t.Fatalf("%d missing, want %d", len(got), len(want))
+			}
+			small, err := r.Has(ctx, ds[:20])
+			if err != nil || len(small) != 18 || r.listings.Load() != 1 {
+				t.Fatalf("small batch: %d missing, %v", len(small), err)
+			}
+		})
+	}
+}
