@@ -27,6 +27,7 @@ type Freq struct {
 	strs     []string
 	slots    []int32 // open addressing: entry index+1, 0 empty
 	offset   int64   // total purged per item: the error bound
+	tmp      []int64 // purge scratch
 }
 
 // NewFreq returns an empty sketch tracking up to capacity items
@@ -50,10 +51,11 @@ func (f *Freq) Offset() int64 { return f.offset }
 // Len returns the number of tracked items.
 func (f *Freq) Len() int { return len(f.keys) }
 
-// find returns the slot of key, or of the empty slot where it would go.
-func (f *Freq) find(key uint64) int {
+// find returns the slot of key, or of the empty slot where it would go;
+// hash is mix64(key) or another well-mixed hash of the value.
+func (f *Freq) find(key, hash uint64) int {
 	mask := len(f.slots) - 1
-	i := int(mix64(key)) & mask
+	i := int(hash) & mask
 	for {
 		e := f.slots[i]
 		if e == 0 || f.keys[e-1] == key {
@@ -65,15 +67,19 @@ func (f *Freq) find(key uint64) int {
 
 // Add counts w occurrences of key; str is the display form (used when the
 // key is new).
-func (f *Freq) Add(key uint64, w int64, str func() string) {
-	i := f.find(key)
+func (f *Freq) Add(key uint64, w int64, str func() string) { f.AddHashed(key, mix64(key), w, str) }
+
+// AddHashed is Add with hash = mix64(key) already computed by the caller
+// (which also feeds it to a distinct-count sketch).
+func (f *Freq) AddHashed(key, hash uint64, w int64, str func() string) {
+	i := f.find(key, hash)
 	if e := f.slots[i]; e != 0 {
 		f.counts[e-1] += w
 		return
 	}
 	if len(f.keys) >= f.capacity {
 		f.purge()
-		i = f.find(key)
+		i = f.find(key, hash)
 	}
 	f.keys = append(f.keys, key)
 	f.counts = append(f.counts, w)
@@ -88,9 +94,8 @@ func (f *Freq) Add(key uint64, w int64, str func() string) {
 // purge subtracts the median count from every item and drops those left
 // at zero or below, freeing at least half the entries.
 func (f *Freq) purge() {
-	tmp := slices.Clone(f.counts)
-	slices.Sort(tmp)
-	med := tmp[len(tmp)/2]
+	f.tmp = append(f.tmp[:0], f.counts...)
+	med := selectNth(f.tmp, len(f.tmp)/2)
 	f.offset += med
 	j := 0
 	for i := range f.keys {
@@ -102,8 +107,43 @@ func (f *Freq) purge() {
 	f.keys, f.counts, f.strs = f.keys[:j], f.counts[:j], f.strs[:j]
 	clear(f.slots)
 	for i, k := range f.keys {
-		f.slots[f.find(k)] = int32(i + 1)
+		f.slots[f.find(k, f.hashOf(k))] = int32(i + 1)
 	}
+}
+
+// hashOf returns the table hash of a stored key (as Add computes it).
+func (f *Freq) hashOf(k uint64) uint64 { return mix64(k) }
+
+// selectNth returns the n-th smallest of xs (reordering xs): Hoare's
+// quickselect with a middle pivot.
+func selectNth(xs []int64, n int) int64 {
+	lo, hi := 0, len(xs)-1
+	for lo < hi {
+		p := xs[lo+(hi-lo)/2]
+		i, j := lo, hi
+		for i <= j {
+			for xs[i] < p {
+				i++
+			}
+			for xs[j] > p {
+				j--
+			}
+			if i <= j {
+				xs[i], xs[j] = xs[j], xs[i]
+				i++
+				j--
+			}
+		}
+		switch {
+		case n <= j:
+			hi = j
+		case n >= i:
+			lo = i
+		default:
+			return xs[n]
+		}
+	}
+	return xs[n]
 }
 
 // Merge adds o's counts into f.
@@ -194,7 +234,7 @@ func (f *Freq) UnmarshalBinary(b []byte) error {
 		}
 		s := string(b[:l])
 		b = b[l:]
-		if out.slots[out.find(key)] != 0 {
+		if out.slots[out.find(key, mix64(key))] != 0 {
 			return bad("duplicate item")
 		}
 		out.Add(key, int64(c), func() string { return s })

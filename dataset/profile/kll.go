@@ -20,10 +20,10 @@ const DefaultK = 256
 // keeping the odd or the even positions at random.
 //
 // Long streams go through a block sampler first, as in the paper's
-// optimal variant: once the stream has n > 4k² values, AddBatch keeps one
-// value at random per block of w = 2^s ≤ n/(4k²) values and inserts it at
-// level s. That adds rank variance of at most n·w/4, a quarter of the
-// compactors' own, and spares sorting most values.
+// optimal variant: once the stream has n ≥ 2k² values, AddBatch keeps one
+// value at random per block of w = 2^s ≤ n/k² values and inserts it at
+// level s. That adds rank variance of at most n·w/4 ≤ n²/(4k²), about a
+// quarter of the compactors' own, and spares sorting most values.
 type KLL struct {
 	k      int
 	n      uint64 // total weight
@@ -96,14 +96,18 @@ func (s *KLL) AddBatch(xs []float64) {
 		return
 	}
 	shift := 0
-	if limit := (s.n + uint64(len(xs))) / uint64(4*s.k*s.k); limit >= 2 {
+	if limit := (s.n + uint64(len(xs))) / uint64(s.k*s.k); limit >= 2 {
 		shift = bits.Len64(limit) - 1
 	}
 	if shift == 0 {
-		s.levels[0] = append(s.levels[0], xs...)
-		s.sorted[0] = false
-		s.n += uint64(len(xs))
-		s.compress()
+		// Chunks of k keep the sorts at level 0 short.
+		for lo := 0; lo < len(xs); lo += s.k {
+			hi := min(lo+s.k, len(xs))
+			s.levels[0] = append(s.levels[0], xs[lo:hi]...)
+			s.sorted[0] = false
+			s.n += uint64(hi - lo)
+			s.compress()
+		}
 		return
 	}
 	w := 1 << shift
@@ -121,10 +125,13 @@ func (s *KLL) AddBatch(xs []float64) {
 		s.levels = append(s.levels, nil)
 		s.sorted = append(s.sorted, true)
 	}
-	s.levels[shift] = append(s.levels[shift], out...)
-	s.sorted[shift] = false
 	s.n += uint64(len(xs))
-	s.compress()
+	for lo := 0; lo < len(out); lo += s.k {
+		hi := min(lo+s.k, len(out))
+		s.levels[shift] = append(s.levels[shift], out[lo:hi]...)
+		s.sorted[shift] = false
+		s.compress()
+	}
 }
 
 // compress compacts levels until the sketch fits its capacity.

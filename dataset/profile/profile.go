@@ -371,8 +371,9 @@ func (c *Column) add(col *table.Column, n int) {
 		c.Count += int64(len(buf))
 		for _, v := range buf {
 			k := floatKey(v)
-			c.hll.Add(mix64(k))
-			c.freq.Add(k, 1, nil)
+			h := mix64(k)
+			c.hll.Add(h)
+			c.freq.AddHashed(k, h, 1, nil)
 		}
 		c.addNumbers(buf)
 	case table.Int64, table.Timestamp, table.Date:
@@ -389,8 +390,9 @@ func (c *Column) add(col *table.Column, n int) {
 				hi = v
 			}
 			k := uint64(v)
-			c.hll.Add(mix64(k))
-			c.freq.Add(k, 1, nil)
+			h := mix64(k)
+			c.hll.Add(h)
+			c.freq.AddHashed(k, h, 1, nil)
 			buf = append(buf, float64(v))
 		}
 		c.minI, c.maxI = lo, hi
@@ -555,8 +557,8 @@ func (c *Column) refresh(opts Options) {
 
 	// Categorical domain: few distinct values, known exactly.
 	if t == table.String || t == table.Int64 {
-		small := exact && c.Distinct <= int64(opts.MaxCategories) &&
-			float64(c.Distinct) <= opts.MaxCategoryFraction*float64(c.Count) && c.Count > 0
+		rule := table.CategoryRule{MaxValues: opts.MaxCategories, MaxFraction: opts.MaxCategoryFraction}
+		small := exact && rule.Categorical(c.Distinct, c.Count)
 		if small || c.Field.Categorical {
 			c.Field.Categorical = true
 			if exact && c.Distinct <= int64(opts.MaxCategories) {
@@ -639,7 +641,7 @@ func (c *Column) histogram(opts Options, exact bool) *Histogram {
 		h.Other = float64(c.Count-c.Inf) - sum
 		return h
 	}
-	if c.mom.n == 0 {
+	if c.mom.n <= 0 || c.Min == nil || c.Max == nil {
 		return nil
 	}
 	lo, hi := *c.Min, *c.Max
@@ -844,6 +846,9 @@ func (p *Profile) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
+	if v.Rows < 0 {
+		return errdefs.Invalid("profile: negative row count")
+	}
 	opts := Options{}
 	for _, c := range v.Columns {
 		if c == nil {
@@ -867,6 +872,9 @@ func (c *Column) restore() error {
 	s := c.Sketches
 	if c.Field.Type == table.Invalid {
 		return errors.New("no type")
+	}
+	if s.N < 0 || c.Count < 0 || c.Missing < 0 || c.NaN < 0 || c.Inf < 0 || s.M2 < 0 || s.Min > s.Max && s.N > 0 {
+		return errors.New("negative counts or inconsistent moments")
 	}
 	c.mom = moments{n: s.N, mean: s.Mean, m2: s.M2, min: s.Min, max: s.Max}
 	c.minI, c.maxI = math.MaxInt64, math.MinInt64

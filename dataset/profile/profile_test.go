@@ -452,3 +452,20 @@ func (r *strReaderAt) ReadAt(p []byte, off int64) (int, error) {
 	}
 	return n, nil
 }
+
+func TestSelectNth(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	for range 200 {
+		n := 1 + rng.IntN(50)
+		xs := make([]int64, n)
+		for i := range xs {
+			xs[i] = int64(rng.IntN(10))
+		}
+		sorted := slices.Clone(xs)
+		slices.Sort(sorted)
+		k := rng.IntN(n)
+		if got := selectNth(xs, k); got != sorted[k] {
+			t.Fatalf("selectNth(%v, %d) = %d, want %d", sorted, k, got, sorted[k])
+		}
+	}
+}

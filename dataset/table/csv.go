@@ -365,9 +365,10 @@ func (w *csvWriter) Write(b *Batch) error {
 	if err := b.Check(w.schema); err != nil {
 		return err
 	}
+	ends := make([]int, 0, len(w.rec))
 	for i := 0; i < b.Len; i++ {
 		w.buf = w.buf[:0]
-		ends := make([]int, 0, len(w.rec))
+		ends = ends[:0]
 		for ci := range b.Columns {
 			c := &b.Columns[ci]
 			if !c.Null(i) {

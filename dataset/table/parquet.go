@@ -2,6 +2,7 @@ package table
 
 import (
 	"context"
+	"encoding/binary"
 	"encoding/hex"
 	"encoding/json"
 	"errors"
@@ -106,6 +107,9 @@ func openParquet(ctx context.Context, src io.ReaderAt, size int64, opts Options)
 			r, err = nil, invalidf(ErrFormat, "corrupt Parquet file: %v", p)
 		}
 	}()
+	if err := checkFooter(src, size); err != nil {
+		return nil, err
+	}
 	f, err := parquet.OpenFile(src, size, parquet.SkipPageIndex(true), parquet.SkipBloomFilters(true), parquet.ReadBufferSize(1<<20))
 	if err != nil {
 		return nil, invalidf(ErrFormat, "not a readable Parquet file: %v", err)
@@ -227,6 +231,29 @@ func openParquet(ctx context.Context, src io.ReaderAt, size int64, opts Options)
 		}
 	}
 	return r, nil
+}
+
+// checkFooter validates the file's trailer (footer length and magic)
+// before parquet-go allocates the footer it claims.
+func checkFooter(src io.ReaderAt, size int64) error {
+	if size < 12 {
+		return invalidf(ErrFormat, "not a Parquet file: %d bytes", size)
+	}
+	var tail [8]byte
+	if _, err := src.ReadAt(tail[:], size-8); err != nil && !errors.Is(err, io.EOF) {
+		return err
+	}
+	switch string(tail[4:]) {
+	case "PAR1":
+	case "PARE":
+		return invalidf(ErrFormat, "encrypted Parquet files are not supported")
+	default:
+		return invalidf(ErrFormat, "not a Parquet file: no PAR1 footer")
+	}
+	if n := int64(binary.LittleEndian.Uint32(tail[:4])); n+12 > size {
+		return invalidf(ErrFormat, "corrupt Parquet file: footer of %d bytes in a %d-byte file", n, size)
+	}
+	return nil
 }
 
 // nestedKind names the nesting of a top-level schema element, or "".

@@ -191,6 +191,7 @@ func TestReadersMatchPandas(t *testing.T) {
 		{"mixed.parquet", Options{}},
 		{"mixed.parquet", Options{BatchRows: 333, Parallelism: 1}},
 		{"mixed.parquet", Options{BatchRows: 1 << 20}},
+		{"int96.parquet", Options{}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.fixture, func(t *testing.T) { checkAgainstPandas(t, tt.fixture, tt.opts) })
@@ -574,5 +575,45 @@ func TestBoundedMemory(t *testing.T) {
 	}
 	if rows != 20000 {
 		t.Errorf("rows = %d", rows)
+	}
+}
+
+func TestInfer(t *testing.T) {
+	ctx := context.Background()
+	r, err := Open(ctx, "testdata/mixed.parquet", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer r.Close()
+	s, err := Infer(ctx, r, CategoryRule{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := map[string][]string{"cat": {"blue", "green", "red"}, "low": {"x", "y"}}
+	for _, f := range s.Fields {
+		cats, ok := want[f.Name]
+		if f.Categorical != ok || (ok && strings.Join(f.Categories, ",") != strings.Join(cats, ",")) {
+			t.Errorf("%s: categorical %v %v, want %v", f.Name, f.Categorical, f.Categories, cats)
+		}
+		noNulls := f.Name == "i32" || f.Name == "u8" || f.Name == "f32" || f.Name == "low" || f.Name == "ts_ms" || f.Name == "ts_us"
+		if f.Nullable == noNulls {
+			t.Errorf("%s: nullable %v", f.Name, f.Nullable)
+		}
+	}
+	// Small int domains count too; 5% of rows is the limit.
+	text := "k,v\n" + strings.Repeat("1,a\n2,b\n3,c\n", 20) + "4,d\n"
+	r2, err := OpenReaderAt(ctx, strings.NewReader(text), int64(len(text)), "x.csv", Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	s, err = Infer(ctx, r2, CategoryRule{MaxFraction: 0.07})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if f := s.Fields[0]; !f.Categorical || strings.Join(f.Categories, ",") != "1,2,3,4" {
+		t.Errorf("int domain: %+v", f)
+	}
+	if !(CategoryRule{}).Categorical(3, 60) || (CategoryRule{}).Categorical(4, 60) {
+		t.Error("default rule: 3 of 60 is categorical, 4 of 60 is not")
 	}
 }

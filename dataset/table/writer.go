@@ -151,7 +151,11 @@ func (w *parquetWriter) Write(b *Batch) error {
 					case Int64, Timestamp:
 						v = parquet.Int64Value(c.Ints[i])
 					case Date:
-						v = parquet.Int32Value(int32(c.Ints[i]))
+						d := c.Ints[i]
+						if d != int64(int32(d)) {
+							return invalidf(ErrTypeMismatch, "column %q: date %d days from the epoch does not fit Parquet's DATE", w.schema.Fields[ci].Name, d)
+						}
+						v = parquet.Int32Value(int32(d))
 					case Float64:
 						v = parquet.DoubleValue(c.Floats[i])
 					case String:

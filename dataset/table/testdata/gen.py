@@ -306,6 +306,11 @@ def gen_parquet():
     pq.write_table(pa.Table.from_pandas(small, schema=schema, preserve_index=False), path("required.parquet"))
     pq.write_table(pa.Table.from_pandas(small, preserve_index=True), path("indexed.parquet"))
 
+    # Legacy INT96 timestamps (Spark/Impala, pyarrow on request).
+    t96 = pd.DataFrame({"t": pd.to_datetime(["2020-01-01 00:00:00.123456789", None, "1969-12-31 23:59:59", "1900-03-01 12:00:00"], format="ISO8601")})
+    pq.write_table(pa.Table.from_pandas(t96, preserve_index=False), path("int96.parquet"), use_deprecated_int96_timestamps=True)
+    expected("int96.parquet", pd.read_parquet(path("int96.parquet")), {"t": ("timestamp", "ns", False, True, "timestamp")})
+
     # Nested columns: a list, a struct and a map.
     pq.write_table(pa.table({"id": [1, 2, 3], "tags": [["a"], ["b", "c"], []]}), path("nested_list.parquet"))
     pq.write_table(pa.table({"id": [1, 2], "point": [{"x": 1.0, "y": 2.0}, {"x": 3.0, "y": 4.0}]}), path("nested_struct.parquet"))
