@@ -24,10 +24,27 @@ type Freq struct {
 	capacity int
 	keys     []uint64
 	counts   []int64
-	strs     []string
+	strs     []span  // display strings, in arena
+	arena    []byte
 	slots    []int32 // open addressing: entry index+1, 0 empty
 	offset   int64   // total purged per item: the error bound
 	tmp      []int64 // purge scratch
+	spare    []byte  // the arena's other buffer, swapped in by purge
+}
+
+// store copies the display string s (truncated) into the arena.
+func (f *Freq) store(s []byte) span {
+	if len(s) > maxItemBytes {
+		s = s[:maxItemBytes]
+	}
+	sp := span{off: int32(len(f.arena)), n: int32(len(s))}
+	f.arena = append(f.arena, s...)
+	return sp
+}
+
+func (f *Freq) str(i int) []byte {
+	sp := f.strs[i]
+	return f.arena[sp.off : sp.off+sp.n]
 }
 
 // NewFreq returns an empty sketch tracking up to capacity items
@@ -65,13 +82,16 @@ func (f *Freq) find(key, hash uint64) int {
 	}
 }
 
-// Add counts w occurrences of key; str is the display form (used when the
-// key is new).
-func (f *Freq) Add(key uint64, w int64, str func() string) { f.AddHashed(key, mix64(key), w, str) }
+// span locates a display string in the arena.
+type span struct{ off, n int32 }
+
+// Add counts w occurrences of key; str is the display form, copied (up to
+// maxItemBytes) when the key is new.
+func (f *Freq) Add(key uint64, w int64, str []byte) { f.AddHashed(key, mix64(key), w, str) }
 
 // AddHashed is Add with hash = mix64(key) already computed by the caller
 // (which also feeds it to a distinct-count sketch).
-func (f *Freq) AddHashed(key, hash uint64, w int64, str func() string) {
+func (f *Freq) AddHashed(key, hash uint64, w int64, str []byte) {
 	i := f.find(key, hash)
 	if e := f.slots[i]; e != 0 {
 		f.counts[e-1] += w
@@ -83,11 +103,7 @@ func (f *Freq) AddHashed(key, hash uint64, w int64, str func() string) {
 	}
 	f.keys = append(f.keys, key)
 	f.counts = append(f.counts, w)
-	s := ""
-	if str != nil {
-		s = str()
-	}
-	f.strs = append(f.strs, s)
+	f.strs = append(f.strs, f.store(str))
 	f.slots[i] = int32(len(f.keys))
 }
 
@@ -98,12 +114,17 @@ func (f *Freq) purge() {
 	med := selectNth(f.tmp, len(f.tmp)/2)
 	f.offset += med
 	j := 0
+	old := f.arena
+	f.arena = f.spare[:0]
 	for i := range f.keys {
 		if c := f.counts[i] - med; c > 0 {
-			f.keys[j], f.counts[j], f.strs[j] = f.keys[i], c, f.strs[i]
+			sp := f.strs[i]
+			f.keys[j], f.counts[j] = f.keys[i], c
+			f.strs[j] = f.store(old[sp.off : sp.off+sp.n])
 			j++
 		}
 	}
+	f.spare = old
 	f.keys, f.counts, f.strs = f.keys[:j], f.counts[:j], f.strs[:j]
 	clear(f.slots)
 	for i, k := range f.keys {
@@ -149,8 +170,7 @@ func selectNth(xs []int64, n int) int64 {
 // Merge adds o's counts into f.
 func (f *Freq) Merge(o *Freq) {
 	for i, k := range o.keys {
-		s := o.strs[i]
-		f.Add(k, o.counts[i], func() string { return s })
+		f.Add(k, o.counts[i], o.str(i))
 	}
 	f.offset += o.offset
 }
@@ -166,7 +186,7 @@ type Item struct {
 func (f *Freq) Top(n int) []Item {
 	items := make([]Item, len(f.keys))
 	for i, k := range f.keys {
-		items[i] = Item{Value: f.strs[i], Count: f.counts[i], key: k}
+		items[i] = Item{Value: string(f.str(i)), Count: f.counts[i], key: k}
 	}
 	slices.SortFunc(items, func(a, b Item) int {
 		if a.Count != b.Count {
@@ -192,8 +212,9 @@ func (f *Freq) MarshalBinary() ([]byte, error) {
 	for i, k := range f.keys {
 		out = binary.LittleEndian.AppendUint64(out, k)
 		out = binary.AppendUvarint(out, uint64(f.counts[i]))
-		out = binary.AppendUvarint(out, uint64(len(f.strs[i])))
-		out = append(out, f.strs[i]...)
+		s := f.str(i)
+		out = binary.AppendUvarint(out, uint64(len(s)))
+		out = append(out, s...)
 	}
 	return out, nil
 }
@@ -229,15 +250,15 @@ func (f *Freq) UnmarshalBinary(b []byte) error {
 		b = b[8:]
 		c, ok1 := next()
 		l, ok2 := next()
-		if !ok1 || !ok2 || c == 0 || c > 1<<62 || l > maxItemBytes*4 || l > uint64(len(b)) {
+		if !ok1 || !ok2 || c == 0 || c > 1<<62 || l > maxItemBytes || l > uint64(len(b)) {
 			return bad("bad item")
 		}
-		s := string(b[:l])
+		s := b[:l]
 		b = b[l:]
 		if out.slots[out.find(key, mix64(key))] != 0 {
 			return bad("duplicate item")
 		}
-		out.Add(key, int64(c), func() string { return s })
+		out.Add(key, int64(c), s)
 	}
 	if len(b) != 0 {
 		return bad("trailing bytes")

@@ -143,8 +143,10 @@ type Column struct {
 	MinTime string `json:"min_time,omitempty"`
 	MaxTime string `json:"max_time,omitempty"`
 
-	// Top holds the most frequent values with counts that are at most
-	// TopError too low (0: exact).
+	// Top holds the most frequent values, each with a count at most
+	// TopError below the true one (0: exact). Only values counted more
+	// than TopError times are listed, so a column of all-distinct values
+	// past the sketch's capacity lists none.
 	Top      []Item     `json:"top"`
 	TopError int64      `json:"top_error"`
 	Hist     *Histogram `json:"histogram,omitempty"`
@@ -448,7 +450,7 @@ func (c *Column) add(col *table.Column, n int) {
 			v := col.Strs.At(i)
 			h := xxhash.Sum64(v)
 			c.hll.Add(h)
-			c.freq.Add(h, 1, func() string { return displayString(v) })
+			c.freq.Add(h, 1, v)
 		}
 		c.Count += present
 		c.Missing += int64(n) - present
@@ -486,17 +488,10 @@ func (c *Column) addDict(col *table.Column, n int) {
 		}
 		h := c.dictHash[code]
 		c.hll.Add(h)
-		c.freq.Add(h, k, func() string { return displayString(d.At(code)) })
+		c.freq.Add(h, k, d.At(code))
 	}
 	c.Count += present
 	c.Missing += int64(n) - present
-}
-
-func displayString(v []byte) string {
-	if len(v) > maxItemBytes {
-		v = v[:maxItemBytes]
-	}
-	return string(v)
 }
 
 func (c *Column) addNumbers(buf []float64) {
@@ -526,7 +521,7 @@ func (c *Column) refresh(opts Options) {
 	} else {
 		c.Distinct = int64(math.Round(c.hll.Estimate()))
 	}
-	c.Top = c.items(f.Top(opts.TopK))
+	c.Top = c.items(significant(f.Top(opts.TopK), f.Offset()))
 	c.TopError = f.Offset()
 	c.Min, c.Max, c.Mean, c.Std, c.Quantiles, c.MinTime, c.MaxTime = nil, nil, nil, nil, nil, "", ""
 	t := c.Field.Type
@@ -582,6 +577,18 @@ func (c *Column) refresh(opts Options) {
 	}
 }
 
+// significant keeps the items whose count exceeds the sketch's error
+// bound: those certainly more frequent than values it dropped.
+func significant(items []Item, offset int64) []Item {
+	out := items[:0]
+	for _, it := range items {
+		if it.Count > offset {
+			out = append(out, it)
+		}
+	}
+	return out
+}
+
 func compareInts(a, b int64) int {
 	switch {
 	case a < b:
@@ -633,7 +640,7 @@ func (c *Column) histogram(opts Options, exact bool) *Histogram {
 	if t == table.String || t == table.Bool {
 		h := &Histogram{Exact: exact}
 		var sum float64
-		for _, it := range c.items(c.freq.Top(opts.MaxCategories)) {
+		for _, it := range c.items(significant(c.freq.Top(opts.MaxCategories), c.freq.Offset())) {
 			h.Values = append(h.Values, it.Value)
 			h.Counts = append(h.Counts, float64(it.Count))
 			sum += float64(it.Count)
