@@ -24,7 +24,7 @@ type Freq struct {
 	capacity int
 	keys     []uint64
 	counts   []int64
-	strs     []span  // display strings, in arena
+	strs     []span // display strings, in arena
 	arena    []byte
 	slots    []int32 // open addressing: entry index+1, 0 empty
 	offset   int64   // total purged per item: the error bound
