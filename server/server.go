@@ -1,5 +1,7 @@
 // Package server assembles Kiln's subsystems into one process: it opens the
-// metadata store and the artifact store, mounts every wire layer on one HTTP
+// metadata store and the artifact store, mounts every wire layer (MLflow's
+// REST API, Kiln's /api/v1, with runs' MLflow dataset inputs linked to
+// dataset versions) on one HTTP
 // mux with common middleware (request ids, panic recovery, Prometheus
 // metrics, access logs) and shuts down gracefully.
 package server
@@ -17,8 +19,10 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 
+	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
+	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/store"
@@ -41,18 +45,20 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	bucket, err := blob.Open(ctx, cfg.Artifacts.URL, blob.Options{
+	blobOpts := blob.Options{
 		S3Endpoint:  cfg.Artifacts.S3Endpoint,
 		S3Region:    cfg.Artifacts.S3Region,
 		S3PathStyle: cfg.Artifacts.S3PathStyle,
-	})
+	}
+	bucket, err := blob.Open(ctx, cfg.Artifacts.URL, blobOpts)
 	if err != nil {
 		db.Close()
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, artifacts: bucket}
 
-	trk := tracking.New(db, tracking.Options{})
+	datasets := dataset.NewStore(db)
+	trk := tracking.New(db, tracking.Options{InputsLogged: linkInputs(datasets, log)})
 	s.tracking = trk
 	reg := registry.New(db, trk)
 
@@ -62,6 +68,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 
 	mux := http.NewServeMux()
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
+	api.New(api.Deps{
+		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
+		SourceOptions: blobOpts, Logger: log,
+	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

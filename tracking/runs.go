@@ -667,7 +667,7 @@ func (s *Store) LogInputs(ctx context.Context, runID string, datasets []DatasetI
 			}
 		}
 	}
-	return s.db.Tx(ctx, func(tx store.Tx) error {
+	err := s.db.Tx(ctx, func(tx store.Tx) error {
 		info, err := s.activeRun(ctx, tx, runID)
 		if err != nil {
 			return err
@@ -705,6 +705,10 @@ func (s *Store) LogInputs(ctx context.Context, runID string, datasets []DatasetI
 		}
 		return nil
 	})
+	if err == nil && len(datasets) > 0 && s.opts.InputsLogged != nil {
+		s.opts.InputsLogged(ctx, runID, datasets)
+	}
+	return err
 }
 
 // LogOutputs links logged models to a run as its outputs.

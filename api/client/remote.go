@@ -1,0 +1,145 @@
+package client
+
+import (
+	"bytes"
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"net/http"
+
+	"github.com/kiln-ml/kiln/api"
+	"github.com/kiln-ml/kiln/dataset"
+)
+
+// Remote is the content store of a Kiln server as a dataset.Remote, so
+// that dataset.Push, Fetch and Pull move objects over the API:
+//
+//	POST /api/v1/content/objects/missing   (Has, in batches)
+//	PUT  /api/v1/content/objects/{digest}  (Put; the server verifies)
+//	GET  /api/v1/content/objects/{digest}  (Get; the caller verifies)
+//	PUT  /api/v1/content/manifests/{digest}
+//	GET  /api/v1/content/manifests/{digest}
+type Remote struct {
+	c *Client
+}
+
+var _ dataset.Remote = (*Remote)(nil)
+
+// Remote returns the server's content store.
+func (c *Client) Remote() *Remote { return &Remote{c: c} }
+
+// Has asks which objects the server lacks, MaxMissingBatch at a time.
+func (r *Remote) Has(ctx context.Context, ds []dataset.Digest) ([]dataset.Digest, error) {
+	missing := []dataset.Digest{}
+	for len(ds) > 0 {
+		n := min(len(ds), api.MaxMissingBatch)
+		var out api.MissingResponse
+		if err := r.c.call(ctx, "POST", r.c.endpoint(nil, "content", "objects", "missing"), api.MissingRequest{Digests: ds[:n]}, &out); err != nil {
+			return nil, err
+		}
+		missing = append(missing, out.Missing...)
+		ds = ds[n:]
+	}
+	return missing, nil
+}
+
+// Put uploads an object. It is verified on the way out (a source file
+// that changed since it was hashed fails before its last byte is sent)
+// and again by the server, which stores nothing on a mismatch. Either
+// way the error matches dataset.ErrDigestMismatch.
+func (r *Remote) Put(ctx context.Context, d dataset.Digest, size int64, body io.Reader) error {
+	vr := &recordingReader{r: dataset.NewVerifyingReader(body, d, size)}
+	req, err := r.c.newRequest(ctx, "PUT", r.c.endpoint(nil, "content", "objects", d.String()), vr)
+	if err != nil {
+		return err
+	}
+	// With a known length the request announces it and the server checks
+	// it; without one (size < 0) it is sent chunked.
+	req.ContentLength = size
+	if size == 0 {
+		req.Body = http.NoBody
+	}
+	req.Header.Set("Content-Type", "application/octet-stream")
+	resp, err := r.c.send(req)
+	if err != nil {
+		if vr.err != nil && errors.Is(vr.err, dataset.ErrDigestMismatch) {
+			return vr.err
+		}
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// recordingReader keeps the first error other than io.EOF that its
+// reader returned, which the HTTP transport would otherwise hide.
+type recordingReader struct {
+	r   io.Reader
+	err error
+}
+
+func (r *recordingReader) Read(p []byte) (int, error) {
+	n, err := r.r.Read(p)
+	if err != nil && err != io.EOF && r.err == nil {
+		r.err = err
+	}
+	return n, err
+}
+
+// Get opens an object for reading. The caller verifies what it reads.
+func (r *Remote) Get(ctx context.Context, d dataset.Digest) (io.ReadCloser, error) {
+	req, err := r.c.newRequest(ctx, "GET", r.c.endpoint(nil, "content", "objects", d.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	return resp.Body, nil
+}
+
+// PutManifest uploads m's canonical encoding. The server refuses a
+// manifest that names objects it does not hold.
+func (r *Remote) PutManifest(ctx context.Context, m *dataset.Manifest) (dataset.Digest, error) {
+	if err := m.Validate(); err != nil {
+		return dataset.Digest{}, err
+	}
+	data := m.Encode()
+	d := dataset.Sum(data)
+	req, err := r.c.newRequest(ctx, "PUT", r.c.endpoint(nil, "content", "manifests", d.String()), bytes.NewReader(data))
+	if err != nil {
+		return dataset.Digest{}, err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := r.c.send(req)
+	if err != nil {
+		return dataset.Digest{}, err
+	}
+	io.Copy(io.Discard, resp.Body)
+	resp.Body.Close()
+	return d, nil
+}
+
+// GetManifest downloads a manifest, checks that it hashes to d and
+// decodes it.
+func (r *Remote) GetManifest(ctx context.Context, d dataset.Digest) (*dataset.Manifest, error) {
+	req, err := r.c.newRequest(ctx, "GET", r.c.endpoint(nil, "content", "manifests", d.String()), nil)
+	if err != nil {
+		return nil, err
+	}
+	resp, err := r.c.send(req)
+	if err != nil {
+		return nil, err
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, dataset.MaxManifestBytes+1))
+	if err != nil {
+		return nil, fmt.Errorf("read manifest %s: %w", d, err)
+	}
+	if got := dataset.Sum(data); got != d {
+		return nil, fmt.Errorf("manifest %s: the server sent content that hashes to %s: %w", d, got, dataset.ErrDigestMismatch)
+	}
+	return dataset.DecodeManifest(data)
+}

@@ -1,0 +1,198 @@
+package api
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+
+	"github.com/kiln-ml/kiln/dataset"
+	"github.com/kiln-ml/kiln/errdefs"
+)
+
+// Error codes of the error body. Clients map them back to errdefs kinds
+// (see CodeKind).
+const (
+	CodeNotFound         = "NOT_FOUND"
+	CodeAlreadyExists    = "ALREADY_EXISTS"
+	CodeInvalidArgument  = "INVALID_ARGUMENT"
+	CodeDigestMismatch   = "DIGEST_MISMATCH"
+	CodeInvalidState     = "INVALID_STATE"
+	CodeTooLarge         = "TOO_LARGE"
+	CodeNotImplemented   = "NOT_IMPLEMENTED"
+	CodePermissionDenied = "PERMISSION_DENIED"
+	CodeUnauthenticated  = "UNAUTHENTICATED"
+	CodeDeadlineExceeded = "DEADLINE_EXCEEDED"
+	CodeInternal         = "INTERNAL"
+)
+
+// ErrorBody is the body of every error response.
+type ErrorBody struct {
+	Error ErrorDetail `json:"error"`
+}
+
+// ErrorDetail is an error's code and message.
+type ErrorDetail struct {
+	Code    string `json:"code"`
+	Message string `json:"message"`
+}
+
+// kinds maps errdefs kinds to codes and statuses, in the order they are
+// tried: a digest mismatch is also an invalid argument, and is reported as
+// the more precise code.
+var kinds = []struct {
+	kind   error
+	code   string
+	status int
+}{
+	{dataset.ErrDigestMismatch, CodeDigestMismatch, http.StatusBadRequest},
+	{errdefs.ErrNotFound, CodeNotFound, http.StatusNotFound},
+	{errdefs.ErrAlreadyExists, CodeAlreadyExists, http.StatusConflict},
+	{errdefs.ErrInvalidArgument, CodeInvalidArgument, http.StatusBadRequest},
+	{errdefs.ErrInvalidState, CodeInvalidState, http.StatusConflict},
+	{errdefs.ErrTooLarge, CodeTooLarge, http.StatusRequestEntityTooLarge},
+	{errdefs.ErrNotImplemented, CodeNotImplemented, http.StatusNotImplemented},
+	{errdefs.ErrPermission, CodePermissionDenied, http.StatusForbidden},
+	{errdefs.ErrUnauthenticated, CodeUnauthenticated, http.StatusUnauthorized},
+}
+
+// CodeKind returns the errdefs kind of an error code (nil for codes that
+// have none, such as INTERNAL). A DIGEST_MISMATCH has two kinds; CodeKind
+// returns dataset.ErrDigestMismatch, and clients should also match
+// errdefs.ErrInvalidArgument.
+func CodeKind(code string) error {
+	for _, k := range kinds {
+		if k.code == code {
+			return k.kind
+		}
+	}
+	return nil
+}
+
+// writeError answers err: a domain error with its code, status and
+// message; anything else as a 500 whose message names the request id,
+// with the error logged (never sent).
+func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	status, code, msg := http.StatusInternalServerError, CodeInternal, ""
+	var tooBig *http.MaxBytesError
+	switch {
+	case errors.As(err, &tooBig):
+		status, code, msg = http.StatusRequestEntityTooLarge, CodeTooLarge, fmt.Sprintf("Request body exceeds the limit of %d bytes", tooBig.Limit)
+	case errors.Is(err, context.DeadlineExceeded):
+		status, code, msg = http.StatusGatewayTimeout, CodeDeadlineExceeded, "The request took too long"
+	default:
+		for _, k := range kinds {
+			if errors.Is(err, k.kind) {
+				status, code, msg = k.status, k.code, errdefs.Message(err)
+				break
+			}
+		}
+	}
+	if code == CodeInternal {
+		id := w.Header().Get("X-Request-Id")
+		if r.Context().Err() == nil {
+			log.Error("api request failed", "method", r.Method, "path", r.URL.Path, "request_id", id, "err", err)
+		}
+		msg = "internal error"
+		if id != "" {
+			msg += " (request id " + id + ")"
+		}
+	}
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+}
+
+func notFoundRoute(r *http.Request) error {
+	return errdefs.NotFound("No API endpoint %s %s", r.Method, r.URL.Path)
+}
+
+// writeJSON writes v as a JSON response.
+func writeJSON(w http.ResponseWriter, status int, v any) {
+	var buf bytes.Buffer
+	enc := json.NewEncoder(&buf)
+	enc.SetEscapeHTML(false)
+	if err := enc.Encode(v); err != nil {
+		// Only a value that cannot be encoded (a NaN) gets here.
+		status = http.StatusInternalServerError
+		buf.Reset()
+		fmt.Fprintf(&buf, `{"error":{"code":%q,"message":"cannot encode the response: %s"}}`+"\n", CodeInternal, jsonEscape(err.Error()))
+	}
+	w.Header().Set("Content-Type", "application/json")
+	w.Header().Set("Content-Length", strconv.Itoa(buf.Len()))
+	w.WriteHeader(status)
+	w.Write(buf.Bytes())
+}
+
+func jsonEscape(s string) string {
+	b, _ := json.Marshal(s)
+	return string(b[1 : len(b)-1])
+}
+
+// decodeJSON decodes a request body of at most limit bytes into v,
+// strictly: unknown fields, trailing data and a wrong type are errors. An
+// empty body leaves v as it is when optional.
+func decodeJSON(w http.ResponseWriter, r *http.Request, limit int64, v any, optional bool) error {
+	body := http.MaxBytesReader(w, r.Body, limit)
+	data, err := io.ReadAll(body)
+	if err != nil {
+		return err
+	}
+	if len(bytes.TrimSpace(data)) == 0 {
+		if optional {
+			return nil
+		}
+		return errdefs.Invalid("The request needs a JSON body")
+	}
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	if err := dec.Decode(v); err != nil {
+		return errdefs.Invalid("Invalid JSON body: %s", clip(err.Error()))
+	}
+	if dec.More() {
+		return errdefs.Invalid("Invalid JSON body: data after the JSON value")
+	}
+	return nil
+}
+
+func clip(s string) string {
+	if len(s) > 200 {
+		return s[:200] + "..."
+	}
+	return s
+}
+
+// queryInt parses an optional integer query parameter.
+func queryInt(r *http.Request, name string) (int, error) {
+	s := r.URL.Query().Get(name)
+	if s == "" {
+		return 0, nil
+	}
+	n, err := strconv.Atoi(s)
+	if err != nil {
+		return 0, errdefs.Invalid("Invalid %s '%s': want an integer", name, clip(s))
+	}
+	return n, nil
+}
+
+// versionRef reads the {name} and {version} path values: a version number
+// (optionally "v3") or "latest".
+func versionRef(r *http.Request) (dataset.VersionRef, error) {
+	name := r.PathValue("name")
+	if err := dataset.ValidateName(name); err != nil {
+		return dataset.VersionRef{}, err
+	}
+	v := r.PathValue("version")
+	if v == "" {
+		return dataset.VersionRef{}, errdefs.Invalid("Missing version")
+	}
+	return dataset.ParseVersionRef(name + "@" + v)
+}
+
+// digestParam reads and validates the {digest} path value.
+func digestParam(r *http.Request) (dataset.Digest, error) {
+	return dataset.ParseDigest(r.PathValue("digest"))
+}
