@@ -209,19 +209,35 @@ func (h *Handler) copySource(ctx context.Context, uri string) (*dataset.Manifest
 	}
 	src, err := dataset.OpenSource(ctx, uri, h.d.SourceOptions)
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, sourceError(uri, err)
 	}
 	defer src.Close()
 	m, hs, err := dataset.Hash(ctx, src, dataset.HashOptions{Workers: 16})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, sourceError(uri, err)
 	}
 	ts, err := dataset.Push(ctx, src, m, h.d.Content, dataset.TransferOptions{})
 	if err != nil {
-		return nil, nil, err
+		return nil, nil, sourceError(uri, err)
 	}
 	h.log.Info("dataset source copied", "source", uri, "files", hs.Files, "bytes", hs.Bytes, "sent", ts.Sent)
 	return m, &TransferSummary{Files: hs.Files, Bytes: hs.Bytes, SentObjects: ts.Sent, SentBytes: ts.SentBytes}, nil
+}
+
+// sourceError explains a source the server could not read (missing
+// credentials, no such bucket, a network failure): the client's to fix,
+// so it is reported, not hidden behind a 500. Domain errors keep their
+// kind.
+func sourceError(uri string, err error) error {
+	var de *errdefs.Error
+	if errors.As(err, &de) || errors.Is(err, context.Canceled) || errors.Is(err, context.DeadlineExceeded) {
+		return err
+	}
+	cause := strings.Join(strings.Fields(err.Error()), " ")
+	if len(cause) > 400 {
+		cause = cause[:400] + "..."
+	}
+	return &errdefs.Error{Kind: errdefs.ErrInvalidArgument, Msg: fmt.Sprintf("The server cannot read '%s': %s", clip(uri), cause), Err: err}
 }
 
 func (h *Handler) getVersion(w http.ResponseWriter, r *http.Request) error {

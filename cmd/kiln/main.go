@@ -20,8 +20,12 @@ func main() {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	if err := newRootCmd().ExecuteContext(ctx); err != nil {
-		fmt.Fprintln(os.Stderr, "kiln:", err)
-		os.Exit(1)
+		code, msg := exitCode(err)
+		if msg != nil {
+			fmt.Fprintln(os.Stderr, "kiln:", msg)
+		}
+		stop()
+		os.Exit(code)
 	}
 }
 
@@ -31,7 +35,8 @@ func newRootCmd() *cobra.Command {
 		Short: "Kiln carries ML models through their whole life, in one binary",
 		Long: `Kiln is an MLOps platform in one binary: experiment tracking and a model
 registry that speak MLflow's REST API (point MLFLOW_TRACKING_URI at it),
-artifact storage on a local folder or S3, and more to come.
+artifact storage on a local folder or S3, model serving (kiln serve), and
+versioned datasets with profiles, validation and lineage (kiln data).
 
 Start a server with the embedded defaults (SQLite + ./kiln-data):
   kiln server
@@ -41,6 +46,6 @@ Then, from Python:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newServeCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newVersionCmd())
 	return root
 }
