@@ -64,7 +64,9 @@ func TestSplitParts(t *testing.T) {
 	}
 }
 
-func part(name string, f float64) dataset.SplitPart { return dataset.SplitPart{Name: name, Fraction: f} }
+func part(name string, f float64) dataset.SplitPart {
+	return dataset.SplitPart{Name: name, Fraction: f}
+}
 
 func equalParts(a, b []dataset.SplitPart) bool {
 	if len(a) != len(b) {
