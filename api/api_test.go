@@ -651,3 +651,59 @@ func TestOpenAPIMatchesRoutes(t *testing.T) {
 		t.Fatalf("served document: %d, %d bytes", code, len(body))
 	}
 }
+
+// FuzzRequests sends arbitrary bodies and paths to the API: every answer
+// is a success or an error in the API's format, never a 500 or a panic.
+func FuzzRequests(f *testing.F) {
+	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(f.TempDir(), "kiln.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	b, err := blob.Open(context.Background(), "file://"+f.TempDir(), blob.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer b.Close()
+	ds := dataset.NewStore(db)
+	mux := http.NewServeMux()
+	api.New(api.Deps{Datasets: ds, Content: dataset.NewBucketRemote(b), TempDir: f.TempDir(), Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(mux)
+	m, _ := dataset.NewManifest(dataset.KindFile, []dataset.Entry{{Path: "a.csv", Size: 4, Digest: dataset.Sum([]byte("x\n1\n"))}})
+	for _, seed := range []struct{ method, path, body string }{
+		{"POST", "/api/v1/datasets", `{"name":"a","tags":{"k":"v"}}`},
+		{"PATCH", "/api/v1/datasets/a", `{"description":"d","delete_tags":["k"]}`},
+		{"POST", "/api/v1/datasets/a/versions", `{"manifest":"` + m.Digest().String() + `"}`},
+		{"POST", "/api/v1/content/objects/missing", `{"digests":["` + m.Digest().String() + `"]}`},
+		{"PUT", "/api/v1/content/manifests/" + m.Digest().String(), string(m.Encode())},
+		{"PUT", "/api/v1/content/objects/" + dataset.Sum([]byte("x\n1\n")).String(), "x\n1\n"},
+		{"POST", "/api/v1/datasets/a/versions/1/splits", `{"spec":{"method":"random","parts":[{"name":"t","fraction":1}]}}`},
+		{"POST", "/api/v1/datasets/a/versions/latest/validations", `{"suite":"kind: ValidationSuite\nrules: [{check: row_count, min: 1}]"}`},
+		{"GET", "/api/v1/datasets/a/versions/1/diff?from=a@1&tables=true", ""},
+		{"POST", "/api/v1/datasets/a/versions/1/lineage/model-versions", `{"name":"m","version":1}`},
+	} {
+		f.Add(seed.method, seed.path, seed.body)
+	}
+	f.Fuzz(func(t *testing.T, method, path, body string) {
+		switch method {
+		case "GET", "POST", "PUT", "PATCH", "DELETE":
+		default:
+			return
+		}
+		req, err := http.NewRequest(method, "http://kiln"+path, strings.NewReader(body))
+		if err != nil || !strings.HasPrefix(req.URL.Path, "/api/v1/") {
+			return
+		}
+		req.Header.Set("Content-Type", "application/json")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		if rec.Code >= 500 {
+			t.Fatalf("%s %s %q: %d %s", method, path, body, rec.Code, rec.Body)
+		}
+		if rec.Code >= 400 {
+			var eb api.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
+				t.Fatalf("%s %s: error body %q", method, path, rec.Body)
+			}
+		}
+	})
+}
