@@ -111,7 +111,7 @@ func (f *dataFlags) objectCache() (*dataset.Cache, error) {
 	if err != nil {
 		return nil, err
 	}
-	return dataset.OpenCache(filepath.Join(root, "objects"))
+	return dataset.OpenCache(filepath.Join(root, "content"))
 }
 
 func currentUser() string {
