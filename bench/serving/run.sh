@@ -24,14 +24,14 @@
 # mlflow models serve, default: one per core the servers get), MAX_LOAD
 # (wait, up to 10 minutes, until the 1-minute load average is below this
 # before starting; default: don't wait), OPEN_WORKERS (open-loop
-# connections, default 16), RESULTS (output path without extension,
+# connections, default 32), RESULTS (output path without extension,
 # default bench/serving/results).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-6s}
 ATTEMPTS=${ATTEMPTS:-3}
 CONCURRENCY=${CONCURRENCY:-8}
-OPEN_WORKERS=${OPEN_WORKERS:-16}
+OPEN_WORKERS=${OPEN_WORKERS:-32}
 PIN=${PIN:-1}
 RESULTS=${RESULTS:-bench/serving/results}
 if [ "$PIN" = 1 ] && [ "$(nproc)" -ge 2 ]; then
@@ -131,6 +131,14 @@ cpid=$!; pids+=($cpid)
 for rows in 1 64; do
   bench_case ceiling any "$rows" invocations "http://127.0.0.1:$cport/invocations" "body-split-$rows.json" "$cpid"
 done
+# The ceiling in an open loop at each kiln case's half-peak rate, with that
+# case's body: the latency floor of this machine and generator at that rate.
+"$py" -c 'import json, sys; [print(r["model"], r["rows"], r["protocol"], r["halfpeak"]["target_rps"]) for r in json.load(open(sys.argv[1])) if r["server"] == "kiln"]' "$results" |
+  while read -r m rows proto rate; do
+    body=body-split-$rows.json; [ "$proto" = v2 ] && body=body-v2-$rows.json
+    "${on_gen[@]}" "$gen" -server ceiling -model "$m" -rows "$rows" -protocol "at-kiln-$proto" -url "http://127.0.0.1:$cport/infer" \
+      -body "$out/$body" -pid "$cpid" -rate "$rate" -duration "$DURATION" -open-workers "$OPEN_WORKERS" -json "$results"
+  done
 stop "$cpid"
 
 # Load time of the forest: `kiln serve` from launch to ready (a few
@@ -170,7 +178,7 @@ machine = {
     "mlflow": ver(".venv/bin/python", "-c", "import mlflow, sklearn; print(f'mlflow {mlflow.__version__}, scikit-learn {sklearn.__version__}')")
               + ", mlflow models serve --env-manager local -w ${MLFLOW_WORKERS}",
     "placement": "${placement}",
-    "method": "closed loop ${CONCURRENCY} clients for ${DURATION} after 1s warm-up (peak), then open loop at half that peak for ${DURATION} through ${OPEN_WORKERS} connections (latency from the send, or from the due time for an arrival that found every connection busy); server CPU from /proc",
+    "method": "closed loop ${CONCURRENCY} clients for ${DURATION} after 1s warm-up (peak), then open loop at half that peak for ${DURATION} through ${OPEN_WORKERS} connections (latency from the release of an arrival, including any wait for a free connection; the pacer's own lateness is reported, not charged); server CPU from /proc",
     "models": f"LogisticRegression and RandomForestClassifier(100 trees, {info['rf_nodes']} nodes, depth <= {info['rf_max_depth']}) over 24 float features; ONNX {info['rf_onnx_bytes']} bytes for the forest",
     "ready (ms): kiln lr / rf, mlflow lr / rf": f"{lr_ready} / {rf_ready[0]}, {ml_lr} / {ml_rf}",
 }
