@@ -157,7 +157,7 @@ func TestDatasetLifecycle(t *testing.T) {
 		if err != nil {
 			t.Fatal(err)
 		}
-		if det.Version.Version != 2 || det.Manifest.FileCount != 3 || len(det.Manifest.Tables) != 2 || det.Lineage == nil || len(det.Validations) != 0 {
+		if det.Version.Version != 2 || det.URI != "kiln://datasets/fraud@2" || det.Manifest.FileCount != 3 || len(det.Manifest.Tables) != 2 || det.Lineage == nil || len(det.Validations) != 0 {
 			t.Fatalf("detail %+v manifest %+v", det.Version, det.Manifest)
 		}
 		ds, err := e.c.AllDatasets(ctx, "fr")

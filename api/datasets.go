@@ -266,7 +266,7 @@ func (h *Handler) getVersion(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, VersionDetail{Version: v, Manifest: summarize(m), Validations: vals, Lineage: lin})
+	writeJSON(w, http.StatusOK, VersionDetail{Version: v, URI: v.Ref().URI(), Manifest: summarize(m), Validations: vals, Lineage: lin})
 	return nil
 }
 

@@ -85,7 +85,10 @@ type VersionList struct {
 // the version (with its schema and profile), a summary of its manifest,
 // its validation results and its lineage.
 type VersionDetail struct {
-	Version     *dataset.Version            `json:"version"`
+	Version *dataset.Version `json:"version"`
+	// URI is the version's kiln:// URI, which names it as the source of
+	// an MLflow dataset input (see dataset.ParseSourceRef).
+	URI         string                      `json:"uri"`
 	Manifest    *ManifestSummary            `json:"manifest"`
 	Validations []*dataset.ValidationResult `json:"validations"`
 	Lineage     *Lineage                    `json:"lineage"`

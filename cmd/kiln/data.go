@@ -619,6 +619,7 @@ func writeVersionDetail(w io.Writer, det *api.VersionDetail) error {
 	row := func(k, format string, args ...any) { fmt.Fprintf(w, "%s:\t"+format+"\n", append([]any{k}, args...)...) }
 	row("version", "%s", v.Ref())
 	row("digest", "%s", v.Digest)
+	row("uri", "%s", det.URI)
 	row("content", "%s, %d files, %s", v.Kind, v.FileCount, humanBytes(v.TotalSize))
 	row("created", "%s by %s", formatTime(v.CreationTime), orDash(v.CreatedBy))
 	row("source", "%s", orDash(v.Source))
