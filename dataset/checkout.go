@@ -69,6 +69,12 @@ func Checkout(ctx context.Context, src Remote, m *Manifest, dir string, opts Che
 	}
 	parallel := orDefault(opts.Parallel, 16)
 	if opts.Clean {
+		// Clean removes files before the new ones are written; make sure
+		// the source can supply every object first, so that a checkout
+		// that cannot complete removes nothing.
+		if err := checkAvailable(ctx, src, m); err != nil {
+			return st, err
+		}
 		if st.Removed, err = clean(ctx, dir, m); err != nil {
 			return st, err
 		}
@@ -401,4 +407,24 @@ func Pull(ctx context.Context, remote Remote, cache *Cache, d Digest, dir string
 		}
 		return st, err
 	}
+}
+
+// checkAvailable fails when src lacks any object of m.
+func checkAvailable(ctx context.Context, src Remote, m *Manifest) error {
+	ds := make([]Digest, 0, len(m.Files))
+	seen := make(map[Digest]bool, len(m.Files))
+	for _, e := range m.Files {
+		if !seen[e.Digest] {
+			seen[e.Digest] = true
+			ds = append(ds, e.Digest)
+		}
+	}
+	missing, err := src.Has(ctx, ds)
+	if err != nil {
+		return fmt.Errorf("dataset: checkout: %w", err)
+	}
+	if len(missing) > 0 {
+		return errdefs.NotFound("Cannot check out: %d object(s) are missing from the source, e.g. %s; nothing was removed", len(missing), missing[0])
+	}
+	return nil
 }

@@ -866,3 +866,26 @@ func TestHasLargeBatch(t *testing.T) {
 		})
 	}
 }
+
+func TestCheckoutCleanRemovesNothingWhenObjectsAreMissing(t *testing.T) {
+	ctx := context.Background()
+	remote := remotes(t)["file"](t)
+	dir := t.TempDir()
+	writeTree(t, dir, map[string]string{"a.csv": "1", "b.csv": "22"})
+	m, _, src := hashDir(t, dir, nil)
+	if _, err := Push(ctx, src, m, remote, TransferOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	// A second manifest that names an object the remote does not have.
+	writeTree(t, dir, map[string]string{"c.csv": "not pushed"})
+	m2, _, _ := hashDir(t, dir, nil)
+	out := t.TempDir()
+	writeTree(t, out, map[string]string{"extra.txt": "keep me"})
+	_, err := Checkout(ctx, remote, m2, out, CheckoutOptions{Clean: true})
+	if !errors.Is(err, errdefs.ErrNotFound) {
+		t.Fatalf("err = %v, want not found", err)
+	}
+	if got := readTree(t, out); !reflect.DeepEqual(got, map[string]string{"extra.txt": "keep me"}) {
+		t.Fatalf("a failed clean checkout changed the folder: %v", got)
+	}
+}
