@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data clean
 
 all: build
 
@@ -83,6 +83,14 @@ fuzz:
 
 bench:
 	bench/tracking/run.sh
+
+# kiln serve against mlflow models serve and a trivial Go handler (bench/README.md).
+bench-serving:
+	bench/serving/run.sh
+
+# kiln data against dvc add + dvc push, b3sum/sha256sum and pandas (bench/README.md).
+bench-data:
+	bench/data/run.sh
 
 clean:
 	rm -rf bin $(VENV) kiln-data
