@@ -409,6 +409,50 @@ func mlLeaf[T mlFloat](f *mlForest, p *mlTreeParams[T], node int32, x []T) int32
 	return ^node
 }
 
+// mlLanes is the number of rows walked through one tree at the same time
+// by mlLeavesLEQ.
+const mlLanes = 4
+
+// mlLeavesLEQ walks one all-BRANCH_LEQ tree for the mlLanes rows starting
+// at row i, interleaved: each step picks a child by index rather than by a
+// branch, so the rows' walks, each a chain of dependent loads, overlap
+// instead of waiting on mispredicted comparisons one after another.
+func mlLeavesLEQ[T mlFloat](nodes []mlLEQNode[T], root int32, x []T, cols, i int) [mlLanes]int32 {
+	x0 := x[i*cols : (i+1)*cols]
+	x1 := x[(i+1)*cols : (i+2)*cols]
+	x2 := x[(i+2)*cols : (i+3)*cols]
+	x3 := x[(i+3)*cols : (i+4)*cols]
+	n0, n1, n2, n3 := root, root, root, root
+	for n0 >= 0 && n1 >= 0 && n2 >= 0 && n3 >= 0 {
+		a, b, c, d := &nodes[n0], &nodes[n1], &nodes[n2], &nodes[n3]
+		n0 = a.kids[mlB2I(x0[a.feat] <= a.thr)]
+		n1 = b.kids[mlB2I(x1[b.feat] <= b.thr)]
+		n2 = c.kids[mlB2I(x2[c.feat] <= c.thr)]
+		n3 = d.kids[mlB2I(x3[d.feat] <= d.thr)]
+	}
+	// Finish the rows still inside the tree one by one.
+	return [mlLanes]int32{mlWalkLEQ(nodes, n0, x0), mlWalkLEQ(nodes, n1, x1), mlWalkLEQ(nodes, n2, x2), mlWalkLEQ(nodes, n3, x3)}
+}
+
+func mlWalkLEQ[T mlFloat](nodes []mlLEQNode[T], node int32, x []T) int32 {
+	for node >= 0 {
+		nd := &nodes[node]
+		if x[nd.feat] <= nd.thr {
+			node = nd.kids[1]
+		} else {
+			node = nd.kids[0]
+		}
+	}
+	return ^node
+}
+
+func mlB2I(b bool) int {
+	if b {
+		return 1
+	}
+	return 0
+}
+
 // mlBlock is the number of rows scored together: every tree is walked for
 // all rows of a block before the next tree, so its nodes stay in cache
 // (onnxruntime does the same). The order in which a row's scores add up,
@@ -424,9 +468,19 @@ func mlAccumulate[T mlFloat](f *mlForest, p *mlTreeParams[T], agg mlAgg, x []T, 
 	s, has = s[:(r1-r0)*width], has[:(r1-r0)*width]
 	clear(s)
 	clear(has)
+	var leaves [mlLanes]int32 // the leaves of rows [g, g+mlLanes) in this tree
 	for _, root := range f.roots {
+		g := r1
 		for i := r0; i < r1; i++ {
-			l := mlLeaf(f, p, root, x[i*cols:(i+1)*cols])
+			var l int32
+			if i >= g && i < g+mlLanes {
+				l = leaves[i-g]
+			} else if p.leq != nil && i+mlLanes <= r1 {
+				leaves, g = mlLeavesLEQ(p.leq, root, x, cols, i), i
+				l = leaves[0]
+			} else {
+				l = mlLeaf(f, p, root, x[i*cols:(i+1)*cols])
+			}
 			o := (i - r0) * width
 			lo, hi := f.leafStart[l], f.leafStart[l+1]
 			if width == 1 {
