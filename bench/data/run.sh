@@ -119,7 +119,8 @@ uptime_start=$(uptime)
 : >"$tmp/steps.jsonl"
 warm() { find "$@" -type f -print0 | xargs -0 cat >/dev/null; }
 in_dir() { local d=$1; shift; (cd "$d" && "$@"); }
-# step CASE TOOL STEP CMD...: times CMD (after sync), records it.
+# step CASE TOOL STEP CMD...: times CMD (after a sync), then the sync of
+# what it left unwritten (sync_s: DVC does not fsync, Kiln's store does).
 step() {
   local case=$1 tool=$2 name=$3; shift 3
   sync
@@ -129,11 +130,14 @@ step() {
     echo "step $case/$tool/$name failed: $*" >&2; tail -20 "$tmp/step.err" >&2; exit 1
   fi
   t1=$(date +%s.%N)
-  python3 - "$case" "$tool" "$name" "$t0" "$t1" "$lb" "$(loadavg)" "$tmp/step.out" "$@" >>"$tmp/steps.jsonl" <<'PY'
+  sync
+  local t2; t2=$(date +%s.%N)
+  python3 - "$case" "$tool" "$name" "$t0" "$t1" "$lb" "$(loadavg)" "$tmp/step.out" "$t2" "$@" >>"$tmp/steps.jsonl" <<'PY'
 import json, sys
-case, tool, name, t0, t1, lb, la, out = sys.argv[1:9]
-rec = {"case": case, "tool": tool, "step": name, "seconds": float(t1) - float(t0), "load_before": lb, "load_after": la}
-argv = sys.argv[9:]
+case, tool, name, t0, t1, lb, la, out, t2 = sys.argv[1:10]
+rec = {"case": case, "tool": tool, "step": name, "seconds": float(t1) - float(t0), "sync_s": float(t2) - float(t1),
+       "load_before": lb, "load_after": la}
+argv = sys.argv[10:]
 if argv[:1] == ["in_dir"]:
     argv = argv[2:]
 argv[0] = argv[0].rsplit("/", 1)[-1]
@@ -286,7 +290,7 @@ M_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 M_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -PT "$tmp" | awk 'NR==2 {print $2}') file system"
 M_LOAD_START=$load_start M_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 M_UPTIME_START=$uptime_start M_UPTIME_END=$(uptime)
-M_KILN=$("$kiln" --version 2>&1 | head -1) M_B3SUM=$b3sum_label M_SHA=$(sha256sum --version | head -1)
+M_KILN=$("$kiln" version 2>/dev/null | head -1) M_B3SUM=$b3sum_label M_SHA=$(sha256sum --version | head -1)
 M_SMALL=$SMALL_FILES M_SMALL_MB=$small_mb M_LARGE=$large_label M_ROWS=$PROFILE_ROWS M_PROFILE_MB=$profile_mb
 python3 - "$tmp/notes.txt" "$DVC_VERSION" >"$tmp/meta.json" <<'PY'
 import json, os, sys
