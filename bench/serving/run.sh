@@ -25,7 +25,8 @@
 # (wait, up to 10 minutes, until the 1-minute load average is below this
 # before starting; default: don't wait), OPEN_WORKERS (open-loop
 # connections, default 32), RESULTS (output path without extension,
-# default bench/serving/results).
+# default bench/serving/results), SERVERS (whose cases run, default
+# "kiln mlflow ceiling"; the others' results are kept from the last run).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 DURATION=${DURATION:-6s}
@@ -100,8 +101,16 @@ start_mlflow() {
   ready_ms=$("$gen" -wait-ready "http://127.0.0.1:$2/ping" -since "$t0" -timeout 180s) || { tail -20 "$tmp/mlflow-$1.log" >&2; return 1; }
 }
 
+# SERVERS picks which servers' cases run (default all); the others' results
+# are kept from the last run, to rerun one that a busy machine disturbed.
+SERVERS=${SERVERS:-kiln mlflow ceiling}
 results=$out/cases.json
-rm -f "$results"
+if [ "$SERVERS" = "kiln mlflow ceiling" ] || [ ! -f "$results" ]; then
+  rm -f "$results"
+else
+  "$py" -c 'import json, sys; keep = [r for r in json.load(open(sys.argv[1])) if r["server"] not in sys.argv[2].split()]; json.dump(keep, open(sys.argv[1], "w"))' "$results" "$SERVERS"
+fi
+runs() { [[ " $SERVERS " == *" $1 "* ]]; }
 bench_case() { # SERVER MODEL ROWS PROTOCOL URL BODY PID
   "${on_gen[@]}" "$gen" -server "$1" -model "$2" -rows "$3" -protocol "$4" -url "$5" -body "$out/$6" -pid "$7" -attempts "$ATTEMPTS" \
     -concurrency "$CONCURRENCY" -duration "$DURATION" -open-workers "$OPEN_WORKERS" -json "$results"
@@ -115,10 +124,12 @@ for m in lr rf; do
   echo "$m: kiln serve ready in ${kiln_ready[$m]} ms, mlflow models serve in ${mlflow_ready[$m]} ms" >&2
   "$py" bench/serving/verify.py "$out" "$m" "http://127.0.0.1:$kport" "http://127.0.0.1:$mport"
   for rows in 1 64; do
+    runs kiln || continue
     bench_case kiln "$m" "$rows" invocations "http://127.0.0.1:$kport/invocations" "body-split-$rows.json" "$kpid"
     bench_case kiln "$m" "$rows" v2 "http://127.0.0.1:$kport/v2/models/$m/infer" "body-v2-$rows.json" "$kpid"
   done
   for rows in 1 64; do
+    runs mlflow || continue
     bench_case mlflow "$m" "$rows" invocations "http://127.0.0.1:$mport/invocations" "body-split-$rows.json" "$mpid"
   done
   stop "$kpid"; stop "$mpid"
@@ -129,11 +140,12 @@ setsid "${on_server[@]}" "$gen" -ceiling "127.0.0.1:$cport" -lifetime 10m >"$tmp
 cpid=$!; pids+=($cpid)
 "$gen" -wait-ready "http://127.0.0.1:$cport/" -timeout 10s
 for rows in 1 64; do
+  runs ceiling || continue
   bench_case ceiling any "$rows" invocations "http://127.0.0.1:$cport/invocations" "body-split-$rows.json" "$cpid"
 done
 # The ceiling in an open loop at each kiln case's half-peak rate, with that
 # case's body: the latency floor of this machine and generator at that rate.
-"$py" -c 'import json, sys; [print(r["model"], r["rows"], r["protocol"], r["halfpeak"]["target_rps"]) for r in json.load(open(sys.argv[1])) if r["server"] == "kiln"]' "$results" |
+runs ceiling && "$py" -c 'import json, sys; [print(r["model"], r["rows"], r["protocol"], r["halfpeak"]["target_rps"]) for r in json.load(open(sys.argv[1])) if r["server"] == "kiln"]' "$results" |
   while read -r m rows proto rate; do
     body=body-split-$rows.json; [ "$proto" = v2 ] && body=body-v2-$rows.json
     "${on_gen[@]}" "$gen" -server ceiling -model "$m" -rows "$rows" -protocol "at-kiln-$proto" -url "http://127.0.0.1:$cport/infer" \
