@@ -300,6 +300,23 @@ func resolveVersion(ctx context.Context, c *client.Client, arg string) (*api.Ver
 	return c.GetVersion(ctx, ref)
 }
 
+// version is the common start of the commands that act on one version:
+// check --output, connect, and look up NAME[@VERSION].
+func (f *dataFlags) version(ctx context.Context, arg string) (*client.Client, *api.VersionDetail, error) {
+	if err := f.checkOutput(); err != nil {
+		return nil, nil, err
+	}
+	c, err := f.client()
+	if err != nil {
+		return nil, nil, err
+	}
+	det, err := resolveVersion(ctx, c, arg)
+	if err != nil {
+		return nil, nil, err
+	}
+	return c, det, nil
+}
+
 func (f *dataFlags) pushCmd() *cobra.Command {
 	var transfers int
 	cmd := &cobra.Command{
@@ -315,16 +332,9 @@ another server that already knows the version.`,
 		Args:              cobra.RangeArgs(1, 2),
 		ValidArgsFunction: f.completeThenFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
 			stderr := cmd.ErrOrStderr()
-			det, err := resolveVersion(ctx, c, args[0])
+			c, det, err := f.version(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -410,15 +420,8 @@ files the version does not list are left alone unless --clean.`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: f.completeThenFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			det, err := resolveVersion(ctx, c, args[0])
+			c, det, err := f.version(ctx, args[0])
 			if err != nil {
 				return err
 			}
@@ -460,15 +463,8 @@ version does not list are removed.`,
 		Args:              cobra.ExactArgs(2),
 		ValidArgsFunction: f.completeThenFiles,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			c, err := f.client()
-			if err != nil {
-				return err
-			}
 			ctx := cmd.Context()
-			det, err := resolveVersion(ctx, c, args[0])
+			c, det, err := f.version(ctx, args[0])
 			if err != nil {
 				return err
 			}
