@@ -38,6 +38,7 @@ const (
 	kindTooLarge
 	kindUnavailable
 	kindCanceled
+	kindOverloaded
 )
 
 func classify(err error) errKind {
@@ -52,6 +53,8 @@ func classify(err error) errKind {
 		return kindTooLarge
 	case errors.Is(err, ErrModelNotReady):
 		return kindUnavailable
+	case errors.Is(err, ErrOverloaded):
+		return kindOverloaded
 	case errors.Is(err, context.Canceled), errors.Is(err, context.DeadlineExceeded):
 		return kindCanceled
 	}
@@ -70,6 +73,8 @@ func (k errKind) httpStatus() int {
 		return http.StatusServiceUnavailable
 	case kindCanceled:
 		return 499 // client closed the request (nginx's convention)
+	case kindOverloaded:
+		return http.StatusTooManyRequests
 	}
 	return http.StatusInternalServerError
 }
@@ -86,6 +91,8 @@ func (k errKind) grpcCode() codes.Code {
 		return codes.Unavailable
 	case kindCanceled:
 		return codes.Canceled
+	case kindOverloaded:
+		return codes.ResourceExhausted
 	}
 	return codes.Internal
 }

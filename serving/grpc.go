@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math"
+	"net/http"
 	"slices"
 	"time"
 
@@ -135,7 +136,7 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *inferencepb.ModelInfe
 		g.s.unknown.countGRPC(status.Code(err))
 		return nil, err
 	}
-	resp, err := g.infer(ctx, st, req)
+	resp, err := g.infer(ctx, st, req, start)
 	if err != nil {
 		if classify(err) == kindInternal {
 			g.s.log.Error("inference failed", "model", st.m.Name, "protocol", "v2-grpc", "err", err)
@@ -147,27 +148,35 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *inferencepb.ModelInfe
 	return resp, err
 }
 
-func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencepb.ModelInferRequest) (resp *inferencepb.ModelInferResponse, err error) {
+func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencepb.ModelInferRequest, start time.Time) (resp *inferencepb.ModelInferResponse, err error) {
+	var inputs []*tensor.Tensor
 	defer func() {
 		if p := recover(); p != nil {
 			g.s.log.Error("panic serving inference request", "model", st.m.Name, "protocol", "v2-grpc", "panic", fmt.Sprint(p))
 			resp, err = nil, errors.New("internal error")
 		}
+		if err != nil {
+			g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, nil, err, classify(err).httpStatus())
+		}
 	}()
+	release, err := g.s.admit(ctx, st)
+	if err != nil {
+		return nil, err
+	}
+	defer release()
 	raw := req.GetRawInputContents()
 	if len(raw) > 0 && len(raw) != len(req.GetInputs()) {
 		return nil, badRequest("%d raw_input_contents for %d inputs", len(raw), len(req.GetInputs()))
 	}
-	inputs := make([]*tensor.Tensor, len(req.GetInputs()))
+	decoded := make([]*tensor.Tensor, len(req.GetInputs()))
 	for i, in := range req.GetInputs() {
 		t, err := grpcInput(in, raw, i)
 		if err != nil {
 			return nil, err
 		}
-		inputs[i] = t
+		decoded[i] = t
 	}
-	inputs, err = st.matchInputs(inputs)
-	if err != nil {
+	if inputs, err = st.matchInputs(decoded); err != nil {
 		return nil, err
 	}
 	var reqOuts []v2Output
@@ -188,6 +197,7 @@ func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencep
 	if err != nil {
 		return nil, err
 	}
+	g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, outs, nil, http.StatusOK)
 	if sel, err = resolveOutputs(sel, outs); err != nil {
 		return nil, err
 	}

@@ -737,12 +737,21 @@ func (s *Server) registerMLflow(mux *http.ServeMux) {
 // InvocationsHandler returns a handler of MLflow's /invocations for the
 // named model (empty: the repository's only model).
 func (s *Server) InvocationsHandler(name string) http.Handler {
+	return s.InvocationsHandlerFunc(func(*http.Request) string { return name })
+}
+
+// InvocationsHandlerFunc returns a handler of MLflow's /invocations for
+// the model that nameOf names for each request (for example a path value:
+// /endpoints/{endpoint}/invocations). An empty name means the
+// repository's only model.
+func (s *Server) InvocationsHandlerFunc(nameOf func(*http.Request) string) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		start := time.Now()
 		defer s.recoverPanic(w, r, func(w http.ResponseWriter, status int, msg string) {
 			writeMLflowError(w, status, "INTERNAL_ERROR", msg)
 		})
-		st, err := s.invocationsModel(r.Context(), name)
+		ctx := withHeader(r.Context(), r.Header)
+		st, err := s.invocationsModel(ctx, nameOf(r))
 		if err != nil {
 			status := classify(err).httpStatus()
 			code := "INTERNAL_ERROR"
@@ -751,12 +760,15 @@ func (s *Server) InvocationsHandler(name string) http.Handler {
 				code = "ENDPOINT_NOT_FOUND"
 			case http.StatusServiceUnavailable:
 				code = "TEMPORARILY_UNAVAILABLE"
+			case http.StatusTooManyRequests:
+				code = "RESOURCE_EXHAUSTED"
+				w.Header().Set("Retry-After", retryAfter(err))
 			}
 			writeMLflowError(w, status, code, err.Error())
 			s.unknown.countHTTP(protoMLflow, status)
 			return
 		}
-		status := s.invocations(w, r, st)
+		status := s.invocations(ctx, w, r, st, start)
 		st.mm.countHTTP(protoMLflow, status)
 		st.mm.duration.Observe(time.Since(start).Seconds())
 	})
@@ -805,7 +817,8 @@ func writeText(w http.ResponseWriter, status int, msg string) {
 }
 
 // invocations answers one /invocations request and returns its status.
-func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelState) int {
+func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http.Request, st *modelState, start time.Time) int {
+	var inputs []*tensor.Tensor
 	fail := func(err error) int {
 		k := classify(err)
 		status := k.httpStatus()
@@ -821,7 +834,11 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 			code = "TEMPORARILY_UNAVAILABLE"
 		case k == kindNotFound:
 			code = "ENDPOINT_NOT_FOUND"
+		case k == kindOverloaded:
+			code = "RESOURCE_EXHAUSTED"
+			w.Header().Set("Retry-After", retryAfter(err))
 		}
+		s.observe(ctx, st, protoMLflow, "", start, inputs, nil, err, status)
 		writeMLflowError(w, status, code, err.Error())
 		return status
 	}
@@ -829,6 +846,11 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 	if !ok {
 		return http.StatusUnsupportedMediaType
 	}
+	release, err := s.admit(ctx, st)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	bp, err := s.readBody(r)
 	if err != nil {
 		return fail(err)
@@ -845,17 +867,18 @@ func (s *Server) invocations(w http.ResponseWriter, r *http.Request, st *modelSt
 	if err != nil {
 		return fail(err)
 	}
-	inputs, err := st.invocationInputs(inv)
+	decoded, err := st.invocationInputs(inv)
 	if err != nil {
 		return fail(err)
 	}
-	if inputs, err = st.matchInputs(inputs); err != nil {
+	if inputs, err = st.matchInputs(decoded); err != nil {
 		return fail(err)
 	}
-	outs, err := s.predict(r.Context(), st, inputs)
+	outs, err := s.predict(ctx, st, inputs)
 	if err != nil {
 		return fail(err)
 	}
+	s.observe(ctx, st, protoMLflow, "", start, inputs, outs, nil, http.StatusOK)
 	sig := st.sig
 	if sel := st.plan.outputs; sel != nil && len(outs) == len(st.sig.Outputs) {
 		picked := make([]*tensor.Tensor, len(sel))

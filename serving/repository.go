@@ -29,6 +29,10 @@ type Model struct {
 	// Versions lists the versions of Name that may be requested
 	// explicitly (reported in the model metadata); nil means just Version.
 	Versions []string
+	// Route names the endpoint route or variant this Model serves for,
+	// when a routing repository (package deploy) hands it out; Observers
+	// see it. Empty otherwise.
+	Route string
 	// Platform is the OIP platform string, e.g. "onnx_onnxv1".
 	Platform string
 	// Runtime predicts.

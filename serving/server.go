@@ -61,6 +61,9 @@ type Options struct {
 	// NoMetricsEndpoint leaves /metrics out of Handler, for embedding in a
 	// process that serves its own.
 	NoMetricsEndpoint bool
+	// Observer, if set, sees every inference request that reached a
+	// model (see Observer).
+	Observer Observer
 }
 
 // Server answers inference requests for the models of a Repository.
@@ -73,6 +76,7 @@ type Server struct {
 	states   sync.Map // *Model → *modelState
 	handler  http.Handler
 	unknown  *modelMetrics // requests for models that do not exist
+	admitter Admitter      // the repository, when it limits requests
 }
 
 // New returns a Server over repo. Metrics are registered with reg (which
@@ -109,6 +113,7 @@ func New(repo Repository, log *slog.Logger, reg prometheus.Registerer, opts Opti
 		s.gatherer = g
 	}
 	s.unknown = m.forUnknown()
+	s.admitter, _ = repo.(Admitter)
 	s.handler = s.routes()
 	return s, nil
 }

@@ -263,29 +263,44 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name, version string) {
 	start := time.Now()
 	defer s.recoverPanic(w, r, writeV2Error)
-	st, err := s.lookup(r.Context(), name, version)
+	ctx := withHeader(r.Context(), r.Header)
+	st, err := s.lookup(ctx, name, version)
 	if err != nil {
 		status := classify(err).httpStatus()
+		if status == http.StatusTooManyRequests {
+			w.Header().Set("Retry-After", retryAfter(err))
+		}
 		writeV2Error(w, status, err.Error())
 		s.unknown.countHTTP(protoREST, status)
 		return
 	}
-	status := s.v2InferModel(w, r, st)
+	status := s.v2InferModel(ctx, w, r, st, start)
 	st.mm.countHTTP(protoREST, status)
 	st.mm.duration.Observe(time.Since(start).Seconds())
 }
 
 // v2InferModel answers an inference request for st and returns the
 // response status.
-func (s *Server) v2InferModel(w http.ResponseWriter, r *http.Request, st *modelState) int {
+func (s *Server) v2InferModel(ctx context.Context, w http.ResponseWriter, r *http.Request, st *modelState, start time.Time) int {
+	var inputs []*tensor.Tensor
+	var id string
 	fail := func(err error) int {
 		status := classify(err).httpStatus()
-		if status == http.StatusInternalServerError {
+		switch status {
+		case http.StatusInternalServerError:
 			s.log.Error("inference failed", "model", st.m.Name, "protocol", "v2-rest", "err", err)
+		case http.StatusTooManyRequests:
+			w.Header().Set("Retry-After", retryAfter(err))
 		}
+		s.observe(ctx, st, protoREST, id, start, inputs, nil, err, status)
 		writeV2Error(w, status, err.Error())
 		return status
 	}
+	release, err := s.admit(ctx, st)
+	if err != nil {
+		return fail(err)
+	}
+	defer release()
 	bp, err := s.readBody(r)
 	if err != nil {
 		return fail(err)
@@ -311,18 +326,19 @@ func (s *Server) v2InferModel(w http.ResponseWriter, r *http.Request, st *modelS
 		return fail(err)
 	}
 	defer req.release()
-	inputs, err := st.matchInputs(req.inputs)
-	if err != nil {
+	id = req.id
+	if inputs, err = st.matchInputs(req.inputs); err != nil {
 		return fail(err)
 	}
 	sel, err := st.selectOutputs(req.outputs)
 	if err != nil {
 		return fail(err)
 	}
-	outs, err := s.predict(r.Context(), st, inputs)
+	outs, err := s.predict(ctx, st, inputs)
 	if err != nil {
 		return fail(err)
 	}
+	s.observe(ctx, st, protoREST, id, start, inputs, outs, nil, http.StatusOK)
 	rp := respPool.Get().(*[]byte)
 	defer putResp(rp)
 	b, jsonEnd, err := appendV2Response((*rp)[:0], st, req, sel, outs)
