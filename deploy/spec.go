@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/kiln-ml/kiln/errdefs"
 )
 
 // APIVersion is the apiVersion of Kiln's declarative documents.
@@ -239,8 +241,9 @@ func (es FieldErrors) Error() string {
 	return strings.Join(msgs, "; ")
 }
 
-// Unwrap makes errors.Is(err, ErrInvalidSpec) hold.
-func (es FieldErrors) Unwrap() error { return ErrInvalidSpec }
+// Unwrap makes errors.Is(err, ErrInvalidSpec) and
+// errors.Is(err, errdefs.ErrInvalidArgument) hold.
+func (es FieldErrors) Unwrap() []error { return []error{ErrInvalidSpec, errdefs.ErrInvalidArgument} }
 
 var nameRE = regexp.MustCompile(`^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$`)
 
