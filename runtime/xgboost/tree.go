@@ -80,6 +80,7 @@ type forest struct {
 	groups  []int32   // the output group of each tree (tree_info)
 	weights []float32 // dart's weight_drop, nil for gbtree
 	indptr  []int     // iteration_indptr: trees[indptr[i]:indptr[i+1]] form iteration i
+	covers  []float32 // per node, its sum_hessian, for explanations (see forest.go)
 }
 
 // leaf returns the leaf value that row reaches in the tree rooted at i.
@@ -270,6 +271,7 @@ func (f *forest) addTree(t *value, p loc, numFeature int) error {
 		}
 		f.nodes = append(f.nodes, nd)
 	}
+	f.addCovers(t, order)
 	f.roots = append(f.roots, base)
 	return nil
 }
