@@ -42,7 +42,8 @@ type Options struct {
 type Bucket struct {
 	b    *gblob.Bucket
 	url  string
-	file bool // a local folder (fileblob): fsync writes, hide in-flight temp files
+	file bool   // a local folder (fileblob): fsync writes, hide in-flight temp files
+	dir  string // the folder, when file
 }
 
 // Open opens the bucket named by rawURL:
@@ -56,7 +57,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 		return nil, fmt.Errorf("blob: bad URL %q: %w", rawURL, err)
 	}
 	var b *gblob.Bucket
-	prefix := ""
+	prefix, root := "", ""
 	isFile := false
 	switch u.Scheme {
 	case "file":
@@ -76,7 +77,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 		// Plain files (no .attrs sidecars), written next to their final
 		// name and renamed into place, so a crash never leaves half a file.
 		b, err = fileblob.OpenBucket(dir, &fileblob.Options{Metadata: fileblob.MetadataDontWrite, NoTempDir: true})
-		isFile = true
+		isFile, root = true, dir
 	case "s3":
 		prefix = strings.Trim(u.Path, "/")
 		q := u.Query()
@@ -106,7 +107,7 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 	if prefix != "" {
 		b = gblob.PrefixedBucket(b, prefix+"/")
 	}
-	return &Bucket{b: b, url: rawURL, file: isFile}, nil
+	return &Bucket{b: b, url: rawURL, file: isFile, dir: root}, nil
 }
 
 // Close closes the bucket.
