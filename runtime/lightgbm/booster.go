@@ -68,6 +68,7 @@ type Booster struct {
 	linFeat  []int32
 	linCoeff []float64
 	hasCat   bool
+	counts   counts // training sample counts per node and leaf, for explanations (forest.go)
 }
 
 // NumFeatures is the number of input features (max_feature_idx + 1).

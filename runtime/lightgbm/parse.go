@@ -217,6 +217,8 @@ const (
 	fNumFeatures
 	fLeafFeatures
 	fLeafCoeff
+	fInternalCount // the covers explanations use (forest.go)
+	fLeafCount
 	numTreeFields
 )
 
@@ -224,6 +226,7 @@ var treeFieldNames = [numTreeFields]string{
 	"num_leaves", "num_cat", "split_feature", "threshold", "decision_type",
 	"left_child", "right_child", "leaf_value", "cat_boundaries", "cat_threshold",
 	"is_linear", "leaf_const", "num_features", "leaf_features", "leaf_coeff",
+	"internal_count", "leaf_count",
 }
 
 // treeParser holds one Tree= block's raw fields and reusable scratch space.
@@ -378,6 +381,7 @@ func (b *Booster) addTree(t *treeParser) error {
 		return err
 	}
 	b.leaves = append(b.leaves, vals...)
+	b.addCounts(t, numLeaves)
 	tr := tree{root: ^leafBase, linear: linear == 1, leafBase: leafBase, linBase: int32(len(b.linLeaf))}
 	if tr.linear {
 		if err := b.addLinear(t, numLeaves); err != nil {
