@@ -1,6 +1,7 @@
 package api_test
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"encoding/json"
@@ -703,6 +704,78 @@ func FuzzRequests(f *testing.F) {
 			var eb api.ErrorBody
 			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" || eb.Error.Message == "" {
 				t.Fatalf("%s %s: error body %q", method, path, rec.Body)
+			}
+		}
+	})
+}
+
+func tarOf(t *testing.T, entries ...[2]string) *bytes.Buffer {
+	t.Helper()
+	var buf bytes.Buffer
+	tw := tar.NewWriter(&buf)
+	for _, e := range entries {
+		if err := tw.WriteHeader(&tar.Header{Name: e[0], Size: int64(len(e[1])), Mode: 0o644, Typeflag: tar.TypeReg}); err != nil {
+			t.Fatal(err)
+		}
+		tw.Write([]byte(e[1]))
+	}
+	tw.Close()
+	return &buf
+}
+
+func TestContentBatch(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		e := newEnv(t, db)
+		ctx := context.Background()
+		url := e.srv.URL + "/api/v1/content/objects"
+		a, b := []byte("object a"), []byte("object b")
+		da, db2 := dataset.Sum(a), dataset.Sum(b)
+		bad := []struct {
+			name  string
+			ctype string
+			body  io.Reader
+			code  string
+		}{
+			{"not tar", "application/x-tar", strings.NewReader("garbage that is not a tar stream at all"), api.CodeInvalidArgument},
+			{"wrong content type", "application/octet-stream", tarOf(t, [2]string{da.String(), string(a)}), api.CodeInvalidArgument},
+			{"name not a digest", "application/x-tar", tarOf(t, [2]string{da.String(), string(a)}, [2]string{"../etc/passwd", "x"}), api.CodeInvalidArgument},
+			{"content mismatch", "application/x-tar", tarOf(t, [2]string{da.String(), string(a)}, [2]string{db2.String(), "tampered"}), api.CodeDigestMismatch},
+		}
+		for _, tc := range bad {
+			code, eb, _ := rawRequest(t, "POST", url, tc.ctype, tc.body)
+			if code != 400 || eb.Error.Code != tc.code {
+				t.Errorf("%s: %d %+v", tc.name, code, eb)
+			}
+			// Nothing of a failed batch is acknowledged or stored.
+			if miss, err := e.c.Remote().Has(ctx, []dataset.Digest{da, db2}); err != nil || len(miss) != 2 {
+				t.Errorf("%s: after a rejected batch: missing %v %v", tc.name, miss, err)
+			}
+		}
+		// Through the client: a source that changed is ErrDigestMismatch.
+		objs := func(second []byte) []dataset.BatchObject {
+			return []dataset.BatchObject{
+				{Digest: da, Size: int64(len(a)), Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(a)), nil }},
+				{Digest: db2, Size: int64(len(b)), Open: func(context.Context) (io.ReadCloser, error) { return io.NopCloser(bytes.NewReader(second)), nil }},
+			}
+		}
+		if err := e.c.Remote().PutBatch(ctx, objs([]byte("object c"))); !errors.Is(err, dataset.ErrDigestMismatch) {
+			t.Fatalf("client batch mismatch: %v", err)
+		}
+		if err := e.c.Remote().PutBatch(ctx, objs(b)); err != nil {
+			t.Fatal(err)
+		}
+		if miss, err := e.c.Remote().Has(ctx, []dataset.Digest{da, db2}); err != nil || len(miss) != 0 {
+			t.Fatalf("after a batch: missing %v %v", miss, err)
+		}
+		for d, want := range map[dataset.Digest][]byte{da: a, db2: b} {
+			rc, err := e.c.Remote().Get(ctx, d)
+			if err != nil {
+				t.Fatal(err)
+			}
+			got, _ := io.ReadAll(rc)
+			rc.Close()
+			if !bytes.Equal(got, want) {
+				t.Fatalf("read back %q, want %q", got, want)
 			}
 		}
 	})

@@ -1,6 +1,8 @@
 package api
 
 import (
+	"archive/tar"
+	"errors"
 	"fmt"
 	"io"
 	"net/http"
@@ -16,6 +18,7 @@ import (
 // Remote of package api/client speaks.
 func (h *Handler) registerContent(mux *http.ServeMux) {
 	h.handle(mux, "POST", "/content/objects/missing", h.missingObjects)
+	h.handle(mux, "POST", "/content/objects", h.putObjects)
 	h.handle(mux, "PUT", "/content/objects/{digest}", h.putObject)
 	h.handle(mux, "GET", "/content/objects/{digest}", h.getObject)
 	h.handle(mux, "PUT", "/content/manifests/{digest}", h.putManifest)
@@ -57,6 +60,66 @@ func (h *Handler) putObject(w http.ResponseWriter, r *http.Request) error {
 	writeJSON(w, http.StatusCreated, struct {
 		Digest dataset.Digest `json:"digest"`
 	}{d})
+	return nil
+}
+
+// MaxBatchBody bounds the body of one batch upload (a tar of objects).
+const MaxBatchBody = 256 << 20
+
+// batchContent is a content store that acknowledges many objects at once.
+type batchContent interface {
+	NewBatchWriter() *dataset.BatchWriter
+}
+
+// putObjects stores a batch of objects sent as a tar stream (entry name =
+// digest, entry size = object size), each verified like putObject; they
+// are acknowledged together, after one durability barrier. Any bad entry
+// fails the whole request, and no object of it is acknowledged.
+func (h *Handler) putObjects(w http.ResponseWriter, r *http.Request) error {
+	if ct := r.Header.Get("Content-Type"); ct != "application/x-tar" {
+		return errdefs.Invalid("A batch of objects is a tar stream: Content-Type must be application/x-tar, not %q", ct)
+	}
+	body := http.MaxBytesReader(w, r.Body, MaxBatchBody)
+	ctx := r.Context()
+	put := h.d.Content.Put
+	var bw *dataset.BatchWriter
+	if bc, ok := h.d.Content.(batchContent); ok {
+		bw = bc.NewBatchWriter()
+		defer bw.Abort()
+		put = bw.Put
+	}
+	tr := tar.NewReader(body)
+	n := 0
+	for {
+		hdr, err := tr.Next()
+		if err == io.EOF {
+			break
+		}
+		if err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.As(err, &tooBig) {
+				return err
+			}
+			return errdefs.Invalid("Malformed tar stream after %d objects: %v", n, err)
+		}
+		if hdr.Typeflag != tar.TypeReg {
+			return errdefs.Invalid("Tar entry %q is not a regular file", hdr.Name)
+		}
+		d, err := dataset.ParseDigest(hdr.Name)
+		if err != nil {
+			return errdefs.Invalid("Tar entry %q: the name must be the object's digest: %v", hdr.Name, errdefs.Message(err))
+		}
+		if err := put(ctx, d, hdr.Size, tr); err != nil {
+			return err
+		}
+		n++
+	}
+	if bw != nil {
+		if err := bw.Commit(ctx); err != nil {
+			return err
+		}
+	}
+	writeJSON(w, http.StatusCreated, BatchResponse{Stored: n})
 	return nil
 }
 

@@ -113,6 +113,11 @@ type MissingRequest struct {
 	Digests []dataset.Digest `json:"digests"`
 }
 
+// BatchResponse answers a batch upload of objects.
+type BatchResponse struct {
+	Stored int `json:"stored"`
+}
+
 // MissingResponse lists the digests of a MissingRequest that the content
 // store lacks, in the order asked.
 type MissingResponse struct {

@@ -86,7 +86,55 @@ func transfer(ctx context.Context, open func(context.Context, Entry) (io.ReadClo
 	g, gctx := errgroup.WithContext(ctx)
 	g.SetLimit(orDefault(opts.Parallel, 64))
 	sent := make([]bool, len(missing))
-	for i, e := range missing {
+	// Small objects travel in batches when the destination takes them:
+	// one request and one durability barrier per batch.
+	single := make([]int, 0, len(missing))
+	if br, ok := dst.(BatchRemote); ok {
+		var batch []BatchObject
+		var idx []int
+		var bytes int64
+		flush := func() {
+			if len(batch) == 0 {
+				return
+			}
+			objs, which := batch, idx
+			batch, idx, bytes = nil, nil, 0
+			g.Go(func() error {
+				if err := br.PutBatch(gctx, objs); err != nil {
+					return fmt.Errorf("dataset: batch of %d objects: %w", len(objs), err)
+				}
+				for _, i := range which {
+					sent[i] = true
+				}
+				return nil
+			})
+		}
+		for i, e := range missing {
+			if e.Size > BatchObjectMax {
+				single = append(single, i)
+				continue
+			}
+			batch = append(batch, BatchObject{Digest: e.Digest, Size: e.Size, Open: func(ctx context.Context) (io.ReadCloser, error) {
+				rc, err := open(ctx, e)
+				if err != nil {
+					return nil, fmt.Errorf("dataset: %s: %w", e.Path, err)
+				}
+				return &progressReadCloser{rc: rc, fn: func(n int) { prog.Advance(phase, 0, int64(n)) }, done: func() { prog.Advance(phase, 1, 0) }}, nil
+			}})
+			idx = append(idx, i)
+			bytes += e.Size
+			if len(batch) == BatchMaxObjects || bytes >= BatchMaxBytes {
+				flush()
+			}
+		}
+		flush()
+	} else {
+		for i := range missing {
+			single = append(single, i)
+		}
+	}
+	for _, i := range single {
+		e := missing[i]
 		if gctx.Err() != nil {
 			break
 		}
@@ -177,4 +225,25 @@ func (c *countingReader) Read(p []byte) (int, error) {
 		c.fn(n)
 	}
 	return n, err
+}
+
+// progressReadCloser reports the bytes read through it, and the object
+// done when closed.
+type progressReadCloser struct {
+	rc   io.ReadCloser
+	fn   func(int)
+	done func()
+}
+
+func (p *progressReadCloser) Read(b []byte) (int, error) {
+	n, err := p.rc.Read(b)
+	if n > 0 {
+		p.fn(n)
+	}
+	return n, err
+}
+
+func (p *progressReadCloser) Close() error {
+	p.done()
+	return p.rc.Close()
 }

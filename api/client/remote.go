@@ -1,6 +1,7 @@
 package client
 
 import (
+	"archive/tar"
 	"bytes"
 	"context"
 	"errors"
@@ -17,6 +18,7 @@ import (
 //
 //	POST /api/v1/content/objects/missing   (Has, in batches)
 //	PUT  /api/v1/content/objects/{digest}  (Put; the server verifies)
+//	POST /api/v1/content/objects           (PutBatch: a tar stream of objects)
 //	GET  /api/v1/content/objects/{digest}  (Get; the caller verifies)
 //	PUT  /api/v1/content/manifests/{digest}
 //	GET  /api/v1/content/manifests/{digest}
@@ -24,7 +26,7 @@ type Remote struct {
 	c *Client
 }
 
-var _ dataset.Remote = (*Remote)(nil)
+var _ dataset.BatchRemote = (*Remote)(nil)
 
 // Remote returns the server's content store.
 func (c *Client) Remote() *Remote { return &Remote{c: c} }
@@ -65,6 +67,58 @@ func (r *Remote) Put(ctx context.Context, d dataset.Digest, size int64, body io.
 	if err != nil {
 		if vr.err != nil && errors.Is(vr.err, dataset.ErrDigestMismatch) {
 			return vr.err
+		}
+		return err
+	}
+	io.Copy(io.Discard, resp.Body)
+	return resp.Body.Close()
+}
+
+// PutBatch uploads many objects in one request, a tar stream whose entry
+// names are the digests. Each object is verified on the way out and again
+// by the server, which acknowledges them all together.
+func (r *Remote) PutBatch(ctx context.Context, objs []dataset.BatchObject) error {
+	pr, pw := io.Pipe()
+	var srcErr error // an error of a source, which the transport would hide
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		tw := tar.NewWriter(pw)
+		err := func() error {
+			for _, o := range objs {
+				if err := tw.WriteHeader(&tar.Header{Name: o.Digest.String(), Size: o.Size, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR}); err != nil {
+					return err
+				}
+				rc, err := o.Open(ctx)
+				if err != nil {
+					srcErr = err
+					return err
+				}
+				_, err = io.Copy(tw, dataset.NewVerifyingReader(rc, o.Digest, o.Size))
+				rc.Close()
+				if err != nil {
+					if errors.Is(err, dataset.ErrDigestMismatch) {
+						srcErr = err
+					}
+					return err
+				}
+			}
+			return tw.Close()
+		}()
+		pw.CloseWithError(err)
+	}()
+	req, err := r.c.newRequest(ctx, "POST", r.c.endpoint(nil, "content", "objects"), pr)
+	if err != nil {
+		pr.Close()
+		return err
+	}
+	req.Header.Set("Content-Type", "application/x-tar")
+	resp, err := r.c.send(req)
+	pr.Close()
+	<-done
+	if err != nil {
+		if srcErr != nil {
+			return srcErr
 		}
 		return err
 	}
