@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy clean
 
 all: build
 
@@ -91,6 +91,11 @@ bench-serving:
 # kiln data against dvc add + dvc push, b3sum/sha256sum and pandas (bench/README.md).
 bench-data:
 	bench/data/run.sh
+
+# Endpoint routing overhead against kiln serve, and kiln score against
+# mlflow models predict (bench/README.md).
+bench-deploy:
+	bench/deploy/run.sh
 
 clean:
 	rm -rf bin $(VENV) kiln-data
