@@ -330,7 +330,50 @@ CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, dig
 CREATE FUNCTION data_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'dataset versions are immutable' USING ERRCODE = 'restrict_violation'; END $$;
 CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, digest, kind, file_count, total_size, source, created_by, creation_time, parent_dataset_id, parent_version, split_spec ON data_versions FOR EACH ROW EXECUTE FUNCTION data_versions_immutable();
 `},
+	// Promotion gates (package deploy/gate): policies, and the results of
+	// their evaluations, immutable (a registered model's rename still
+	// follows into model_name).
+	{Version: 6, Name: "promotion gates",
+		SQLiteSQL: gateTables + `
+CREATE TRIGGER gate_results_immutable BEFORE UPDATE OF result_id, policy_name, policy_digest, model_version, passed, baseline_version, data_ref, data_digest, actor, creation_time, report ON gate_results BEGIN SELECT RAISE(ABORT, 'gate results are immutable'); END;
+`,
+		PostgresSQL: gateTables + `
+CREATE FUNCTION gate_results_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'gate results are immutable' USING ERRCODE = 'restrict_violation'; END $$;
+CREATE TRIGGER gate_results_immutable BEFORE UPDATE OF result_id, policy_name, policy_digest, model_version, passed, baseline_version, data_ref, data_digest, actor, creation_time, report ON gate_results FOR EACH ROW EXECUTE FUNCTION gate_results_immutable();
+`},
 }
+
+// gateTables are the tables of migration 6.
+const gateTables = `
+CREATE TABLE gate_policies (
+	name TEXT PRIMARY KEY,
+	model_name TEXT NOT NULL,
+	spec TEXT NOT NULL,
+	digest TEXT NOT NULL,
+	generation {{i64}} NOT NULL,
+	updated_by TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	last_update_time {{i64}} NOT NULL
+);
+CREATE INDEX gate_policies_model ON gate_policies (model_name);
+CREATE TABLE gate_results (
+	result_id TEXT PRIMARY KEY,
+	policy_name TEXT NOT NULL,
+	policy_digest TEXT NOT NULL,
+	model_name TEXT NOT NULL,
+	model_version {{i64}} NOT NULL,
+	passed {{bool}} NOT NULL,
+	baseline_version {{i64}},
+	data_ref TEXT NOT NULL,
+	data_digest TEXT NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	report TEXT NOT NULL,
+	FOREIGN KEY (model_name, model_version) REFERENCES model_versions(name, version) ON DELETE CASCADE ON UPDATE CASCADE
+);
+CREATE INDEX gate_results_version ON gate_results (model_name, model_version, result_id);
+CREATE INDEX gate_results_policy ON gate_results (policy_name, model_name, model_version, result_id);
+`
 
 // seed runs after the migrations, every start: it creates the Default
 // experiment "0" that MLflow clients assume exists.
