@@ -330,6 +330,18 @@ CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, dig
 CREATE FUNCTION data_versions_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'dataset versions are immutable' USING ERRCODE = 'restrict_violation'; END $$;
 CREATE TRIGGER data_versions_immutable BEFORE UPDATE OF dataset_id, version, digest, kind, file_count, total_size, source, created_by, creation_time, parent_dataset_id, parent_version, split_spec ON data_versions FOR EACH ROW EXECUTE FUNCTION data_versions_immutable();
 `},
+	// Endpoints (package deploy): the desired document and observed status
+	// of each endpoint, with a lease that lets one replica drive its
+	// rollout, and their events, append-only (who, when, why, what).
+	{Version: 5, Name: "endpoints",
+		SQL: endpointTables + `
+CREATE TRIGGER endpoint_events_no_update BEFORE UPDATE ON endpoint_events BEGIN SELECT RAISE(ABORT, 'endpoint events are append-only'); END;
+CREATE TRIGGER endpoint_events_no_delete BEFORE DELETE ON endpoint_events BEGIN SELECT RAISE(ABORT, 'endpoint events are append-only'); END;
+`,
+		PostgresSQL: endpointTables + `
+CREATE FUNCTION endpoint_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'endpoint events are append-only' USING ERRCODE = 'restrict_violation'; END $$;
+CREATE TRIGGER endpoint_events_append_only BEFORE UPDATE OR DELETE ON endpoint_events FOR EACH ROW EXECUTE FUNCTION endpoint_events_append_only();
+`},
 	// Promotion gates (package deploy/gate): policies, and the results of
 	// their evaluations, immutable (a registered model's rename still
 	// follows into model_name).
@@ -373,6 +385,31 @@ CREATE TABLE gate_results (
 );
 CREATE INDEX gate_results_version ON gate_results (model_name, model_version, result_id);
 CREATE INDEX gate_results_policy ON gate_results (policy_name, model_name, model_version, result_id);
+`
+
+// endpointTables are the tables of migration 5.
+const endpointTables = `
+CREATE TABLE endpoints (
+	name TEXT PRIMARY KEY,
+	spec TEXT NOT NULL,
+	status TEXT NOT NULL,
+	revision {{i64}} NOT NULL,
+	creation_time {{i64}} NOT NULL,
+	last_update_time {{i64}} NOT NULL,
+	updated_by TEXT NOT NULL DEFAULT '',
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_expires {{i64}} NOT NULL DEFAULT 0
+);
+CREATE TABLE endpoint_events (
+	event_id {{id}},
+	endpoint TEXT NOT NULL,
+	time {{i64}} NOT NULL,
+	actor TEXT NOT NULL DEFAULT '',
+	action TEXT NOT NULL,
+	reason TEXT NOT NULL DEFAULT '',
+	detail TEXT NOT NULL DEFAULT '{}'
+);
+CREATE INDEX endpoint_events_endpoint ON endpoint_events (endpoint, event_id);
 `
 
 // seed runs after the migrations, every start: it creates the Default
