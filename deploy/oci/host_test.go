@@ -1,0 +1,5 @@
+package oci
+
+import "runtime"
+
+func hostArch() string { return runtime.GOARCH }
