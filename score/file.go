@@ -51,6 +51,10 @@ type FileOptions struct {
 	// ChunkRows is the rows per chunk file (DefaultChunkRows when 0): the
 	// work lost to an interruption.
 	ChunkRows int
+	// OnStart, when set, is called once before scoring with the input's
+	// row count (-1 when unknown until read: CSV, JSON Lines) and the rows
+	// an earlier run has already scored.
+	OnStart func(total, resumed int64)
 	// ModelID identifies the model in the resume fingerprint (e.g. its URI,
 	// resolved version and file size and time). A run only resumes with the
 	// same ModelID.
@@ -124,11 +128,23 @@ func File(ctx context.Context, m runtime.Model, msig *model.Signature, input, ou
 	if ropts.BatchRows == 0 {
 		ropts.BatchRows = opts.batchRows()
 	}
-	r, err := table.Open(ctx, input, ropts)
+	inf, err := os.Open(input)
 	if err != nil {
 		return res, err
 	}
+	defer inf.Close()
+	r, err := table.OpenReaderAt(ctx, inf, st.Size(), input, ropts)
+	if err != nil {
+		return res, fmt.Errorf("%s: %w", input, err)
+	}
 	defer r.Close()
+	if opts.OnStart != nil {
+		total := int64(-1)
+		if rc, ok := r.(table.RowCounter); ok {
+			total = rc.NumRows()
+		}
+		opts.OnStart(total, j.Rows)
+	}
 	s, err := newSink(r.Schema(), opts, m.Signature())
 	if err != nil {
 		return res, err

@@ -46,6 +46,6 @@ Then, from Python:
 		SilenceUsage:  true,
 		SilenceErrors: true,
 	}
-	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newVersionCmd())
+	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newScoreCmd(), newVersionCmd())
 	return root
 }
