@@ -74,7 +74,9 @@ type Deps struct {
 	// MaxManifestBytes bounds an uploaded manifest
 	// (DefaultMaxManifestBytes when 0).
 	MaxManifestBytes int64
-	Logger           *slog.Logger
+	// Endpoints, if set, serves /endpoints (a *deploy.Manager).
+	Endpoints Endpoints
+	Logger    *slog.Logger
 }
 
 // Handler serves the API.
@@ -112,6 +114,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerContent(mux)
 	h.registerTables(mux)
 	h.registerLineage(mux)
+	h.registerEndpoints(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

@@ -40,6 +40,9 @@ type ErrorBody struct {
 type ErrorDetail struct {
 	Code    string `json:"code"`
 	Message string `json:"message"`
+	// Details list the fields at fault of an invalid document, when the
+	// error knows them.
+	Details []FieldDetail `json:"details,omitempty"`
 }
 
 // kinds maps errdefs kinds to codes and statuses, in the order they are
@@ -103,7 +106,12 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 			msg += " (request id " + id + ")"
 		}
 	}
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg}})
+	var fd interface{ FieldDetails() []FieldDetail }
+	var details []FieldDetail
+	if code != CodeInternal && errors.As(err, &fd) {
+		details = fd.FieldDetails()
+	}
+	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg, Details: details}})
 }
 
 func notFoundRoute(r *http.Request) error {
