@@ -21,6 +21,7 @@ import (
 	"strings"
 
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/registry"
 )
 
 // MaxBodyBytes bounds a JSON request body. MLflow documents 1 MB for
@@ -100,6 +101,11 @@ func errorCode(err error) string {
 func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
 	code := errorCode(err)
 	status := codeStatus[code]
+	if errors.Is(err, registry.ErrAliasRefused) {
+		// A promotion gate refused the alias: the client's request, not a
+		// server fault (MLflow clients retry 500s).
+		status = http.StatusBadRequest
+	}
 	msg := errdefs.Message(err)
 	var ae *apiError
 	if errors.As(err, &ae) {

@@ -28,7 +28,22 @@ type ModelSource interface {
 type Store struct {
 	db      *store.DB
 	sources ModelSource
+	guard   AliasGuard
 }
+
+// AliasGuard decides whether an alias may point at a version (promotion
+// gates protect aliases such as "champion"). A refusal is an error, which
+// SetAlias returns wrapped with ErrAliasRefused.
+type AliasGuard interface {
+	AllowAlias(ctx context.Context, model, alias string, version int64) error
+}
+
+// ErrAliasRefused marks an alias change that the alias guard refused.
+var ErrAliasRefused = errors.New("alias change refused")
+
+// SetAliasGuard makes SetAlias ask g before it moves an alias; nil (the
+// default) allows every alias. Call it before the store is used.
+func (s *Store) SetAliasGuard(g AliasGuard) { s.guard = g }
 
 // New returns a registry on db that resolves sources through sources.
 func New(db *store.DB, sources ModelSource) *Store {
@@ -310,6 +325,14 @@ func (s *Store) DeleteRegisteredModelTag(ctx context.Context, name, key string) 
 func (s *Store) SetAlias(ctx context.Context, name, alias string, version int64) error {
 	if err := ValidateAlias(alias); err != nil {
 		return err
+	}
+	if s.guard != nil {
+		if _, err := s.versionRow(ctx, s.db.R, name, version); err != nil {
+			return err
+		}
+		if err := s.guard.AllowAlias(ctx, name, alias, version); err != nil {
+			return fmt.Errorf("%w: %w", ErrAliasRefused, err)
+		}
 	}
 	return s.db.Tx(ctx, func(tx store.Tx) error {
 		if _, err := s.versionRow(ctx, tx, name, version); err != nil {

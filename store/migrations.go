@@ -343,15 +343,16 @@ CREATE FUNCTION endpoint_events_append_only() RETURNS trigger LANGUAGE plpgsql A
 CREATE TRIGGER endpoint_events_append_only BEFORE UPDATE OR DELETE ON endpoint_events FOR EACH ROW EXECUTE FUNCTION endpoint_events_append_only();
 `},
 	// Promotion gates (package deploy/gate): policies, and the results of
-	// their evaluations, immutable (a registered model's rename still
-	// follows into model_name).
+	// their evaluations, immutable: an update that changes any column but
+	// model_name fails (a registered model's rename still follows into
+	// model_name).
 	{Version: 6, Name: "promotion gates",
 		SQLiteSQL: gateTables + `
-CREATE TRIGGER gate_results_immutable BEFORE UPDATE OF result_id, policy_name, policy_digest, model_version, passed, baseline_version, data_ref, data_digest, actor, creation_time, report ON gate_results BEGIN SELECT RAISE(ABORT, 'gate results are immutable'); END;
+CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results WHEN OLD.result_id IS NOT NEW.result_id OR OLD.policy_name IS NOT NEW.policy_name OR OLD.policy_digest IS NOT NEW.policy_digest OR OLD.model_version IS NOT NEW.model_version OR OLD.passed IS NOT NEW.passed OR OLD.baseline_version IS NOT NEW.baseline_version OR OLD.data_ref IS NOT NEW.data_ref OR OLD.data_digest IS NOT NEW.data_digest OR OLD.actor IS NOT NEW.actor OR OLD.creation_time IS NOT NEW.creation_time OR OLD.report IS NOT NEW.report BEGIN SELECT RAISE(ABORT, 'gate results are immutable'); END;
 `,
 		PostgresSQL: gateTables + `
 CREATE FUNCTION gate_results_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'gate results are immutable' USING ERRCODE = 'restrict_violation'; END $$;
-CREATE TRIGGER gate_results_immutable BEFORE UPDATE OF result_id, policy_name, policy_digest, model_version, passed, baseline_version, data_ref, data_digest, actor, creation_time, report ON gate_results FOR EACH ROW EXECUTE FUNCTION gate_results_immutable();
+CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW WHEN ((OLD.result_id, OLD.policy_name, OLD.policy_digest, OLD.model_version, OLD.passed, OLD.baseline_version, OLD.data_ref, OLD.data_digest, OLD.actor, OLD.creation_time, OLD.report) IS DISTINCT FROM (NEW.result_id, NEW.policy_name, NEW.policy_digest, NEW.model_version, NEW.passed, NEW.baseline_version, NEW.data_ref, NEW.data_digest, NEW.actor, NEW.creation_time, NEW.report)) EXECUTE FUNCTION gate_results_immutable();
 `},
 }
 
