@@ -354,7 +354,33 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results WHEN OLD.res
 CREATE FUNCTION gate_results_immutable() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'gate results are immutable' USING ERRCODE = 'restrict_violation'; END $$;
 CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW WHEN ((OLD.result_id, OLD.policy_name, OLD.policy_digest, OLD.model_version, OLD.passed, OLD.baseline_version, OLD.data_ref, OLD.data_digest, OLD.actor, OLD.creation_time, OLD.report) IS DISTINCT FROM (NEW.result_id, NEW.policy_name, NEW.policy_digest, NEW.model_version, NEW.passed, NEW.baseline_version, NEW.data_ref, NEW.data_digest, NEW.actor, NEW.creation_time, NEW.report)) EXECUTE FUNCTION gate_results_immutable();
 `},
+	// Batch-scoring jobs (package score): the request, the state and
+	// progress, and a lease that lets one replica run each job.
+	{Version: 7, Name: "score jobs", SQL: scoreJobTables},
 }
+
+// scoreJobTables are the tables of migration 7.
+const scoreJobTables = `
+CREATE TABLE score_jobs (
+	job_id TEXT PRIMARY KEY,
+	model_uri TEXT NOT NULL,
+	input TEXT NOT NULL,
+	output TEXT NOT NULL,
+	options TEXT NOT NULL DEFAULT '{}',
+	state TEXT NOT NULL,
+	rows_done {{i64}} NOT NULL DEFAULT 0,
+	rows_total {{i64}} NOT NULL DEFAULT -1,
+	error TEXT NOT NULL DEFAULT '',
+	created_by TEXT NOT NULL DEFAULT '',
+	creation_time {{i64}} NOT NULL,
+	start_time {{i64}} NOT NULL DEFAULT 0,
+	end_time {{i64}} NOT NULL DEFAULT 0,
+	attempts {{i64}} NOT NULL DEFAULT 0,
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_expires {{i64}} NOT NULL DEFAULT 0
+);
+CREATE INDEX score_jobs_pending ON score_jobs (state, lease_expires, job_id);
+`
 
 // gateTables are the tables of migration 6.
 const gateTables = `
