@@ -31,7 +31,7 @@ type shapCase struct {
 	NSamples      int           `json:"nsamples"`
 }
 
-func matrix(t *testing.T, rows [][]*float64) *tensor.Tensor {
+func matrix(t testing.TB, rows [][]*float64) *tensor.Tensor {
 	t.Helper()
 	if len(rows) == 0 {
 		return nil
@@ -54,7 +54,7 @@ func matrix(t *testing.T, rows [][]*float64) *tensor.Tensor {
 	return x
 }
 
-func loadCase(t *testing.T, path string) (shapCase, runtime.Model) {
+func loadCase(t testing.TB, path string) (shapCase, runtime.Model) {
 	t.Helper()
 	b, err := os.ReadFile(path)
 	if err != nil {
