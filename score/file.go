@@ -29,17 +29,22 @@ const DefaultChunkRows = 1 << 18
 // or one written for another model, input or options.
 var ErrResume = errors.New("cannot resume")
 
-// FileOptions configure File.
-type FileOptions struct {
-	Options
+// Columns choose the input columns of a scoring run.
+type Columns struct {
 	// Keep lists input columns copied to the output before the
 	// predictions; KeepAll copies every input column.
-	Keep    []string
-	KeepAll bool
+	Keep    []string `json:"keep,omitempty"`
+	KeepAll bool     `json:"keep_all,omitempty"`
 	// Features, when set, are the only columns the model sees (in this
 	// order); by default it sees every column of the input (or those its
 	// signature names).
-	Features []string
+	Features []string `json:"features,omitempty"`
+}
+
+// FileOptions configure File.
+type FileOptions struct {
+	Options
+	Columns
 	// Format is the output format (from the output's extension when empty).
 	Format table.Format
 	// Read configures the input reader (its BatchRows defaults to
@@ -145,19 +150,12 @@ func File(ctx context.Context, m runtime.Model, msig *model.Signature, input, ou
 		}
 		opts.OnStart(total, j.Rows)
 	}
-	s, err := newSink(r.Schema(), opts, m.Signature())
+	s, err := newSink(r.Schema(), opts.Columns, m.Signature())
 	if err != nil {
 		return res, err
 	}
 	src := table.Reader(r)
-	if s.features != nil {
-		// The model sees only these columns, packed in this order.
-		cols := make([]model.ColSpec, len(opts.Features))
-		for i, n := range opts.Features {
-			cols[i] = model.ColSpec{Name: n, Required: true}
-		}
-		msig = &model.Signature{Inputs: &model.Schema{Columns: cols}}
-	}
+	msig = s.signature(msig)
 	if j.Rows > 0 {
 		src = &skipping{Reader: src, skip: j.Rows}
 	}
@@ -207,13 +205,11 @@ func fingerprint(input string, st os.FileInfo, format table.Format, opts FileOpt
 		Size     int64
 		MTime    int64
 		Format   table.Format
-		Keep     []string
-		KeepAll  bool
-		Features []string
+		Columns  Columns
 		CSV      table.CSVOptions
 		InferRow int
-		Columns  []string
-	}{opts.ModelID, abs, st.Size(), st.ModTime().UnixNano(), format, opts.Keep, opts.KeepAll, opts.Features,
+		ReadCols []string
+	}{opts.ModelID, abs, st.Size(), st.ModTime().UnixNano(), format, opts.Columns,
 		opts.Read.CSV, opts.Read.InferRows, opts.Read.Columns}
 	b, err := json.Marshal(v)
 	if err != nil {
@@ -313,7 +309,7 @@ type sink struct {
 	cols       []table.Column
 }
 
-func newSink(in table.Schema, opts FileOptions, sig runtime.Signature) (*sink, error) {
+func newSink(in table.Schema, opts Columns, sig runtime.Signature) (*sink, error) {
 	s := &sink{in: in, sig: sig}
 	keep := opts.Keep
 	if opts.KeepAll {
@@ -343,6 +339,19 @@ func newSink(in table.Schema, opts FileOptions, sig runtime.Signature) (*sink, e
 		}
 	}
 	return s, nil
+}
+
+// signature is the MLflow signature the model is fed by: msig, or, with
+// Features, a column signature of exactly those columns.
+func (s *sink) signature(msig *model.Signature) *model.Signature {
+	if s.features == nil {
+		return msig
+	}
+	cols := make([]model.ColSpec, len(s.features))
+	for i, j := range s.features {
+		cols[i] = model.ColSpec{Name: s.in.Fields[j].Name, Required: true}
+	}
+	return &model.Signature{Inputs: &model.Schema{Columns: cols}}
 }
 
 // emptyInput is a batch of no rows of the input.
@@ -621,4 +630,45 @@ func emptyOutputs(sig runtime.Signature) []*tensor.Tensor {
 		outs[i] = &tensor.Tensor{Name: o.Name, DType: o.DType, Shape: shape, Data: data}
 	}
 	return outs
+}
+
+// Write scores r with m and writes the kept columns and the predictions
+// to w in format, in one pass (not resumable: File is). It does not close
+// r. The Result's Output is empty.
+func Write(ctx context.Context, m runtime.Model, msig *model.Signature, r table.Reader, w io.Writer, format table.Format, cols Columns, opts Options) (Result, error) {
+	var res Result
+	s, err := newSink(r.Schema(), cols, m.Signature())
+	if err != nil {
+		return res, err
+	}
+	var tw table.Writer
+	err = Each(ctx, m, s.signature(msig), r, opts, func(in *table.Batch, outs []*tensor.Tensor) error {
+		b, err := s.batch(in, outs)
+		if err != nil {
+			return err
+		}
+		if tw == nil {
+			if tw, err = table.NewWriter(w, s.schema, format); err != nil {
+				return err
+			}
+		}
+		res.Rows += int64(b.Len)
+		return tw.Write(b)
+	})
+	if err != nil {
+		return res, err
+	}
+	if tw == nil {
+		if _, err := s.batch(s.emptyInput(), emptyOutputs(m.Signature())); err != nil {
+			s.schema = table.Schema{Fields: s.keepFields}
+		}
+		if len(s.schema.Fields) == 0 {
+			return res, errdefs.Invalid("the input has no rows and no columns are kept: nothing to write")
+		}
+		if tw, err = table.NewWriter(w, s.schema, format); err != nil {
+			return res, err
+		}
+	}
+	res.Columns = s.schema.Names()
+	return res, tw.Close()
 }

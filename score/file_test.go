@@ -139,8 +139,7 @@ func TestFileFormats(t *testing.T) {
 				out := filepath.Join(dir, inF+"-out."+outF)
 				res, err := File(context.Background(), m, nil, in, out, FileOptions{
 					Options:   Options{Workers: 2, BatchRows: 10},
-					Keep:      []string{"id"},
-					Features:  []string{"f0", "f1", "f2", "f3"},
+					Columns:   Columns{Keep: []string{"id"}, Features: []string{"f0", "f1", "f2", "f3"}},
 					ChunkRows: 25,
 				})
 				if err != nil {
@@ -224,8 +223,7 @@ func TestFileResume(t *testing.T) {
 			writeTable(t, in, s, b)
 			opts := FileOptions{
 				Options:   Options{Workers: 3, BatchRows: 50},
-				KeepAll:   true,
-				Features:  []string{"f0", "f1", "f2", "f3"},
+				Columns:   Columns{KeepAll: true, Features: []string{"f0", "f1", "f2", "f3"}},
 				ChunkRows: 200,
 				ModelID:   "rf100",
 			}
@@ -263,7 +261,7 @@ func TestFileResume(t *testing.T) {
 
 			// Other options do not resume.
 			other := opts
-			other.Resume, other.KeepAll = true, false
+			other.Resume, other.Columns.KeepAll = true, false
 			if _, err := File(context.Background(), m, nil, in, out, other); !errors.Is(err, ErrResume) {
 				t.Fatalf("resume with other options: err = %v, want ErrResume", err)
 			}
@@ -298,7 +296,7 @@ func TestFileResume(t *testing.T) {
 		dir := t.TempDir()
 		in := filepath.Join(dir, "in.csv")
 		writeTable(t, in, s, b)
-		_, err := File(context.Background(), m, nil, in, filepath.Join(dir, "out.csv"), FileOptions{Resume: true, Features: []string{"f0", "f1", "f2", "f3"}})
+		_, err := File(context.Background(), m, nil, in, filepath.Join(dir, "out.csv"), FileOptions{Resume: true, Columns: Columns{Features: []string{"f0", "f1", "f2", "f3"}}})
 		if !errors.Is(err, ErrResume) {
 			t.Fatalf("err = %v, want ErrResume", err)
 		}
@@ -318,8 +316,8 @@ func TestFileErrors(t *testing.T) {
 		want string
 	}{
 		{"unknown output format", "out", FileOptions{}, "cannot tell the output format"},
-		{"unknown kept column", "out.csv", FileOptions{Keep: []string{"nope"}, Features: []string{"f0", "f1", "f2", "f3"}}, `no column "nope"`},
-		{"unknown feature", "out.csv", FileOptions{Features: []string{"f0", "f9"}}, `no column "f9"`},
+		{"unknown kept column", "out.csv", FileOptions{Columns: Columns{Keep: []string{"nope"}, Features: []string{"f0", "f1", "f2", "f3"}}}, `no column "nope"`},
+		{"unknown feature", "out.csv", FileOptions{Columns: Columns{Features: []string{"f0", "f9"}}}, `no column "f9"`},
 		{"text column fed to the model", "out.csv", FileOptions{}, "takes 4 columns, the table has 5"},
 	}
 	for _, tt := range tests {
@@ -335,7 +333,7 @@ func TestFileErrors(t *testing.T) {
 		s2.Fields[0].Name = "label"
 		in2 := filepath.Join(dir, "in2.csv")
 		writeTable(t, in2, s2, b2)
-		_, err := File(context.Background(), m, nil, in2, filepath.Join(dir, "o.csv"), FileOptions{KeepAll: true, Features: []string{"f0", "f1", "f2", "f3"}})
+		_, err := File(context.Background(), m, nil, in2, filepath.Join(dir, "o.csv"), FileOptions{Columns: Columns{KeepAll: true, Features: []string{"f0", "f1", "f2", "f3"}}})
 		if err == nil || !strings.Contains(err.Error(), `kept column "label"`) {
 			t.Fatalf("err = %v", err)
 		}
