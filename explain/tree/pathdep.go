@@ -3,6 +3,7 @@ package tree
 import (
 	"context"
 	"fmt"
+	"math"
 	"runtime"
 	"sync"
 	"sync/atomic"
@@ -13,6 +14,7 @@ import (
 type PathDependent struct {
 	f        *Forest
 	depth    int
+	r        *ratios
 	expected []float64
 }
 
@@ -26,7 +28,7 @@ func NewPathDependent(f *Forest) (*PathDependent, error) {
 	if !f.HasCover() {
 		return nil, ErrNoCover
 	}
-	p := &PathDependent{f: f, depth: depth, expected: make([]float64, f.NumOutputs)}
+	p := &PathDependent{f: f, depth: depth, r: newRatios(depth), expected: make([]float64, f.NumOutputs)}
 	if f.Base != nil {
 		copy(p.expected, f.Base)
 	}
@@ -89,6 +91,7 @@ func (p *PathDependent) Values(ctx context.Context, x []float64, rows int, out [
 	return forRows(ctx, rows, workers, func() rowFunc {
 		w := &pathWorker{
 			f:      f,
+			r:      p.r,
 			stride: p.depth + 2,
 			buf:    make([]pathElem, (p.depth+2)*(p.depth+2)),
 			row:    make([]float64, nf),
@@ -133,6 +136,7 @@ type pathElem struct {
 // parent's, so nothing is allocated while walking.
 type pathWorker struct {
 	f      *Forest
+	r      *ratios
 	t      *Tree
 	stride int
 	buf    []pathElem
@@ -141,37 +145,65 @@ type pathWorker struct {
 	k      int
 }
 
+// ratios holds, for every path length l+1 up to a forest's deepest, the
+// factors extend and unwind multiply by, so the walk divides nothing:
+// up = (j+1)/(l+1), down = (l-j)/(l+1), and their inverses.
+type ratios struct {
+	stride                  int
+	up, down, upInv, downIn []float64 // [l*stride + j]
+}
+
+func newRatios(depth int) *ratios {
+	s := depth + 2
+	r := &ratios{stride: s, up: make([]float64, s*s), down: make([]float64, s*s), upInv: make([]float64, s*s), downIn: make([]float64, s*s)}
+	for l := range s {
+		for j := 0; j <= l; j++ {
+			den := float64(l + 1)
+			r.up[l*s+j] = float64(j+1) / den
+			r.down[l*s+j] = float64(l-j) / den
+			r.upInv[l*s+j] = den / float64(j+1)
+			if l > j {
+				r.downIn[l*s+j] = den / float64(l-j)
+			}
+		}
+	}
+	return r
+}
+
 // extend appends a feature with fractions (zero, one) to the path m of
 // length l (m has room for l+1 elements) and updates the subset weights.
-func extend(m []pathElem, l int, zero, one float64, feature int32) {
+func (r *ratios) extend(m []pathElem, l int, zero, one float64, feature int32) {
 	w := 0.0
 	if l == 0 {
 		w = 1
 	}
 	m[l] = pathElem{feature: feature, zero: zero, one: one, weight: w}
-	den := float64(l + 1)
+	up, down := r.up[l*r.stride:][:l+1], r.down[l*r.stride:][:l+1]
 	for i := l - 1; i >= 0; i-- {
-		m[i+1].weight += one * m[i].weight * float64(i+1) / den
-		m[i].weight = zero * m[i].weight * float64(l-i) / den
+		m[i+1].weight += one * m[i].weight * up[i]
+		m[i].weight = zero * m[i].weight * down[i]
 	}
 }
 
 // unwind removes element i from the path m (length l+1), undoing its
 // extend.
-func unwind(m []pathElem, i int) {
+func (r *ratios) unwind(m []pathElem, i int) {
 	l := len(m) - 1
 	one, zero := m[i].one, m[i].zero
-	n := m[l].weight
-	den := float64(l + 1)
+	upInv, down := r.upInv[l*r.stride:][:l+1], r.down[l*r.stride:][:l+1]
 	if one != 0 {
+		n := m[l].weight
+		inv := 1 / one
 		for j := l - 1; j >= 0; j-- {
 			t := m[j].weight
-			m[j].weight = n * den / (float64(j+1) * one)
-			n = t - m[j].weight*zero*float64(l-j)/den
+			m[j].weight = n * upInv[j] * inv
+			n = t - m[j].weight*zero*down[j]
 		}
 	} else {
+		downIn := r.downIn[l*r.stride:][:l+1]
+		inv := 1 / zero
 		for j := l - 1; j >= 0; j-- {
-			m[j].weight = m[j].weight * den / (zero * float64(l-j))
+			m[j].weight *= downIn[j] * inv
 		}
 	}
 	for j := i; j < l; j++ {
@@ -181,22 +213,41 @@ func unwind(m []pathElem, i int) {
 
 // unwoundSum is the total weight of the path m with element i unwound,
 // without changing m.
-func unwoundSum(m []pathElem, i int) float64 {
+func (r *ratios) unwoundSum(m []pathElem, i int) float64 {
 	l := len(m) - 1
 	one, zero := m[i].one, m[i].zero
-	den := float64(l + 1)
 	total := 0.0
-	if one != 0 {
-		n := m[l].weight
+	if one == 0 {
+		return r.coldSum(m) / zero
+	}
+	upInv, down := r.upInv[l*r.stride:][:l+1], r.down[l*r.stride:][:l+1]
+	n := m[l].weight
+	if one == 1 { // always, in practice: one fractions are 0 or 1
 		for j := l - 1; j >= 0; j-- {
-			t := n * den / (float64(j+1) * one)
+			t := n * upInv[j]
 			total += t
-			n = m[j].weight - t*zero*float64(l-j)/den
+			n = m[j].weight - t*(zero*down[j])
 		}
-	} else {
-		for j := l - 1; j >= 0; j-- {
-			total += m[j].weight * den / (zero * float64(l-j))
-		}
+		return total
+	}
+	inv := 1 / one
+	for j := l - 1; j >= 0; j-- {
+		t := n * upInv[j] * inv
+		total += t
+		n = m[j].weight - t*zero*down[j]
+	}
+	return total
+}
+
+// coldSum is, for any element i with one fraction 0, unwoundSum(m, i)
+// times its zero fraction: the same for all of them, so a leaf computes
+// it once.
+func (r *ratios) coldSum(m []pathElem) float64 {
+	l := len(m) - 1
+	downIn := r.downIn[l*r.stride:][:l+1]
+	total := 0.0
+	for j := l - 1; j >= 0; j-- {
+		total += m[j].weight * downIn[j]
 	}
 	return total
 }
@@ -210,14 +261,28 @@ func (w *pathWorker) recurse(node int32, depth, parentLen int, zero, one float64
 	if depth > 0 {
 		copy(m, w.buf[(depth-1)*w.stride:(depth-1)*w.stride+parentLen])
 	}
-	extend(m, parentLen, zero, one, feature)
+	w.r.extend(m, parentLen, zero, one, feature)
 	t := w.t
 	n := &t.Nodes[node]
 	if n.IsLeaf() {
 		k := len(t.Outputs)
 		vals := t.Values[int(n.Leaf)*k : int(n.Leaf+1)*k]
+		cold := math.NaN() // coldSum(m), once needed
 		for i := 1; i < len(m); i++ {
-			s := unwoundSum(m, i) * (m[i].one - m[i].zero) * t.Weight
+			e := &m[i]
+			if e.one == e.zero {
+				continue
+			}
+			var u float64
+			if e.one == 0 {
+				if cold != cold {
+					cold = w.r.coldSum(m)
+				}
+				u = cold / e.zero
+			} else {
+				u = w.r.unwoundSum(m, i)
+			}
+			s := u * (e.one - e.zero) * t.Weight
 			if s == 0 {
 				continue
 			}
@@ -239,7 +304,7 @@ func (w *pathWorker) recurse(node int32, depth, parentLen int, zero, one float64
 	for i := 1; i < l; i++ {
 		if m[i].feature == n.Feature {
 			iz, io = m[i].zero, m[i].one
-			unwind(m, i)
+			w.r.unwind(m, i)
 			l--
 			break
 		}
