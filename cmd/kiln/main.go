@@ -47,5 +47,6 @@ Then, from Python:
 		SilenceErrors: true,
 	}
 	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newScoreCmd(), newVersionCmd())
+	root.AddCommand(newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newRolloutCmd(), newEndpointsCmd())
 	return root
 }

@@ -28,6 +28,8 @@ import (
 	"gopkg.in/yaml.v3"
 
 	"github.com/kiln-ml/kiln/deploy"
+	"github.com/kiln-ml/kiln/deploy/gate"
+	"github.com/kiln-ml/kiln/errdefs"
 )
 
 // Limits of the manifest reader.
@@ -57,6 +59,8 @@ type manifestDoc struct {
 	Name      string
 	// Endpoint is the document of kind Endpoint, normalized.
 	Endpoint *deploy.Endpoint
+	// Policy is the document of kind GatePolicy.
+	Policy *gate.Policy
 	// JSON is the document as the API takes it.
 	JSON json.RawMessage
 	// pos maps the field paths of the document to where they are.
@@ -231,6 +235,13 @@ func parseManifests(source string, data []byte) ([]*manifestDoc, error) {
 			continue
 		}
 		d, es := parseDocument(source, index, n.Content[0])
+		// Validation reports by field; people read by line.
+		sort.SliceStable(es, func(i, j int) bool {
+			if es[i].Line != es[j].Line {
+				return es[i].Line < es[j].Line
+			}
+			return es[i].Col < es[j].Col
+		})
 		errs = append(errs, es...)
 		if d != nil {
 			docs = append(docs, d)
@@ -289,20 +300,33 @@ func parseDocument(source string, index int, root *yaml.Node) (*manifestDoc, man
 		}
 		d.Endpoint, d.Name, d.JSON = &e, e.Metadata.Name, data
 	case kindGatePolicy:
-		// The gate-policy API checks the document; here it only needs a
-		// name, and values that JSON can carry.
-		v := c.toJSON("", root)
+		// Checked here as the gate-policy API will check it; sent as it
+		// is written.
+		c.check("", root, reflect.TypeOf(gate.Policy{}))
 		if len(c.errs) > 0 {
 			return nil, c.errs
 		}
-		md, _ := v.(map[string]any)["metadata"].(map[string]any)
-		name, _ := md["name"].(string)
-		if name == "" {
-			c.failPath("metadata.name", "metadata.name: required (the gate policy's name)")
+		var p gate.Policy
+		if err := root.Decode(&p); err != nil {
+			c.failAt(root, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
 			return nil, c.errs
 		}
-		if !deploy.ValidName(name) {
-			c.failPath("metadata.name", "metadata.name: must be a DNS label: lower-case letters, digits and '-', 1-63 characters, got %q", clipString(name))
+		var fes gate.FieldErrors
+		if err := p.Validate(); errors.As(err, &fes) {
+			for _, fe := range fes {
+				if fe.Path == "" {
+					c.failAt(root, "%s", fe.Msg)
+				} else {
+					c.failPath(fe.Path, "%s: %s", fe.Path, fe.Msg)
+				}
+			}
+			return nil, c.errs
+		} else if err != nil {
+			c.failAt(root, "%s", errdefs.Message(err))
+			return nil, c.errs
+		}
+		v := c.toJSON("", root)
+		if len(c.errs) > 0 {
 			return nil, c.errs
 		}
 		data, err := json.Marshal(v)
@@ -310,7 +334,7 @@ func parseDocument(source string, index int, root *yaml.Node) (*manifestDoc, man
 			c.failAt(root, "%v", err)
 			return nil, c.errs
 		}
-		d.Name, d.JSON = name, data
+		d.Policy, d.Name, d.JSON = &p, p.Metadata.Name, data
 	default:
 		c.failAt(kindNode, "unknown kind %q (known kinds: %s)", clipString(d.Kind), strings.Join(manifestKinds, ", "))
 		return nil, c.errs
@@ -689,15 +713,4 @@ func editDistance(a, b string) int {
 		prev, cur = cur, prev
 	}
 	return prev[len(b)]
-}
-
-// endpointYAML writes an endpoint as the document that kiln apply takes
-// back: the normalized spec in its YAML form.
-func endpointYAML(w io.Writer, e *deploy.Endpoint) error {
-	enc := yaml.NewEncoder(w)
-	enc.SetIndent(2)
-	if err := enc.Encode(e); err != nil {
-		return err
-	}
-	return enc.Close()
 }
