@@ -76,7 +76,10 @@ type Deps struct {
 	MaxManifestBytes int64
 	// Endpoints, if set, serves /endpoints (a *deploy.Manager).
 	Endpoints Endpoints
-	Logger    *slog.Logger
+	// Gates, if set, serves /gate-policies and gate results (a
+	// *gate.Service).
+	Gates  Gates
+	Logger *slog.Logger
 }
 
 // Handler serves the API.
@@ -115,6 +118,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerTables(mux)
 	h.registerLineage(mux)
 	h.registerEndpoints(mux)
+	h.registerGates(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

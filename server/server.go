@@ -13,6 +13,8 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -23,7 +25,9 @@ import (
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/dataset"
+	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/mlflowapi"
+	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/tracking"
@@ -61,6 +65,16 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	trk := tracking.New(db, tracking.Options{InputsLogged: linkInputs(datasets, log)})
 	s.tracking = trk
 	reg := registry.New(db, trk)
+	modelCache := filepath.Join(os.TempDir(), "kiln-models")
+	if d, err := model.DefaultCacheDir(); err == nil {
+		modelCache = d
+	}
+	gates := gate.NewService(gate.ServiceOptions{
+		Store: gate.NewStore(db), Registry: reg, Resolver: model.NewStoreResolver(trk, reg, bucket, modelCache),
+		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Artifacts: bucket,
+		SourceOptions: blobOpts, SourceSchemes: api.DefaultSourceSchemes, Logger: log,
+	})
+	reg.SetAliasGuard(gates) // protected aliases need a passing gate result
 
 	reg2 := prometheus.NewRegistry()
 	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -70,7 +84,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, Logger: log,
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {

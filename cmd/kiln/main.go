@@ -49,5 +49,6 @@ Then, from Python:
 	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newScoreCmd(), newVersionCmd())
 	root.AddCommand(newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newRolloutCmd(), newEndpointsCmd())
 	root.AddCommand(newExplainCmd())
+	root.AddCommand(newGateCmd())
 	return root
 }

@@ -121,7 +121,11 @@ func Run(ctx context.Context, e Evaluation) (*Result, error) {
 			}
 		}
 		r.Metrics = append(r.Metrics, mv)
-		r.Checks = append(r.Checks, valueChecks(m.Name, "", m.Threshold, mv.Candidate, mv.Error)...)
+		vcs := valueChecks(m.Name, "", m.Threshold, mv.Candidate, mv.Error)
+		for i := range vcs {
+			vcs[i].Baseline = mv.Baseline
+		}
+		r.Checks = append(r.Checks, vcs...)
 		r.Checks = append(r.Checks, changeChecks(m, mv, base != nil)...)
 	}
 	for i, sc := range spec.Slices {

@@ -124,7 +124,31 @@ func (s *Service) Store() *Store { return s.o.Store }
 
 // PutPolicy validates and stores a policy; see Store.PutPolicy.
 func (s *Service) PutPolicy(ctx context.Context, p *Policy, actor string) (*StoredPolicy, bool, error) {
-	return s.o.Store.PutPolicy(ctx, p, actor)
+	sp, changed, err := s.o.Store.PutPolicy(ctx, p, actor)
+	if err == nil && changed {
+		s.o.Logger.InfoContext(ctx, "gate policy stored", "policy", p.Metadata.Name, "model", p.Spec.Model,
+			"generation", sp.Generation, "digest", sp.Digest, "actor", actor)
+	}
+	return sp, changed, err
+}
+
+// GetPolicy returns a stored policy.
+func (s *Service) GetPolicy(ctx context.Context, name string) (*StoredPolicy, error) {
+	return s.o.Store.GetPolicy(ctx, name)
+}
+
+// ListPolicies lists the stored policies (of one model when model is set).
+func (s *Service) ListPolicies(ctx context.Context, model string) ([]*StoredPolicy, error) {
+	return s.o.Store.ListPolicies(ctx, model)
+}
+
+// DeletePolicy deletes a policy; its results stay.
+func (s *Service) DeletePolicy(ctx context.Context, name, actor string) error {
+	if err := s.o.Store.DeletePolicy(ctx, name); err != nil {
+		return err
+	}
+	s.o.Logger.InfoContext(ctx, "gate policy deleted", "policy", name, "actor", actor)
+	return nil
 }
 
 // Evaluate evaluates a version of the policy's model under the policy,
@@ -162,7 +186,7 @@ func (s *Service) Evaluate(ctx context.Context, policyName string, version int64
 			return nil, err
 		}
 	}
-	data, cleanup, err := s.openData(ctx, spec.Data)
+	data, cleanup, err := s.OpenData(ctx, spec.Data)
 	if err != nil {
 		return nil, fmt.Errorf("spec.data %s: %w", spec.Data, err)
 	}
@@ -221,9 +245,10 @@ func (s *Service) load(ctx context.Context, name string, version int64) (Scorer,
 	return Scorer{Ref: ref, Model: m, Signature: m.Bundle.Signature}, nil
 }
 
-// openData makes spec.data readable: dataset versions are checked out and
-// artifact files downloaded into a temporary folder, removed by cleanup.
-func (s *Service) openData(ctx context.Context, raw string) (*Table, func(), error) {
+// OpenData makes a policy's spec.data readable: dataset versions are
+// checked out and artifact files downloaded into a temporary folder,
+// removed by cleanup.
+func (s *Service) OpenData(ctx context.Context, raw string) (*Table, func(), error) {
 	ref, err := ParseDataRef(raw)
 	if err != nil {
 		return nil, nil, err

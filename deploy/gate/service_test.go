@@ -252,7 +252,7 @@ func TestServiceEnforcement(t *testing.T) {
 			}
 
 			// A deleted policy protects nothing.
-			if err := e.svc.Store().DeletePolicy(ctx, "churn-quality"); err != nil {
+			if err := e.svc.DeletePolicy(ctx, "churn-quality", "alice"); err != nil {
 				t.Fatal(err)
 			}
 			if status, body := e.setAlias(t, "champion", "2"); status != http.StatusOK {

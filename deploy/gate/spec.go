@@ -172,7 +172,13 @@ type SliceCheck struct {
 // ParsePolicy reads a policy from YAML or JSON (one document) and
 // validates it. Errors are errdefs invalid-argument errors wrapping
 // FieldErrors, with lines.
-func ParsePolicy(data []byte) (*Policy, error) {
+func ParsePolicy(data []byte) (*Policy, error) { return parsePolicy(data, "") }
+
+// ParsePolicyNamed is ParsePolicy for a document stored under name (a URL
+// names it): a missing metadata.name is name, another one is an error.
+func ParsePolicyNamed(data []byte, name string) (*Policy, error) { return parsePolicy(data, name) }
+
+func parsePolicy(data []byte, name string) (*Policy, error) {
 	if len(data) > MaxSpecBytes {
 		return nil, errdefs.TooLarge("The policy document is larger than %d bytes", MaxSpecBytes)
 	}
@@ -196,6 +202,16 @@ func ParsePolicy(data []byte) (*Policy, error) {
 	var p Policy
 	if err := doc.Decode(&p); err != nil {
 		return nil, invalid(FieldErrors{{Msg: yamlMessage(err)}})
+	}
+	if name != "" {
+		switch p.Metadata.Name {
+		case "":
+			p.Metadata.Name = name
+		case name:
+		default:
+			return nil, invalid(FieldErrors{{Path: "metadata.name", Line: d.lines["metadata.name"],
+				Msg: fmt.Sprintf("is %q, but the URL names policy %q", clip(p.Metadata.Name), clip(name))}})
+		}
 	}
 	if err := p.validate(d.lines); err != nil {
 		return nil, err

@@ -1,0 +1,266 @@
+package api
+
+import (
+	"context"
+	"errors"
+	"io"
+	"net/http"
+	"strconv"
+
+	"github.com/kiln-ml/kiln/deploy/gate"
+	"github.com/kiln-ml/kiln/errdefs"
+)
+
+// Gates is what the promotion gate routes need (a *gate.Service
+// implements it).
+type Gates interface {
+	PutPolicy(ctx context.Context, p *gate.Policy, actor string) (*gate.StoredPolicy, bool, error)
+	GetPolicy(ctx context.Context, name string) (*gate.StoredPolicy, error)
+	ListPolicies(ctx context.Context, model string) ([]*gate.StoredPolicy, error)
+	DeletePolicy(ctx context.Context, name, actor string) error
+	Evaluate(ctx context.Context, policy string, version int64, actor string) (*gate.Result, error)
+	Results(ctx context.Context, model string, version int64, policy string) ([]*gate.Result, error)
+}
+
+// ApplyGatePolicyResponse is the answer of PUT /gate-policies/{name}.
+// Changed is false when the stored document was already the same.
+type ApplyGatePolicyResponse struct {
+	Created bool               `json:"created"`
+	Changed bool               `json:"changed"`
+	Policy  *gate.StoredPolicy `json:"policy"`
+}
+
+// GatePolicyList is the answer of GET /gate-policies.
+type GatePolicyList struct {
+	Policies []*gate.StoredPolicy `json:"policies"`
+}
+
+// EvaluateGateRequest is the body of POST /gate-policies/{name}/evaluate.
+type EvaluateGateRequest struct {
+	Version int64 `json:"version"`
+	// Actor is who asks (recorded in the result); the X-Kiln-Actor
+	// header, else "anonymous", when empty.
+	Actor string `json:"actor,omitempty"`
+}
+
+// GateResultList is the answer of GET /models/{model}/versions/{model_version}/gate-results.
+type GateResultList struct {
+	Results []*gate.Result `json:"results"`
+}
+
+func (h *Handler) registerGates(mux *http.ServeMux) {
+	h.handle(mux, "GET", "/gate-policies", h.listGatePolicies)
+	h.handle(mux, "GET", "/gate-policies/{name}", h.getGatePolicy)
+	h.handle(mux, "PUT", "/gate-policies/{name}", h.putGatePolicy)
+	h.handle(mux, "DELETE", "/gate-policies/{name}", h.deleteGatePolicy)
+	h.handle(mux, "POST", "/gate-policies/{name}/evaluate", h.evaluateGate)
+	h.handle(mux, "GET", "/models/{model}/versions/{model_version}/gate-results", h.gateResults)
+}
+
+func (h *Handler) gates() (Gates, error) {
+	if h.d.Gates == nil {
+		return nil, errdefs.NotImplemented("This server does not run promotion gates")
+	}
+	return h.d.Gates, nil
+}
+
+// policyName reads and checks the {name} path value.
+func policyName(r *http.Request) (string, error) {
+	name := r.PathValue("name")
+	if err := gate.ValidateName(name); err != nil {
+		return "", errdefs.Invalid("Invalid gate policy name: %s", errdefs.Message(err))
+	}
+	return name, nil
+}
+
+// gateActor is who makes a change: the X-Kiln-Actor header, else
+// DefaultActor.
+func gateActor(r *http.Request, fromBody string) (string, error) {
+	a := fromBody
+	if a == "" {
+		a = r.Header.Get(ActorHeader)
+	}
+	if a == "" {
+		a = DefaultActor
+	}
+	return a, checkText("The actor", a, maxActorLen)
+}
+
+// invalidPolicy is an invalid policy document; its details list the
+// fields at fault.
+type invalidPolicy struct {
+	err error
+	fes gate.FieldErrors
+}
+
+func (e *invalidPolicy) Error() string { return e.err.Error() }
+func (e *invalidPolicy) Unwrap() error { return e.err }
+
+// FieldDetails lists the fields at fault.
+func (e *invalidPolicy) FieldDetails() []FieldDetail {
+	out := make([]FieldDetail, 0, len(e.fes))
+	for _, fe := range e.fes {
+		msg := fe.Msg
+		if fe.Line > 0 {
+			msg += " (line " + strconv.Itoa(fe.Line) + ")"
+		}
+		out = append(out, FieldDetail{Path: fe.Path, Message: msg})
+	}
+	return out
+}
+
+func withDetails(err error) error {
+	var fes gate.FieldErrors
+	if errors.As(err, &fes) {
+		return &invalidPolicy{err: err, fes: fes}
+	}
+	return err
+}
+
+func (h *Handler) listGatePolicies(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	ps, err := g.ListPolicies(r.Context(), r.URL.Query().Get("model"))
+	if err != nil {
+		return err
+	}
+	if ps == nil {
+		ps = []*gate.StoredPolicy{}
+	}
+	writeJSON(w, http.StatusOK, GatePolicyList{Policies: ps})
+	return nil
+}
+
+func (h *Handler) getGatePolicy(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	name, err := policyName(r)
+	if err != nil {
+		return err
+	}
+	sp, err := g.GetPolicy(r.Context(), name)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, sp)
+	return nil
+}
+
+// putGatePolicy stores the policy document of the body (JSON or YAML):
+// idempotently, 201 when created.
+func (h *Handler) putGatePolicy(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	name, err := policyName(r)
+	if err != nil {
+		return err
+	}
+	actor, err := gateActor(r, "")
+	if err != nil {
+		return err
+	}
+	data, err := io.ReadAll(http.MaxBytesReader(w, r.Body, gate.MaxSpecBytes))
+	if err != nil {
+		return err
+	}
+	p, err := gate.ParsePolicyNamed(data, name)
+	if err != nil {
+		return withDetails(err)
+	}
+	_, getErr := g.GetPolicy(r.Context(), name)
+	created := errors.Is(getErr, errdefs.ErrNotFound)
+	sp, changed, err := g.PutPolicy(r.Context(), p, actor)
+	if err != nil {
+		return withDetails(err)
+	}
+	status := http.StatusOK
+	if created {
+		status = http.StatusCreated
+	}
+	writeJSON(w, status, ApplyGatePolicyResponse{Created: created, Changed: changed, Policy: sp})
+	return nil
+}
+
+func (h *Handler) deleteGatePolicy(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	name, err := policyName(r)
+	if err != nil {
+		return err
+	}
+	actor, err := gateActor(r, "")
+	if err != nil {
+		return err
+	}
+	if err := g.DeletePolicy(r.Context(), name, actor); err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, struct{}{})
+	return nil
+}
+
+// evaluateGate evaluates a version under the policy, synchronously (the
+// gate service bounds the time and the rows), and answers the result:
+// 200 whether the gate passed or failed.
+func (h *Handler) evaluateGate(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	name, err := policyName(r)
+	if err != nil {
+		return err
+	}
+	var req EvaluateGateRequest
+	if err := decodeJSON(w, r, DefaultMaxJSONBytes, &req, false); err != nil {
+		return err
+	}
+	if req.Version <= 0 {
+		return errdefs.Invalid("The request needs the model version to evaluate: {\"version\": N} with N from 1")
+	}
+	actor, err := gateActor(r, req.Actor)
+	if err != nil {
+		return err
+	}
+	res, err := g.Evaluate(r.Context(), name, req.Version, actor)
+	if err != nil {
+		return err
+	}
+	writeJSON(w, http.StatusOK, res)
+	return nil
+}
+
+func (h *Handler) gateResults(w http.ResponseWriter, r *http.Request) error {
+	g, err := h.gates()
+	if err != nil {
+		return err
+	}
+	model := r.PathValue("model")
+	v, err := strconv.ParseInt(r.PathValue("model_version"), 10, 64)
+	if err != nil || v <= 0 {
+		return errdefs.Invalid("Invalid model version '%s': want a number from 1", clip(r.PathValue("model_version")))
+	}
+	policy := r.URL.Query().Get("policy")
+	if policy != "" {
+		if err := gate.ValidateName(policy); err != nil {
+			return errdefs.Invalid("Invalid gate policy name: %s", errdefs.Message(err))
+		}
+	}
+	rs, err := g.Results(r.Context(), model, v, policy)
+	if err != nil {
+		return err
+	}
+	if rs == nil {
+		rs = []*gate.Result{}
+	}
+	writeJSON(w, http.StatusOK, GateResultList{Results: rs})
+	return nil
+}
