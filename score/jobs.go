@@ -184,10 +184,11 @@ func NewJobs(deps JobsDeps, opts JobsOptions) *Jobs {
 // maxListColumns bounds Keep and Features.
 const maxListColumns = 10000
 
-// Check validates a request without submitting it: the model URI's form
+// Validate checks a request without submitting it: the model URI's form
 // (it must not name a path on the server), the input's, the output key
-// and format, and the options. It fills in the default output.
-func (r *JobRequest) check(id string) error {
+// and format, and the options. It does not look the model or the input
+// up (Submit does).
+func (r *JobRequest) Validate() error {
 	if r.Model == "" {
 		return errdefs.Invalid("The job needs a model: models:/NAME/VERSION, models:/NAME@ALIAS, runs:/RUN_ID/PATH or mlflow-artifacts:/…")
 	}
@@ -204,14 +205,11 @@ func (r *JobRequest) check(id string) error {
 	if _, err := ParseInput(r.Input); err != nil {
 		return err
 	}
-	if r.Output == "" {
-		r.Output = "score-jobs/" + id + "/predictions.parquet"
+	if r.Output != "" {
+		if _, err := outputKey(r.Output); err != nil {
+			return err
+		}
 	}
-	key, err := outputKey(r.Output)
-	if err != nil {
-		return err
-	}
-	r.Output = key
 	if r.KeepAll && len(r.Keep) > 0 {
 		return errdefs.Invalid("keep and keep_all exclude each other")
 	}
@@ -226,6 +224,22 @@ func (r *JobRequest) check(id string) error {
 	if r.BatchRows < 0 || r.BatchRows > 1<<20 {
 		return errdefs.Invalid("batch_rows must be between 1 and %d (or 0 for the default)", 1<<20)
 	}
+	return nil
+}
+
+// check validates r and fills in the default output of job id.
+func (r *JobRequest) check(id string) error {
+	if err := r.Validate(); err != nil {
+		return err
+	}
+	if r.Output == "" {
+		r.Output = "score-jobs/" + id + "/predictions.parquet"
+	}
+	key, err := outputKey(r.Output)
+	if err != nil {
+		return err
+	}
+	r.Output = key
 	return nil
 }
 

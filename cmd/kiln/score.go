@@ -132,9 +132,7 @@ func runScore(ctx context.Context, f scoreFlags, stdout, stderr io.Writer, log *
 	bar := newRowProgress(stderr, f.quiet)
 	opts := score.FileOptions{
 		Options:   score.Options{Workers: f.workers, BatchRows: f.batchRows, Progress: bar.add},
-		Keep:      f.keep,
-		KeepAll:   f.keepAll,
-		Features:  f.features,
+		Columns:   score.Columns{Keep: f.keep, KeepAll: f.keepAll, Features: f.features},
 		Format:    table.Format(f.format),
 		Resume:    f.resume,
 		ChunkRows: f.chunkRows,
