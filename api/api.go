@@ -74,6 +74,8 @@ type Deps struct {
 	// MaxManifestBytes bounds an uploaded manifest
 	// (DefaultMaxManifestBytes when 0).
 	MaxManifestBytes int64
+	// ScoreJobs, if set, serves /score-jobs (a *score.Jobs).
+	ScoreJobs ScoreJobs
 	// Endpoints, if set, serves /endpoints (a *deploy.Manager).
 	Endpoints Endpoints
 	// Gates, if set, serves /gate-policies and gate results (a
@@ -117,6 +119,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerContent(mux)
 	h.registerTables(mux)
 	h.registerLineage(mux)
+	h.registerScoreJobs(mux)
 	h.registerEndpoints(mux)
 	h.registerGates(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {

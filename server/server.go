@@ -29,6 +29,7 @@ import (
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
+	"github.com/kiln-ml/kiln/score"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/tracking"
 )
@@ -40,6 +41,7 @@ type Server struct {
 	db        *store.DB
 	artifacts *blob.Bucket
 	tracking  *tracking.Store
+	scoreJobs *score.Jobs
 	handler   http.Handler
 }
 
@@ -75,6 +77,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		SourceOptions: blobOpts, SourceSchemes: api.DefaultSourceSchemes, Logger: log,
 	})
 	reg.SetAliasGuard(gates) // protected aliases need a passing gate result
+	s.scoreJobs = score.NewJobs(score.JobsDeps{DB: db, Models: model.NewStoreResolver(trk, reg, bucket, modelCache), Artifacts: bucket,
+		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), SourceOptions: blobOpts, Logger: log}, score.JobsOptions{})
 
 	reg2 := prometheus.NewRegistry()
 	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
@@ -84,7 +88,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Gates: gates, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Logger: log,
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
@@ -124,6 +128,11 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
 	compactDone := make(chan struct{})
+	jobsDone := make(chan struct{})
+	go func() {
+		defer close(jobsDone)
+		s.scoreJobs.Run(ctx) // on shutdown, running jobs go back to the queue
+	}()
 	go func() {
 		defer close(compactDone)
 		s.compactLoop(ctx)
@@ -142,6 +151,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = nil
 	}
 	<-compactDone
+	<-jobsDone
 	return errors.Join(serveErr, s.Close())
 }
 
