@@ -135,13 +135,6 @@ func fptr(v float64) *float64 { return &v }
 
 func num(v float64) string { return strconv.FormatFloat(v, 'g', 6, 64) }
 
-func numPtr(v *float64) string {
-	if v == nil {
-		return "-"
-	}
-	return num(*v)
-}
-
 // direction returns a metric check's direction.
 func direction(m MetricCheck) Direction {
 	if m.Direction != "" {

@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"io"
 	"math"
-	"sort"
 	"sync"
 	"time"
 
@@ -222,6 +221,13 @@ func scoreModel(ctx context.Context, spec *Spec, s Scorer, data Table, maxRows i
 	if err != nil {
 		return nil, err
 	}
+	lt := r.Schema().Fields[sr.side[0]].Type
+	switch {
+	case lt == table.Timestamp || lt == table.Date:
+		return nil, errdefs.Invalid("the label column %q holds %v values, not labels or targets", spec.Label, lt)
+	case spec.Task == evaluate.Regression && !lt.Numeric() && lt != table.Bool:
+		return nil, errdefs.Invalid("the label column %q holds %v values; a regression target must be numeric", spec.Label, lt)
+	}
 	var metricNames []string
 	for _, m := range spec.Metrics {
 		metricNames = append(metricNames, m.Name)
@@ -314,16 +320,10 @@ func addRow(accs []evaluate.Accumulator, label *table.Column, i int, bp *batchPr
 	for _, a := range accs {
 		switch a := a.(type) {
 		case *evaluate.Regressor:
-			if !label.Type.Numeric() && label.Type != table.Bool || label.Type == table.Timestamp || label.Type == table.Date {
-				return errdefs.Invalid("the label column %q holds %v values; a regression target must be numeric", labelName, label.Type)
-			}
 			if err := a.Add(label.Float(i), bp.values[i]); err != nil {
 				return fmt.Errorf("row %d: %w", n, err)
 			}
 		case *evaluate.Classifier:
-			if label.Type == table.Timestamp || label.Type == table.Date {
-				return errdefs.Invalid("the label column %q holds %v values, not class labels", labelName, label.Type)
-			}
 			t, _ := columnLabel(label, i)
 			ti, err := a.Label(t)
 			if err != nil {
@@ -508,14 +508,4 @@ func (c *concatReader) Close() error {
 		return c.cur.Close()
 	}
 	return nil
-}
-
-// sortedKeys returns m's keys, sorted.
-func sortedKeys[V any](m map[string]V) []string {
-	out := make([]string, 0, len(m))
-	for k := range m {
-		out = append(out, k)
-	}
-	sort.Strings(out)
-	return out
 }

@@ -5,7 +5,6 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"math"
 	"reflect"
@@ -594,11 +593,4 @@ func clip(s string) string {
 		return s[:64] + "…"
 	}
 	return s
-}
-
-// errorsAs is errors.As, for FieldErrors.
-func errorsAs(err error) (FieldErrors, bool) {
-	var fe FieldErrors
-	ok := errors.As(err, &fe)
-	return fe, ok
 }

@@ -79,6 +79,12 @@ func TestParseGoodPolicy(t *testing.T) {
 
 func ptr(f float64) *float64 { return &f }
 
+func errorsAs(err error) (FieldErrors, bool) {
+	var fe FieldErrors
+	ok := errors.As(err, &fe)
+	return fe, ok
+}
+
 // replace swaps one line of goodPolicy (by its exact text) for another.
 func replace(old, new string) string {
 	if !strings.Contains(goodPolicy, old) {
