@@ -227,6 +227,11 @@ func parseManifests(source string, data []byte) ([]*manifestDoc, error) {
 			if m := yamlLineRE.FindStringSubmatch(err.Error()); m != nil {
 				e.Line, _ = strconv.Atoi(m[1])
 				e.Msg = m[2]
+				// yaml.v3 counts the lines of parser errors (unlike those
+				// of scanner errors) from 0.
+				if strings.HasPrefix(e.Msg, "did not find expected") && e.Line < bytes.Count(data, []byte("\n"))+1 {
+					e.Line++
+				}
 			}
 			errs = append(errs, e)
 			break
