@@ -13,6 +13,7 @@ import (
 	"io/fs"
 	"os"
 	"strconv"
+	"strings"
 	"time"
 
 	"github.com/spf13/pflag"
@@ -25,6 +26,7 @@ type Config struct {
 	Store     Store     `yaml:"store"`
 	Artifacts Artifacts `yaml:"artifacts"`
 	Log       Log       `yaml:"log"`
+	Deploy    Deploy    `yaml:"deploy"`
 }
 
 // Server configures the HTTP server.
@@ -54,6 +56,59 @@ type Log struct {
 	Format string `yaml:"format"` // text or json
 }
 
+// Deploy configures the serving of deployed endpoints.
+type Deploy struct {
+	// GRPCAddr is the Open Inference Protocol gRPC address; "" disables it.
+	GRPCAddr string `yaml:"grpc_addr"`
+	// ModelMemory bounds the estimated memory of loaded models; least
+	// recently used models are evicted beyond it.
+	ModelMemory ByteSize `yaml:"model_memory"`
+	// ModelCacheDir keeps the files of resolved models on disk, so a
+	// model evicted from memory reloads without downloading.
+	ModelCacheDir string `yaml:"model_cache_dir"`
+}
+
+// ByteSize is a number of bytes, written with an optional unit (512MiB,
+// 2GiB, 1GB) in files, environment variables and flags.
+type ByteSize int64
+
+// String writes b with the largest binary unit that divides it.
+func (b ByteSize) String() string {
+	for _, u := range byteUnits {
+		if u.mult > 1 && u.binary && int64(b)%u.mult == 0 && b != 0 {
+			return strconv.FormatInt(int64(b)/u.mult, 10) + u.suffix
+		}
+	}
+	return strconv.FormatInt(int64(b), 10)
+}
+
+var byteUnits = []struct {
+	suffix string
+	mult   int64
+	binary bool
+}{{"TiB", 1 << 40, true}, {"GiB", 1 << 30, true}, {"MiB", 1 << 20, true}, {"KiB", 1 << 10, true},
+	{"TB", 1e12, false}, {"GB", 1e9, false}, {"MB", 1e6, false}, {"KB", 1e3, false}, {"B", 1, false}}
+
+// UnmarshalText parses a size such as 2GiB, 512MiB or 1073741824.
+func (b *ByteSize) UnmarshalText(text []byte) error {
+	num, mult := strings.TrimSpace(string(text)), int64(1)
+	for _, u := range byteUnits {
+		if v, ok := strings.CutSuffix(num, u.suffix); ok {
+			num, mult = strings.TrimSpace(v), u.mult
+			break
+		}
+	}
+	n, err := strconv.ParseInt(num, 10, 64)
+	if err != nil || n <= 0 || n > (1<<62)/mult {
+		return fmt.Errorf("invalid size %q (want a positive number of bytes, e.g. 2GiB or 536870912)", text)
+	}
+	*b = ByteSize(n * mult)
+	return nil
+}
+
+// MarshalText implements encoding.TextMarshaler.
+func (b ByteSize) MarshalText() ([]byte, error) { return []byte(b.String()), nil }
+
 // Default returns the embedded defaults: everything local, on loopback.
 func Default() Config {
 	return Config{
@@ -61,6 +116,7 @@ func Default() Config {
 		Store:     Store{URL: "sqlite://./kiln-data/kiln.db"},
 		Artifacts: Artifacts{URL: "file://./kiln-data/artifacts", S3Region: "us-east-1"},
 		Log:       Log{Level: "info", Format: "text"},
+		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
 	}
 }
 
@@ -70,6 +126,7 @@ type setting struct {
 	str              *string
 	boolean          *bool
 	dur              *time.Duration
+	size             *ByteSize
 }
 
 func (c *Config) settings() []setting {
@@ -83,6 +140,9 @@ func (c *Config) settings() []setting {
 		{env: "KILN_S3_PATH_STYLE", flag: "s3-path-style", usage: "use path-style S3 addressing (MinIO, versitygw)", boolean: &c.Artifacts.S3PathStyle},
 		{env: "KILN_LOG_LEVEL", flag: "log-level", usage: "log level: debug, info, warn, error", str: &c.Log.Level},
 		{env: "KILN_LOG_FORMAT", flag: "log-format", usage: "log format: text or json", str: &c.Log.Format},
+		{env: "KILN_GRPC_ADDR", flag: "grpc-addr", usage: `Open Inference Protocol gRPC address of deployed endpoints ("" disables)`, str: &c.Deploy.GRPCAddr},
+		{env: "KILN_MODEL_MEMORY", flag: "model-memory", usage: "memory budget of loaded endpoint models (e.g. 2GiB); least recently used models are evicted beyond it", size: &c.Deploy.ModelMemory},
+		{env: "KILN_MODEL_CACHE", flag: "model-cache", usage: "folder that keeps resolved endpoint model files on disk", str: &c.Deploy.ModelCacheDir},
 	}
 }
 
@@ -99,6 +159,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Bool(s.flag, *s.boolean, usage)
 		case s.dur != nil:
 			fs.Duration(s.flag, *s.dur, usage)
+		case s.size != nil:
+			fs.String(s.flag, s.size.String(), usage)
 		}
 	}
 	fs.String("config", "", "configuration file (default ./kiln.yaml if present) [$KILN_CONFIG]")
@@ -182,6 +244,8 @@ func (s setting) set(v string) error {
 			return fmt.Errorf("not a duration: %q", v)
 		}
 		*s.dur = d
+	case s.size != nil:
+		return s.size.UnmarshalText([]byte(v))
 	}
 	return nil
 }

@@ -23,6 +23,8 @@ artifacts:
   s3_region: eu-west-1
 log:
   level: debug
+deploy:
+  model_memory: 512MiB
 `), 0o644)
 
 	tests := []struct {
@@ -37,6 +39,9 @@ log:
 			want(t, c.Artifacts.S3Region, "eu-west-1")
 			want(t, c.Log.Level, "debug")
 			want(t, c.Log.Format, "text") // not in file: default kept
+			if c.Deploy.ModelMemory != 512<<20 {
+				t.Errorf("model memory %d, want 512MiB", c.Deploy.ModelMemory)
+			}
 		}},
 		{"env over file", map[string]string{"KILN_CONFIG": file, "KILN_DB": "postgres://env/db", "KILN_S3_PATH_STYLE": "true"}, nil, func(t *testing.T, c Config) {
 			want(t, c.Store.URL, "postgres://env/db")
@@ -53,6 +58,14 @@ log:
 				if c.Server.ShutdownTimeout != 5*time.Second {
 					t.Errorf("shutdown timeout %v", c.Server.ShutdownTimeout)
 				}
+			}},
+		{"deploy settings", map[string]string{"KILN_CONFIG": file, "KILN_MODEL_MEMORY": "1GiB", "KILN_GRPC_ADDR": "127.0.0.1:6001"},
+			[]string{"--grpc-addr", "", "--model-cache", "/var/cache/kiln"}, func(t *testing.T, c Config) {
+				if c.Deploy.ModelMemory != 1<<30 {
+					t.Errorf("model memory %d, want 1GiB from the environment over the file", c.Deploy.ModelMemory)
+				}
+				want(t, c.Deploy.GRPCAddr, "") // the flag disables gRPC over the environment
+				want(t, c.Deploy.ModelCacheDir, "/var/cache/kiln")
 			}},
 		{"defaults only", nil, nil, func(t *testing.T, c Config) {
 			if c != Default() {
@@ -90,6 +103,8 @@ func TestErrors(t *testing.T) {
 		{"bad bool", map[string]string{"KILN_S3_PATH_STYLE": "maybe"}},
 		{"bad level", map[string]string{"KILN_LOG_LEVEL": "loud"}},
 		{"bad duration", map[string]string{"KILN_SHUTDOWN_TIMEOUT": "soon"}},
+		{"bad size", map[string]string{"KILN_MODEL_MEMORY": "lots"}},
+		{"zero size", map[string]string{"KILN_MODEL_MEMORY": "0"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -1,7 +1,8 @@
 // Package server assembles Kiln's subsystems into one process: it opens the
 // metadata store and the artifact store, mounts every wire layer (MLflow's
 // REST API, Kiln's /api/v1, with runs' MLflow dataset inputs linked to
-// dataset versions) on one HTTP
+// dataset versions; deployed endpoints over the Open Inference Protocol
+// under /v2 and on a gRPC address, and /endpoints/{e}/invocations) on one HTTP
 // mux with common middleware (request ids, panic recovery, Prometheus
 // metrics, access logs) and shuts down gracefully.
 package server
@@ -15,21 +16,25 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"strings"
 	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
+	"google.golang.org/grpc"
 
 	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/dataset"
+	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/score"
+	"github.com/kiln-ml/kiln/serving"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/tracking"
 )
@@ -42,6 +47,8 @@ type Server struct {
 	artifacts *blob.Bucket
 	tracking  *tracking.Store
 	scoreJobs *score.Jobs
+	deploy    *deploy.Manager // deployed endpoints
+	inference *serving.Server // serves the endpoints (REST and gRPC)
 	handler   http.Handler
 }
 
@@ -84,19 +91,59 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	reg2.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 	metrics := newHTTPMetrics(reg2)
 
+	// Deployed endpoints: the Manager routes, and one serving stack over
+	// it answers the Open Inference Protocol and /invocations.
+	endpointCache := cfg.Deploy.ModelCacheDir
+	if endpointCache == "" {
+		endpointCache = modelCache
+	}
+	s.deploy, err = deploy.NewManager(db, reg, model.NewStoreResolver(trk, reg, bucket, endpointCache), deploy.ManagerOptions{
+		Logger: log, Registerer: reg2, MemoryBudget: int64(cfg.Deploy.ModelMemory), CacheDir: endpointCache, Guard: gates,
+	})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.inference, err = serving.New(s.deploy, log, reg2, serving.Options{Observer: s.deploy, NoMetricsEndpoint: true})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.deploy.SetServer(s.inference)
+	inference := http.NewServeMux()
+	inference.Handle("/v2", s.inference.Handler())
+	inference.Handle("/v2/", s.inference.Handler())
+	inference.Handle("POST /endpoints/{endpoint}/invocations",
+		s.inference.InvocationsHandlerFunc(func(r *http.Request) string { return r.PathValue("endpoint") }))
+
 	mux := http.NewServeMux()
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Logger: log,
 	}).Register(mux)
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "Kiln is running.\nPoint the MLflow client at it: MLFLOW_TRACKING_URI=http://%s\n", r.Host)
 	})
-	s.handler = withMiddleware(mux, log, metrics)
+	s.handler = splitInference(inference, withMiddleware(mux, log, metrics))
 	return s, nil
+}
+
+// splitInference sends inference requests (/v2…, /endpoints/{e}/invocations)
+// straight to the serving stack, which has its own metrics, panic
+// recovery and error formats, and everything else through rest.
+func splitInference(inference, rest http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		p := r.URL.Path
+		if p == "/v2" || strings.HasPrefix(p, "/v2/") ||
+			(strings.HasPrefix(p, "/endpoints/") && strings.HasSuffix(p, "/invocations")) {
+			inference.ServeHTTP(w, r)
+			return
+		}
+		rest.ServeHTTP(w, r)
+	})
 }
 
 // Handler returns the server's HTTP handler.
@@ -125,8 +172,34 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	s.log.Info("kiln server listening", "addr", "http://"+ln.Addr().String(),
 		"db", redactURL(s.cfg.Store.URL), "artifacts", s.cfg.Artifacts.URL)
-	errc := make(chan error, 1)
+	var gs *grpc.Server
+	var gln net.Listener
+	if addr := s.cfg.Deploy.GRPCAddr; addr != "" {
+		var err error
+		// A busy gRPC address does not stop the server (REST serves the
+		// same endpoints); it is logged as an error.
+		if gln, err = net.Listen("tcp", addr); err != nil {
+			s.log.Error("gRPC inference disabled: cannot listen (set --grpc-addr to another address, or \"\" to disable it)", "addr", addr, "err", err)
+		} else {
+			gs = grpc.NewServer(grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()))
+			s.inference.RegisterGRPC(gs)
+			s.log.Info("endpoints listening on gRPC", "addr", gln.Addr().String())
+		}
+	}
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	if gs != nil {
+		go func() {
+			if err := gs.Serve(gln); err != nil && !errors.Is(err, grpc.ErrServerStopped) {
+				errc <- fmt.Errorf("gRPC: %w", err)
+			}
+		}()
+	}
+	deployDone := make(chan struct{})
+	go func() {
+		defer close(deployDone)
+		s.deploy.Run(ctx) // the rollout controller
+	}()
 	compactDone := make(chan struct{})
 	jobsDone := make(chan struct{})
 	go func() {
@@ -143,15 +216,28 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	case <-ctx.Done():
 		s.log.Info("shutting down: finishing in-flight requests", "timeout", s.cfg.Server.ShutdownTimeout)
 		sctx, cancel := context.WithTimeout(context.WithoutCancel(ctx), s.cfg.Server.ShutdownTimeout)
+		if gs != nil {
+			done := make(chan struct{})
+			go func() { gs.GracefulStop(); close(done) }()
+			select {
+			case <-done:
+			case <-sctx.Done():
+				gs.Stop()
+			}
+		}
 		serveErr = srv.Shutdown(sctx)
 		cancel()
 		<-errc
+	}
+	if gs != nil {
+		gs.Stop()
 	}
 	if errors.Is(serveErr, http.ErrServerClosed) {
 		serveErr = nil
 	}
 	<-compactDone
 	<-jobsDone
+	<-deployDone
 	return errors.Join(serveErr, s.Close())
 }
 
@@ -177,6 +263,9 @@ func (s *Server) compactLoop(ctx context.Context) {
 
 // Close closes the stores.
 func (s *Server) Close() error {
+	if s.deploy != nil {
+		s.deploy.Close() // the endpoints' models
+	}
 	err := errors.Join(s.artifacts.Close(), s.db.Close())
 	if err == nil {
 		s.log.Info("stores closed cleanly")
