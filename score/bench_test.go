@@ -71,4 +71,3 @@ func BenchmarkFile(b *testing.B) {
 	}
 	b.ReportMetric(float64(b.N*batch.Len)/b.Elapsed().Seconds(), "rows/s")
 }
-
