@@ -48,6 +48,7 @@ Then, from Python:
 	}
 	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newScoreCmd(), newVersionCmd())
 	root.AddCommand(newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newRolloutCmd(), newEndpointsCmd())
+	root.AddCommand(newPackageCmd(), newDeployCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newGateCmd())
 	return root

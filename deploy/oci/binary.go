@@ -49,7 +49,7 @@ type BinaryInfo struct {
 // binary is refused unless allowDynamic (a base image may bring its
 // libraries); the error says how to cross-build a static one.
 func CheckBinary(path string, p Platform, allowDynamic bool) (BinaryInfo, error) {
-	hint := fmt.Sprintf("build one with: CGO_ENABLED=0 GOOS=%s GOARCH=%s go build -o kiln-%s-%s ./cmd/kiln, then pass --kiln-binary",
+	hint := fmt.Sprintf("build one with: CGO_ENABLED=0 GOOS=%s GOARCH=%s go build -trimpath -ldflags=\"-s -w\" -o kiln-%s-%s ./cmd/kiln, then pass --kiln-binary",
 		p.OS, p.Architecture, p.OS, p.Architecture)
 	f, err := elf.Open(path)
 	if err != nil {

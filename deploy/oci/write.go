@@ -33,6 +33,16 @@ func ParseTag(tag string) (string, error) {
 	return tag, nil
 }
 
+// CheckReference checks an image reference a cluster pulls: a tag
+// (churn:3, registry.example.com/ml/churn:3) or a digest
+// (churn@sha256:…).
+func CheckReference(ref string) error {
+	if _, err := name.ParseReference(ref); err != nil {
+		return fmt.Errorf("image reference %q: %w", ref, err)
+	}
+	return nil
+}
+
 // fullName is the fully qualified name container engines give tag:
 // "churn:3" is docker.io/library/churn:3.
 func fullName(tag string) string {
