@@ -1,12 +1,16 @@
 package main
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
 	"io/fs"
 	"log/slog"
+	"net/http"
+	"net/url"
 	"os"
 	"path/filepath"
 	"strings"
@@ -16,8 +20,10 @@ import (
 	"github.com/schollz/progressbar/v3"
 	"github.com/spf13/cobra"
 
+	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/dataset/table"
+	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/score"
 )
 
@@ -105,6 +111,7 @@ Server-side jobs (POST /api/v1/score-jobs) run the same engine inside
 	for _, n := range []string{"model", "input", "output"} {
 		_ = cmd.MarkFlagRequired(n)
 	}
+	cmd.AddCommand(newScoreSubmitCmd(), newScoreJobsCmd())
 	_ = cmd.RegisterFlagCompletionFunc("format", func(*cobra.Command, []string, string) ([]string, cobra.ShellCompDirective) {
 		return []string{"parquet", "csv", "jsonl"}, cobra.ShellCompDirectiveNoFileComp
 	})
@@ -244,4 +251,211 @@ func (p *rowProgress) finish() {
 		_ = p.bar.Finish()
 		p.bar = nil
 	}
+}
+
+// Server-side jobs: kiln score submit, kiln score jobs.
+
+type scoreJobFlags struct {
+	clientFlags
+	req   score.JobRequest
+	wait  bool
+	actor string
+	state string
+}
+
+func newScoreSubmitCmd() *cobra.Command {
+	var f scoreJobFlags
+	cmd := &cobra.Command{
+		Use:   "submit --model MODEL_URI --input INPUT [--artifact PATH]",
+		Short: "Queue a batch-scoring job on the server (POST /api/v1/score-jobs)",
+		Long: `Queue a scoring job that the server runs on its own stores: the model from
+its registry or artifact store, the input from a dataset version
+(NAME@VERSION[/path]), an artifact (mlflow-artifacts:/path) or an object URL
+(s3://bucket/key), the predictions written to the artifact store at
+--artifact (default score-jobs/ID/predictions.parquet).
+
+With --wait the command follows the job to its end and exits 1 if it fails.`,
+		Example: `  kiln score submit --model models:/churn@champion --input customers@3 \
+      --artifact scores/churn.parquet --keep customer_id --wait
+  kiln score submit -m models:/rf/2 -i mlflow-artifacts:/inputs/batch.csv -o json`,
+		Args: cobra.NoArgs,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			c, err := newJobsClient(f.clientFlags, f.actor)
+			if err != nil {
+				return err
+			}
+			var job score.Job
+			if err := c.do(cmd.Context(), "POST", "/score-jobs", &f.req, &job); err != nil {
+				return err
+			}
+			if f.wait {
+				if err := c.wait(cmd.Context(), &job, cmd.ErrOrStderr()); err != nil {
+					return err
+				}
+			}
+			if err := f.print(cmd.OutOrStdout(), &job, func(w io.Writer) error { return jobTable(w, []*score.Job{&job}) }); err != nil {
+				return err
+			}
+			if job.State == score.JobFailed {
+				return exitError{code: 1, err: fmt.Errorf("score job %s failed: %s", job.ID, job.Error)}
+			}
+			return nil
+		},
+	}
+	f.clientFlags.register(cmd)
+	fl := cmd.Flags()
+	fl.StringVarP(&f.req.Model, "model", "m", "", "model URI the server resolves: models:/…, runs:/…, mlflow-artifacts:/…")
+	fl.StringVarP(&f.req.Input, "input", "i", "", "dataset version NAME@VERSION[/path], mlflow-artifacts:/path or s3://bucket/key")
+	fl.StringVar(&f.req.Output, "artifact", "", "where the predictions go in the artifact store (.parquet, .csv or .jsonl; default score-jobs/ID/predictions.parquet)")
+	fl.StringSliceVar(&f.req.Keep, "keep", nil, "input columns copied to the output")
+	fl.BoolVar(&f.req.KeepAll, "keep-all", false, "copy every input column to the output")
+	fl.StringSliceVar(&f.req.Features, "features", nil, "the input columns the model sees, in order")
+	fl.IntVar(&f.req.BatchRows, "batch-rows", 0, "rows per prediction (default 4096)")
+	fl.BoolVar(&f.wait, "wait", false, "follow the job until it ends; exit 1 if it fails")
+	fl.StringVar(&f.actor, "actor", "", "who submits, recorded with the job (default $USER)")
+	for _, n := range []string{"model", "input"} {
+		_ = cmd.MarkFlagRequired(n)
+	}
+	return cmd
+}
+
+func newScoreJobsCmd() *cobra.Command {
+	var f scoreJobFlags
+	cmd := &cobra.Command{
+		Use:   "jobs [ID]",
+		Short: "List the server's score jobs, newest first, or show one",
+		Example: `  kiln score jobs
+  kiln score jobs --state failed -o json
+  kiln score jobs 01J0Q6B8W3V2N7Y5K4T9Z1XH2M`,
+		Args: cobra.MaximumNArgs(1),
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			c, err := newJobsClient(f.clientFlags, "")
+			if err != nil {
+				return err
+			}
+			if len(args) == 1 {
+				var job score.Job
+				if err := c.do(cmd.Context(), "GET", "/score-jobs/"+url.PathEscape(args[0]), nil, &job); err != nil {
+					return err
+				}
+				return f.print(cmd.OutOrStdout(), &job, func(w io.Writer) error { return jobTable(w, []*score.Job{&job}) })
+			}
+			var list api.ScoreJobList
+			q := url.Values{}
+			if f.state != "" {
+				q.Set("state", f.state)
+			}
+			if err := c.do(cmd.Context(), "GET", "/score-jobs?"+q.Encode(), nil, &list); err != nil {
+				return err
+			}
+			return f.print(cmd.OutOrStdout(), &list, func(w io.Writer) error { return jobTable(w, list.Jobs) })
+		},
+	}
+	f.clientFlags.register(cmd)
+	cmd.Flags().StringVar(&f.state, "state", "", "only jobs in this state: queued, running, succeeded, failed")
+	return cmd
+}
+
+func jobTable(w io.Writer, jobs []*score.Job) error {
+	fmt.Fprintln(w, "ID\tSTATE\tROWS\tMODEL\tINPUT\tOUTPUT\tCREATED\tERROR")
+	for _, j := range jobs {
+		rows := fmt.Sprint(j.RowsDone)
+		if j.RowsTotal >= 0 {
+			rows += "/" + fmt.Sprint(j.RowsTotal)
+		}
+		fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", j.ID, j.State, rows, ellipsis(j.Model, 40), ellipsis(j.Input, 40),
+			ellipsis(j.OutputURI, 50), formatTime(j.CreationTime), ellipsis(j.Error, 60))
+	}
+	return nil
+}
+
+// jobsClient calls the score-job routes.
+type jobsClient struct {
+	base, token, actor string
+	hc                 *http.Client
+}
+
+func newJobsClient(f clientFlags, actor string) (*jobsClient, error) {
+	c, err := f.client() // validates the URL
+	if err != nil {
+		return nil, err
+	}
+	if actor == "" {
+		actor = os.Getenv("USER")
+	}
+	return &jobsClient{base: c.URL(), token: os.Getenv("KILN_TOKEN"), actor: actor, hc: &http.Client{Timeout: time.Minute}}, nil
+}
+
+func (c *jobsClient) do(ctx context.Context, method, path string, in, out any) error {
+	var body io.Reader
+	if in != nil {
+		b, err := json.Marshal(in)
+		if err != nil {
+			return err
+		}
+		body = bytes.NewReader(b)
+	}
+	req, err := http.NewRequestWithContext(ctx, method, c.base+api.Prefix+path, body)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("User-Agent", "kiln/"+version)
+	if in != nil {
+		req.Header.Set("Content-Type", "application/json")
+	}
+	if c.token != "" {
+		req.Header.Set("Authorization", "Bearer "+c.token)
+	}
+	if c.actor != "" {
+		req.Header.Set(api.ActorHeader, c.actor)
+	}
+	resp, err := c.hc.Do(req)
+	if err != nil {
+		return fmt.Errorf("kiln server %s: %w", c.base, err)
+	}
+	defer resp.Body.Close()
+	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
+	if err != nil {
+		return err
+	}
+	if resp.StatusCode/100 != 2 {
+		var eb api.ErrorBody
+		if json.Unmarshal(data, &eb) == nil && eb.Error.Code != "" {
+			if kind := api.CodeKind(eb.Error.Code); kind != nil {
+				return &errdefs.Error{Kind: kind, Msg: eb.Error.Message}
+			}
+			return fmt.Errorf("kiln server: %s (%s)", eb.Error.Message, eb.Error.Code)
+		}
+		return fmt.Errorf("kiln server answered %s to %s %s", resp.Status, method, path)
+	}
+	return json.Unmarshal(data, out)
+}
+
+// wait polls a job until it ends, drawing its progress on a terminal.
+func (c *jobsClient) wait(ctx context.Context, job *score.Job, stderr io.Writer) error {
+	bar := newRowProgress(stderr, false)
+	defer bar.finish()
+	var shown int64
+	for job.State == score.JobQueued || job.State == score.JobRunning {
+		select {
+		case <-ctx.Done():
+			return fmt.Errorf("stopped waiting for score job %s (it keeps running on the server): %w", job.ID, ctx.Err())
+		case <-time.After(500 * time.Millisecond):
+		}
+		if err := c.do(ctx, "GET", "/score-jobs/"+job.ID, nil, job); err != nil {
+			return err
+		}
+		if job.State == score.JobRunning && bar.bar == nil && bar.on {
+			bar.start(job.RowsTotal, 0)
+		}
+		bar.add(job.RowsDone - shown)
+		shown = job.RowsDone
+	}
+	return nil
 }
