@@ -20,6 +20,7 @@ import (
 	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/api/client"
 	"github.com/kiln-ml/kiln/deploy"
+	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
 )
 
@@ -316,7 +317,11 @@ func (f *clientFlags) getGatePolicies(ctx context.Context, w io.Writer, c *clien
 					protects = append(protects, prefix+fmt.Sprint(v))
 				}
 			}
-			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", str(md["name"]), str(spec["model"]), str(spec["data"]), str(spec["baseline"]),
+			baseline, _ := spec["baseline"].(string)
+			if baseline == "" {
+				baseline = gate.DefaultBaseline
+			}
+			fmt.Fprintf(w, "%s\t%s\t%s\t%s\t%s\t%s\n", str(md["name"]), str(spec["model"]), str(spec["data"]), baseline,
 				dash(strings.Join(metrics, ",")), dash(strings.Join(protects, ",")))
 		}
 		return nil
