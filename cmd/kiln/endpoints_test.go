@@ -5,13 +5,17 @@ import (
 	"context"
 	"encoding/json"
 	"io"
+	"log/slog"
 	"net/http"
+	"net/http/httptest"
 	"os"
 	"path/filepath"
 	"strings"
 	"testing"
 
+	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/deploy"
+	"github.com/kiln-ml/kiln/server"
 )
 
 // declRun runs kiln with args and stdin against $KILN_URL and returns
@@ -42,6 +46,25 @@ func declMust(t *testing.T, stdin string, args ...string) string {
 		t.Fatalf("kiln %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
 	}
 	return out
+}
+
+// declServer starts kiln server (its HTTP handler) on SQLite and a
+// file:// artifact store in temporary folders, the model cache included,
+// and returns its URL.
+func declServer(t *testing.T) string {
+	t.Helper()
+	cfg := config.Default()
+	dir := t.TempDir()
+	cfg.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
+	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
+	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	return hs.URL
 }
 
 // registerONNXVersion registers an ONNX fixture of runtime/onnx as the
@@ -120,11 +143,11 @@ spec:
 // endpoints events and delete against kiln server (a real deploy Manager
 // and gate service on SQLite).
 func TestDeclarativeWorkflow(t *testing.T) {
-	k := newTestServer(t)
-	t.Setenv("KILN_URL", k.server)
+	k := declServer(t)
+	t.Setenv("KILN_URL", k)
 	t.Setenv("KILN_ACTOR", "tester")
-	registerONNXVersion(t, k.server, "clf", "skl_svc_rbf_multi")
-	registerONNXVersion(t, k.server, "clf", "skl_svc_rbf_multi")
+	registerONNXVersion(t, k, "clf", "skl_svc_rbf_multi")
+	registerONNXVersion(t, k, "clf", "skl_svc_rbf_multi")
 	dir := t.TempDir()
 	os.WriteFile(filepath.Join(dir, "10-iris.yaml"), []byte(irisYAML), 0o644)
 	os.WriteFile(filepath.Join(dir, "20-policy.yaml"), []byte(irisPolicy), 0o644)
