@@ -312,14 +312,21 @@ func (t *table) choose(ctx context.Context) *slot {
 	return t.pick[len(t.pick)-1]
 }
 
-// hash32 is FNV-1a, folded to 32 bits.
+// hash32 is FNV-1a with a 64-bit finalizer (MurmurHash3's fmix64), so
+// that keys differing in their last characters spread over the whole
+// range; the top 32 bits.
 func hash32(s string) uint32 {
 	h := uint64(14695981039346656037)
 	for i := 0; i < len(s); i++ {
 		h ^= uint64(s[i])
 		h *= 1099511628211
 	}
-	return uint32(h ^ h>>32)
+	h ^= h >> 33
+	h *= 0xff51afd7ed558ccd
+	h ^= h >> 33
+	h *= 0xc4ceb9fe1a85ec53
+	h ^= h >> 33
+	return uint32(h >> 32)
 }
 
 // endpointMap is the immutable name → endpoint map requests read.
