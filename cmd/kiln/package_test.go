@@ -4,7 +4,6 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
-	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -14,7 +13,6 @@ import (
 	goruntime "runtime"
 	"slices"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -24,28 +22,25 @@ import (
 const packageFixture = "../../model/testdata/onnx_logreg"
 
 // buildStaticKiln cross-builds a static kiln for linux on this machine's
-// architecture once per test binary: what `kiln package` puts in images.
-var buildStaticKiln = sync.OnceValues(func() (string, error) {
-	dir, err := os.MkdirTemp("", "kiln-static-")
-	if err != nil {
-		return "", err
-	}
+// architecture into dir: what `kiln package` puts in images.
+func buildStaticKiln(t *testing.T, dir string) string {
+	t.Helper()
 	bin := filepath.Join(dir, "kiln")
 	cmd := exec.Command("go", "build", "-trimpath", "-o", bin, ".")
 	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOOS=linux")
 	if out, err := cmd.CombinedOutput(); err != nil {
-		return "", fmt.Errorf("go build: %v\n%s", err, out)
-	}
-	return bin, nil
-})
-
-func staticKiln(t *testing.T) string {
-	t.Helper()
-	bin, err := buildStaticKiln()
-	if err != nil {
-		t.Fatal(err)
+		t.Fatalf("go build: %v\n%s", err, out)
 	}
 	return bin
+}
+
+// TestPackage runs the kiln package tests that need a real static kiln,
+// built once.
+func TestPackage(t *testing.T) {
+	bin := buildStaticKiln(t, t.TempDir())
+	t.Run("RunsWithoutAContainerEngine", func(t *testing.T) { testPackageRunsWithoutAContainerEngine(t, bin) })
+	t.Run("Refuses", func(t *testing.T) { testPackageRefuses(t, bin) })
+	t.Run("RegisteredModel", func(t *testing.T) { testPackageRegisteredModel(t, bin) })
 }
 
 // needTool finds a tool; it skips without one, except under CI=true,
@@ -77,13 +72,12 @@ func kiln(t *testing.T, args ...string) (string, string, error) {
 
 var digestRE = regexp.MustCompile(`digest   (sha256:[0-9a-f]{64})`)
 
-// TestPackageRunsWithoutAContainerEngine packages the fixture model with
+// testPackageRunsWithoutAContainerEngine packages the fixture model with
 // a real static kiln, checks the image with skopeo, unpacks it with umoci
 // and runs the unpacked root filesystem's kiln, with the image's own
 // arguments, against the unpacked model: it answers predictions.
-func TestPackageRunsWithoutAContainerEngine(t *testing.T) {
+func testPackageRunsWithoutAContainerEngine(t *testing.T, bin string) {
 	skopeo, umoci := needTool(t, "skopeo"), needTool(t, "umoci")
-	bin := staticKiln(t)
 	dir := t.TempDir()
 	archive, docker, lay := filepath.Join(dir, "iris.tar"), filepath.Join(dir, "iris-docker.tar"), filepath.Join(dir, "layout")
 	t.Setenv("SOURCE_DATE_EPOCH", "1767225600")
@@ -234,7 +228,7 @@ func TestPackageRunsWithoutAContainerEngine(t *testing.T) {
 	}
 }
 
-func TestPackageRefuses(t *testing.T) {
+func testPackageRefuses(t *testing.T, bin string) {
 	dir := t.TempDir()
 	notELF := filepath.Join(dir, "kiln.sh")
 	os.WriteFile(notELF, []byte("#!/bin/sh\n"), 0o755)
@@ -264,7 +258,7 @@ func TestPackageRefuses(t *testing.T) {
 			for i, a := range args {
 				switch a {
 				case "BIN":
-					args[i] = staticKiln(t)
+					args[i] = bin
 				case "GO": // a Go binary for this platform, but not kiln
 					args[i] = filepath.Join(goruntime.GOROOT(), "bin", "gofmt")
 				}
@@ -286,9 +280,9 @@ func TestPackageRefuses(t *testing.T) {
 	})
 }
 
-// TestPackageRegisteredModel packages models:/NAME/VERSION through a
+// testPackageRegisteredModel packages models:/NAME/VERSION through a
 // Kiln server: the labels and the default tag carry name and version.
-func TestPackageRegisteredModel(t *testing.T) {
+func testPackageRegisteredModel(t *testing.T, bin string) {
 	k := newTestServer(t)
 	call := func(method, path string, body []byte) map[string]any {
 		req, _ := http.NewRequest(method, k.server+path, bytes.NewReader(body))
@@ -328,7 +322,7 @@ func TestPackageRegisteredModel(t *testing.T) {
 	t.Setenv("KILN_URL", k.server)
 	t.Setenv("XDG_CACHE_HOME", t.TempDir())
 	lay := filepath.Join(t.TempDir(), "layout")
-	out, stderr, err := kiln(t, "package", "models:/Iris Classifier/1", "--layout", lay, "--kiln-binary", staticKiln(t))
+	out, stderr, err := kiln(t, "package", "models:/Iris Classifier/1", "--layout", lay, "--kiln-binary", bin)
 	if err != nil {
 		t.Fatalf("kiln package: %v\n%s", err, stderr)
 	}
