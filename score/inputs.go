@@ -67,7 +67,7 @@ type inputSpec struct {
 func newPlan(schema table.Schema, sig runtime.Signature, msig *model.Signature) (*plan, error) {
 	p := &plan{schema: schema}
 	if len(sig.Inputs) == 0 {
-		return nil, inputErr("the model declares no inputs")
+		return nil, inputErr("the model declares no inputs (a pyfunc model logged without a signature?): Kiln cannot tell which columns it takes; log it with a signature")
 	}
 	var cols []model.ColSpec
 	tensorSchema := false
