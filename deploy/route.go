@@ -32,13 +32,14 @@ const closedBit = 1 << 62
 // a *serving.Model (Name = endpoint, Version = model version, Route =
 // route name). Several route models may share one cache entry.
 type routeModel struct {
-	sm        *serving.Model
-	entry     *cacheEntry
-	slot      *slot
-	refs      atomic.Int64 // requests in flight, | closedBit once closed
-	lastUsed  atomic.Int64 // unix ns of the last answer
-	retiredAt time.Time    // under Manager.retireMu
-	release   func()       // Admit's release for endpoints without capacity limits
+	sm         *serving.Model
+	entry      *cacheEntry
+	slot       *slot
+	refs       atomic.Int64 // requests in flight, | closedBit once closed
+	lastUsed   atomic.Int64 // unix ns of the last answer
+	retiredAt  time.Time    // under Manager.retireMu
+	release    func()       // Admit's release for endpoints without capacity limits
+	limRelease atomic.Pointer[limitedRelease]
 }
 
 func (rm *routeModel) acquire() bool {
@@ -464,10 +465,22 @@ func (m *Manager) Admit(ctx context.Context, sm *serving.Model) (func(), error) 
 		rm.done()
 		return nil, err
 	}
-	return func() {
+	// The release of this route model with this limiter, made once.
+	if lr := rm.limRelease.Load(); lr != nil && lr.lim == lim {
+		return lr.fn, nil
+	}
+	lr := &limitedRelease{lim: lim, fn: func() {
 		lim.release()
 		rm.done()
-	}, nil
+	}}
+	rm.limRelease.Store(lr)
+	return lr.fn, nil
+}
+
+// limitedRelease is Admit's release for an endpoint with a limiter.
+type limitedRelease struct {
+	lim *limiter
+	fn  func()
 }
 
 func nopRelease() {}
