@@ -349,6 +349,7 @@ func startServer(t *testing.T, dbURL string) (*httptest.Server, *countingHandler
 	dir := t.TempDir()
 	cfg.Store.URL = dbURL
 	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
+	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -24,6 +24,7 @@ func testConfig(t *testing.T) config.Config {
 	dir := t.TempDir()
 	c.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
 	c.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
+	c.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
 	c.Server.ShutdownTimeout = 10 * time.Second
 	return c
 }
