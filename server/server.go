@@ -30,6 +30,7 @@ import (
 	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
+	"github.com/kiln-ml/kiln/explain"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
@@ -122,6 +123,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Logger: log,
 	}).Register(mux)
+	// SHAP explanations of what an endpoint's primary route answers.
+	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")

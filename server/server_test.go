@@ -124,3 +124,33 @@ func TestMetricsAndPanicRecovery(t *testing.T) {
 		t.Fatalf("panic: got %d %s", rec.Code, rec.Body.String())
 	}
 }
+
+// TestInferenceRoutesMounted checks that the endpoint routes reach their
+// handlers: an unknown endpoint is "not found" in each protocol's format.
+func TestInferenceRoutesMounted(t *testing.T) {
+	srv, err := New(context.Background(), testConfig(t), slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer srv.Close()
+	h := srv.Handler()
+	tests := []struct {
+		method, path, body string
+		status             int
+		want               string
+	}{
+		{"POST", "/endpoints/nope/explain", `{"inputs":[[1,2]]}`, 404, `"error_code":"`},
+		{"POST", "/endpoints/nope/invocations", `{"inputs":[[1,2]]}`, 404, `"error_code":"ENDPOINT_NOT_FOUND"`},
+		{"POST", "/v2/models/nope/infer", `{"inputs":[]}`, 404, `{"error":`},
+		{"GET", "/v2/health/live", "", 200, ``},
+	}
+	for _, tc := range tests {
+		rec := httptest.NewRecorder()
+		req := httptest.NewRequest(tc.method, tc.path, strings.NewReader(tc.body))
+		req.Header.Set("Content-Type", "application/json")
+		h.ServeHTTP(rec, req)
+		if rec.Code != tc.status || !strings.Contains(rec.Body.String(), tc.want) {
+			t.Errorf("%s %s: %d %s", tc.method, tc.path, rec.Code, rec.Body.String())
+		}
+	}
+}
