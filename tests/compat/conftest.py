@@ -127,9 +127,11 @@ def kiln(request, tmp_path_factory):
     port = free_port()
     url = f"http://127.0.0.1:{port}"
     env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_")}
-    args = ["server", "--addr", f"127.0.0.1:{port}"]
+    grpc_port = free_port()
+    args = ["server", "--addr", f"127.0.0.1:{port}", "--grpc-addr", f"127.0.0.1:{grpc_port}",
+            "--model-cache", str(tmp / "model-cache")]
     procs: list[subprocess.Popen] = []
-    extra: dict = {}
+    extra: dict = {"grpc": f"127.0.0.1:{grpc_port}", "host": f"127.0.0.1:{port}"}
     if backend == "sqlite-file":
         args += ["--db", f"sqlite://{tmp}/kiln.db", "--artifacts", f"file://{tmp}/artifacts"]
         extra["artifact_dir"] = tmp / "artifacts"
