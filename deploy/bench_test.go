@@ -1,8 +1,16 @@
 package deploy
 
 import (
+	"bytes"
+	"net/http"
+	"net/http/httptest"
+	"path/filepath"
 	"testing"
 	"time"
+
+	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/kiln-ml/kiln/runtime"
 
 	"github.com/kiln-ml/kiln/serving"
 	"github.com/kiln-ml/kiln/tensor"
@@ -48,6 +56,55 @@ func BenchmarkRoutingPath(b *testing.B) {
 					release()
 				}
 			})
+		})
+	}
+}
+
+// BenchmarkHandler compares the serving stack over a static repository
+// (kiln serve) with the same stack over the Manager (kiln server) for an
+// endpoint of two weighted routes and a 10% shadow, calling the HTTP
+// handler in process, one-row requests.
+func BenchmarkHandler(b *testing.B) {
+	const fixture = "skl_rf100_clf"
+	body := []byte(`{"inputs":[{"name":"X","datatype":"FP32","shape":[1,4],"data":[5.1,3.5,1.4,0.2]}]}`)
+	run := func(b *testing.B, h http.Handler, path string) {
+		b.ReportAllocs()
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				req := httptest.NewRequest(http.MethodPost, path, bytes.NewReader(body))
+				w := httptest.NewRecorder()
+				h.ServeHTTP(w, req)
+				if w.Code != 200 {
+					b.Fatalf("%d %s", w.Code, w.Body)
+				}
+			}
+		})
+	}
+	b.Run("static", func(b *testing.B) {
+		rm, err := runtime.Load(bg, "onnx", runtime.Source{Path: filepath.Join(onnxModels, fixture, "model.onnx")})
+		if err != nil {
+			b.Fatal(err)
+		}
+		repo, _ := serving.NewStatic(&serving.Model{Name: "bench", Runtime: rm})
+		srv, _ := serving.New(repo, nil, prometheus.NewRegistry(), serving.Options{})
+		run(b, srv.Handler(), "/v2/models/bench/infer")
+	})
+	for _, sh := range []string{"", `,"shadow":{"version":"1","percent":10}`} {
+		name := "endpoint"
+		if sh != "" {
+			name += "+shadow"
+		}
+		b.Run(name, func(b *testing.B) {
+			f := newFixture(b, openSQLite(b))
+			f.register(b, "clf", fixture)
+			m := f.manager(b, ManagerOptions{})
+			if _, err := m.Apply(bg, parseDoc(b, `{"metadata":{"name":"bench"},"spec":{"model":"clf","routes":[{"name":"a","version":"1","weight":90},{"name":"b","version":"1","weight":10}]`+sh+`}}`), "b", ""); err != nil {
+				b.Fatal(err)
+			}
+			srv, _ := serving.New(m, nil, prometheus.NewRegistry(), serving.Options{Observer: m, NoMetricsEndpoint: true})
+			m.SetServer(srv)
+			run(b, srv.Handler(), "/v2/models/bench/infer")
 		})
 	}
 }
