@@ -177,6 +177,36 @@ func TestBlueGreen(t *testing.T) {
 	}
 }
 
+// A blue-green candidate must answer its input example (through the
+// serving stack's /invocations) before it gets traffic.
+func TestBlueGreenVerifies(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	example := `{"inputs": [[5.1, 3.5, 1.4, 0.2]]}`
+	f.registerWithExample(t, "clf", "skl_svc_rbf_multi", example)
+	f.registerWithExample(t, "clf", "skl_svc_rbf_proba", example)
+	f.registerWithExample(t, "clf", "skl_logreg_binary_nozipmap", example) // takes 5 features
+	m := f.manager(t, ManagerOptions{})
+	serve(t, m, prometheus.NewRegistry())
+	doc := func(v int) *Endpoint {
+		return parseDoc(t, fmt.Sprintf(`{"metadata":{"name":"bg"},"spec":{"model":"clf","routes":[{"name":"live","version":"%d","weight":100}],
+			"rollout":{"strategy":"blue-green"}}}`, v))
+	}
+	if _, err := m.Apply(bg, doc(1), "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Apply(bg, doc(2), "a", ""); err != nil {
+		t.Fatalf("a candidate that answers its example: %v", err)
+	}
+	_, err := m.Apply(bg, doc(3), "a", "")
+	var fe FieldErrors
+	if !errors.As(err, &fe) || !containsStr(err.Error(), "does not answer") {
+		t.Fatalf("a candidate that fails its example: %v", err)
+	}
+	if s, _ := m.Get(bg, "bg"); s.Status.Routes[0].Version != 2 {
+		t.Fatalf("after the failed verification the endpoint serves %+v", s.Status.Routes)
+	}
+}
+
 func TestWeightsAndStickyVariants(t *testing.T) {
 	f := newFixture(t, openSQLite(t))
 	f.register(t, "clf", "skl_svc_rbf_multi")

@@ -72,6 +72,13 @@ const onnxModels = "../runtime/onnx/testdata/models"
 // registers it as the next version of name.
 func (f *fixture) register(t testing.TB, name, fixture string) int64 {
 	t.Helper()
+	return f.registerWithExample(t, name, fixture, "")
+}
+
+// registerWithExample registers the fixture with an MLflow serving input
+// example (a JSON /invocations body), when example is not empty.
+func (f *fixture) registerWithExample(t testing.TB, name, fixture, example string) int64 {
+	t.Helper()
 	if !f.models[name] {
 		if _, err := f.reg.CreateRegisteredModel(bg, name, "", nil); err != nil {
 			t.Fatal(err)
@@ -90,6 +97,11 @@ func (f *fixture) register(t testing.TB, name, fixture string) int64 {
 	files := map[string][]byte{
 		"MLmodel":    []byte("flavors:\n  onnx:\n    data: model.onnx\n    onnx_version: 1.17.0\nmlflow_version: 3.6.0\n"),
 		"model.onnx": onnx,
+	}
+	if example != "" {
+		files["MLmodel"] = append(files["MLmodel"], "saved_input_example_info:\n  artifact_path: input_example.json\n  serving_input_path: serving_input_example.json\n  type: ndarray\n"...)
+		files["serving_input_example.json"] = []byte(example)
+		files["input_example.json"] = []byte(example)
 	}
 	for n, b := range files {
 		if _, err := f.bucket.Put(bg, key+"/"+n, bytes.NewReader(b), ""); err != nil {

@@ -260,6 +260,19 @@ func (m *Manager) resolve(ctx context.Context, doc *Endpoint, check bool) (*desi
 	return d, nil
 }
 
+// copyDoc returns a deep copy of a document (the Manager keeps its own).
+func copyDoc(e *Endpoint) Endpoint {
+	var c Endpoint
+	b, err := json.Marshal(e)
+	if err == nil {
+		err = json.Unmarshal(b, &c)
+	}
+	if err != nil { // cannot happen for a document that was decoded
+		c = *e
+	}
+	return c
+}
+
 // canonical returns the JSON of a normalized document, for comparisons.
 func canonical(e *Endpoint) string {
 	b, _ := json.Marshal(e)
@@ -301,8 +314,7 @@ func (m *Manager) Apply(ctx context.Context, e *Endpoint, actor, reason string) 
 	if e == nil {
 		return nil, errdefs.Invalid("no endpoint document")
 	}
-	doc := *e
-	doc.Spec.Routes = slices.Clone(e.Spec.Routes)
+	doc := copyDoc(e)
 	doc.Normalize()
 	if err := doc.Validate(); err != nil {
 		return nil, err
@@ -402,7 +414,12 @@ func (m *Manager) update(ctx context.Context, ep *endpoint, doc *Endpoint, d *de
 	prev := st.Revision
 	st.Revision++
 	st.UpdatedAt, st.UpdatedBy = now(), actor
-	st.Message = batchingNote(doc)
+	if _, routesChanged := detail["routes"]; routesChanged || detail["rollout"] != nil {
+		st.Message = ""
+	}
+	if note := batchingNote(doc); note != "" {
+		st.Message = note
+	}
 	if detail == nil {
 		detail = map[string]any{}
 	}
@@ -488,10 +505,10 @@ func (m *Manager) converge(ctx context.Context, ep *endpoint, doc *Endpoint, st 
 		detail["shadow"] = map[string]any{"from": st.Shadow, "to": d.shadow}
 		st.Shadow = d.shadow
 	}
-	if d.fp == st.Applied {
+	ro := doc.Spec.Rollout
+	if d.fp == st.Applied && !(ro == nil && inProgress(st.Rollout)) {
 		return detail, nil
 	}
-	ro := doc.Spec.Rollout
 	if ro == nil || !hasTraffic(st.Routes) {
 		if err := m.admitRoutes(ctx, ep, st.Routes, d.routes, "spec.routes"); err != nil {
 			return nil, err
@@ -502,6 +519,11 @@ func (m *Manager) converge(ctx context.Context, ep *endpoint, doc *Endpoint, st 
 		}
 		st.Routes = slices.Clone(d.routes)
 		st.Applied = d.fp
+		if ro == nil && inProgress(st.Rollout) {
+			st.Rollout.Phase = PhaseSucceeded
+			st.Rollout.FinishedAt = now()
+			st.Rollout.Message = "the rollout strategy was removed: the routes changed at once"
+		}
 		return detail, nil
 	}
 	target := d.routes[0]
@@ -687,7 +709,6 @@ func (ep *endpoint) prepare(ctx context.Context, name, kind string, key cacheKey
 func (ep *endpoint) slotFor(name, kind string, key cacheKey) *slot {
 	id := slotID(name, key)
 	if s := ep.slots[id]; s != nil {
-		s.kind = kind
 		return s
 	}
 	s := &slot{
@@ -743,7 +764,9 @@ func (m *Manager) publish(ep *endpoint) {
 	if ex := ep.doc.Spec.Experiment; ex != nil {
 		header = ex.KeyHeader
 	}
-	ep.table.Store(newTable(routes, weights, header, sh, pct))
+	t := newTable(routes, weights, header, sh, pct)
+	t.variants = ep.doc.Spec.Experiment != nil
+	ep.table.Store(t)
 	for id, s := range ep.slots {
 		if !used[s] {
 			delete(ep.slots, id)
@@ -823,8 +846,7 @@ func (m *Manager) refresh(ctx context.Context, ep *endpoint) error {
 // state returns the endpoint as clients see it, with the load state of
 // each route. Called with ep.mu held.
 func (ep *endpoint) state() *State {
-	s := &State{Endpoint: ep.doc, Status: ep.status.clone()}
-	s.Endpoint.Spec.Routes = slices.Clone(ep.doc.Spec.Routes)
+	s := &State{Endpoint: copyDoc(&ep.doc), Status: ep.status.clone()}
 	t := ep.table.Load()
 	for i := range s.Status.Routes {
 		if i < len(t.routes) {
@@ -1135,7 +1157,10 @@ func (m *Manager) Stats(name string) ([]RouteStats, error) {
 		total += w
 	}
 	for i, s := range tab.routes {
-		rs := RouteStats{Name: s.name, Kind: s.kind, Model: s.key.model, Version: s.key.version}
+		rs := RouteStats{Name: s.name, Kind: StatsRoute, Model: s.key.model, Version: s.key.version}
+		if tab.variants {
+			rs.Kind = StatsVariant
+		}
 		if total > 0 {
 			rs.Weight = tab.weights[i] / total * 100
 		}
@@ -1145,9 +1170,7 @@ func (m *Manager) Stats(name string) ([]RouteStats, error) {
 	if s := tab.shadow; s != nil {
 		rs := RouteStats{Name: s.name, Kind: StatsShadow, Model: s.key.model, Version: s.key.version,
 			Shadow: ep.shadow.export()}
-		if st := ep.status.Shadow; st != nil {
-			rs.Weight = st.Percent
-		}
+		rs.Weight = tab.shadowPct
 		s.stats.export(&rs, t)
 		out = append(out, rs)
 	}

@@ -88,6 +88,11 @@ func (m *Manager) sync(ctx context.Context, warm bool) error {
 			r, err := m.loadRow(ctx, name)
 			switch {
 			case err == nil:
+				if !warm && ep.published {
+					// Another replica changed the routes: the versions
+					// that get traffic load before the table changes.
+					m.preload(ctx, ep, r)
+				}
 				m.adopt(ep, r)
 				if warm {
 					ep.warm()
@@ -116,6 +121,20 @@ func (m *Manager) sync(ctx context.Context, warm bool) error {
 		ep.mu.Unlock()
 	}
 	return nil
+}
+
+// preload loads the models of a stored row's routes with traffic.
+func (m *Manager) preload(ctx context.Context, ep *endpoint, r *row) {
+	ctx, cancel := context.WithTimeout(ctx, 30*time.Second)
+	defer cancel()
+	for _, lr := range r.status.Routes {
+		if lr.Weight <= 0 {
+			continue
+		}
+		if _, err := ep.prepare(ctx, lr.Name, StatsRoute, keyOf(lr), true); err != nil {
+			m.log.Warn("loading a route changed by another replica", "endpoint", ep.name, "route", lr.Name, "err", err)
+		}
+	}
 }
 
 // warm loads the models of the routes with traffic in the background.

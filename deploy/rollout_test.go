@@ -238,3 +238,43 @@ func TestGuardRefusal(t *testing.T) {
 		})
 	}
 }
+
+// Removing the rollout strategy during a canary moves the routes to the
+// desired version at once instead of leaving them split.
+func TestRolloutRemovedDuringCanary(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	f.register(t, "clf", "skl_svc_rbf_multi")
+	f.register(t, "clf", "skl_svc_rbf_proba")
+	m := f.manager(t, ManagerOptions{})
+	doc := func(v int, rollout bool) *Endpoint {
+		ro := ""
+		if rollout {
+			ro = `,"rollout":{"strategy":"canary","steps":[{"weight":10,"interval":"1h"}]}`
+		}
+		return parseDoc(t, fmt.Sprintf(`{"metadata":{"name":"c"},"spec":{"model":"clf","routes":[{"name":"main","version":"%d","weight":100}]%s}}`, v, ro))
+	}
+	for _, d := range []*Endpoint{doc(1, true), doc(2, true)} {
+		if _, err := m.Apply(bg, d, "a", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if s, _ := m.Get(bg, "c"); len(s.Status.Routes) != 2 || s.Status.Rollout.Phase != PhaseProgressing {
+		t.Fatalf("canary: %+v", s.Status)
+	}
+	if _, err := m.Pause(bg, "c", "a", ""); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := m.Pause(bg, "c", "a", ""); !errors.Is(err, errdefs.ErrInvalidState) {
+		t.Fatalf("second pause: %v", err)
+	}
+	res, err := m.Apply(bg, doc(2, false), "a", "")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if r := res.State.Status.Routes; len(r) != 1 || r[0].Version != 2 || r[0].Weight != 100 {
+		t.Fatalf("after removing the strategy: %+v", r)
+	}
+	if _, err := m.Promote(bg, "c", "a", ""); !errors.Is(err, errdefs.ErrInvalidState) {
+		t.Fatalf("promote without a candidate: %v", err)
+	}
+}

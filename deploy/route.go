@@ -249,6 +249,8 @@ type table struct {
 	shadow    *slot
 	shadowLim uint64 // mirror a request when a uniform 32-bit number is below it
 	primary   *slot  // the route with the largest weight
+	shadowPct float64
+	variants  bool // the routes are an experiment's variants
 }
 
 func newTable(routes []*slot, weights []float64, keyHeader string, shadow *slot, percent float64) *table {
@@ -281,6 +283,7 @@ func newTable(routes []*slot, weights []float64, keyHeader string, shadow *slot,
 	}
 	if shadow != nil {
 		t.shadowLim = uint64(percent / 100 * (1 << 32))
+		t.shadowPct = percent
 	}
 	return t
 }
