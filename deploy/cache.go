@@ -194,10 +194,12 @@ func (c *modelCache) load(e *cacheEntry) {
 	}
 	c.updateGauges()
 	c.mu.Unlock()
-	close(e.done)
 	if err == nil {
+		// Make room before anyone uses the new model, so that the budget
+		// holds when the load is seen to finish.
 		c.enforce(e)
 	}
+	close(e.done)
 }
 
 func (c *modelCache) closeEntry(e *cacheEntry) {
