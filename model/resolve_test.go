@@ -350,6 +350,7 @@ func startServer(t *testing.T, dbURL string) (*httptest.Server, *countingHandler
 	cfg.Store.URL = dbURL
 	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
 	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	cfg.Deploy.GRPCAddr = "" // no shared gRPC port between test servers
 	srv, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

@@ -25,6 +25,7 @@ func testConfig(t *testing.T) config.Config {
 	c.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
 	c.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
 	c.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	c.Deploy.GRPCAddr = "" // no shared gRPC port between test servers
 	c.Server.ShutdownTimeout = 10 * time.Second
 	return c
 }

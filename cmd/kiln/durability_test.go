@@ -48,7 +48,7 @@ func startKiln(t *testing.T, args ...string) *proc {
 	}
 	addr := ln.Addr().String()
 	ln.Close()
-	cmd := exec.Command(bin, append([]string{"server", "--addr", addr}, args...)...)
+	cmd := exec.Command(bin, append([]string{"server", "--addr", addr, "--grpc-addr", "", "--model-cache", filepath.Join(t.TempDir(), "model-cache")}, args...)...)
 	var logBuf bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &logBuf, &logBuf
 	if err := cmd.Start(); err != nil {

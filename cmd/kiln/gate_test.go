@@ -124,6 +124,7 @@ func gateServer(t *testing.T) string {
 	cfg.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
 	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
 	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	cfg.Deploy.GRPCAddr = "" // no shared gRPC port between test servers
 	t.Setenv("XDG_CACHE_HOME", filepath.Join(dir, "cache"))
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {

@@ -182,6 +182,7 @@ func TestScoreJobCommands(t *testing.T) {
 	cfg.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
 	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
 	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	cfg.Deploy.GRPCAddr = "" // no shared gRPC port between test servers
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)
