@@ -388,7 +388,6 @@ func (m *Manager) create(ctx context.Context, ep *endpoint, doc *Endpoint, d *de
 	}
 	t := now()
 	st.Revision, st.CreatedAt, st.UpdatedAt, st.UpdatedBy = 1, t, t, actor
-	st.Message = batchingNote(doc)
 	r := &row{doc: *doc, status: st}
 	if err := m.insertRow(ctx, r, []eventRec{{action: ActionCreate, actor: actor, reason: reason, detail: detail}}); err != nil {
 		return nil, err
@@ -417,9 +416,6 @@ func (m *Manager) update(ctx context.Context, ep *endpoint, doc *Endpoint, d *de
 	if _, routesChanged := detail["routes"]; routesChanged || detail["rollout"] != nil {
 		st.Message = ""
 	}
-	if note := batchingNote(doc); note != "" {
-		st.Message = note
-	}
 	if detail == nil {
 		detail = map[string]any{}
 	}
@@ -432,13 +428,6 @@ func (m *Manager) update(ctx context.Context, ep *endpoint, doc *Endpoint, d *de
 	ep.doc, ep.status = *doc, st
 	m.publish(ep)
 	return &ApplyResult{Changed: true, State: ep.state()}, nil
-}
-
-func batchingNote(doc *Endpoint) string {
-	if doc.Spec.Batching != nil {
-		return "spec.batching is not applied per endpoint: kiln server batches with its serving options"
-	}
-	return ""
 }
 
 func sameShadow(a, b *LiveShadow) bool {

@@ -67,8 +67,6 @@ type EndpointSpec struct {
 	Rollout *Rollout `json:"rollout,omitempty" yaml:"rollout,omitempty"`
 	// Capacity limits concurrency and sizes the worker pool.
 	Capacity *Capacity `json:"capacity,omitempty" yaml:"capacity,omitempty"`
-	// Batching joins concurrent requests into one prediction.
-	Batching *Batching `json:"batching,omitempty" yaml:"batching,omitempty"`
 }
 
 // ModelRef names a registered model version directly or through an alias.
@@ -174,12 +172,6 @@ type Capacity struct {
 	QueueSize int `json:"queue_size,omitempty" yaml:"queue_size,omitempty"`
 	// QueueTimeout is the longest a request waits in the queue.
 	QueueTimeout Duration `json:"queue_timeout,omitempty" yaml:"queue_timeout,omitempty"`
-}
-
-// Batching configures adaptive batching of an endpoint.
-type Batching struct {
-	MaxBatchSize  int      `json:"max_batch_size" yaml:"max_batch_size"`
-	MaxBatchDelay Duration `json:"max_batch_delay" yaml:"max_batch_delay"`
 }
 
 // Duration is a time.Duration written as Go writes it ("5m", "250ms").
@@ -395,11 +387,6 @@ func (e *Endpoint) Validate() error {
 		}
 		if c.MaxWorkers > 0 && c.MinWorkers > c.MaxWorkers {
 			add("spec.capacity.min_workers", "is larger than max_workers (%d > %d)", c.MinWorkers, c.MaxWorkers)
-		}
-	}
-	if b := s.Batching; b != nil {
-		if b.MaxBatchSize < 0 || b.MaxBatchDelay < 0 {
-			add("spec.batching", "values must not be negative")
 		}
 	}
 	if len(errs) == 0 {

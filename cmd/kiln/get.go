@@ -494,9 +494,6 @@ func describeEndpoint(out io.Writer, res describeResult, statsErr, eventsErr err
 	if c := spec.Capacity; c != nil {
 		fmt.Fprintf(w, "Capacity:\tmax concurrency %d, workers %d-%d, queue %d (timeout %s)\n", c.MaxConcurrency, c.MinWorkers, c.MaxWorkers, c.QueueSize, durationString(c.QueueTimeout))
 	}
-	if b := spec.Batching; b != nil {
-		fmt.Fprintf(w, "Batching:\tup to %d rows, waiting at most %s\n", b.MaxBatchSize, durationString(b.MaxBatchDelay))
-	}
 	w.Flush()
 
 	fmt.Fprintln(out, "\nSpec routes:")
