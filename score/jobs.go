@@ -2,9 +2,7 @@ package score
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -662,45 +660,8 @@ func contentType(f table.Format) string {
 // Running reports the jobs this runner is executing now.
 func (j *Jobs) Running() int { return int(j.running.Load()) }
 
-var (
-	idMu     sync.Mutex
-	lastMS   uint64
-	lastRand [10]byte
-)
-
-// newID returns a ULID: 48 bits of milliseconds and 80 random bits in
-// Crockford's base32, 26 characters that sort by time; ids made in the
-// same millisecond by this process increase.
-func newID() string {
-	idMu.Lock()
-	ms := uint64(time.Now().UnixMilli())
-	var rnd [10]byte
-	if ms <= lastMS {
-		ms, rnd = lastMS, lastRand
-		for i := len(rnd) - 1; i >= 0; i-- {
-			rnd[i]++
-			if rnd[i] != 0 {
-				break
-			}
-		}
-	} else {
-		rand.Read(rnd[:])
-	}
-	lastMS, lastRand = ms, rnd
-	idMu.Unlock()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	copy(b[6:], rnd[:])
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	var out [26]byte
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	for i := 25; i >= 0; i-- {
-		out[i] = alphabet[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out[:])
-}
+// newID returns a new job id (a ULID).
+func newID() string { return store.NewID() }
 
 // validID reports whether s looks like a job id.
 func validID(s string) bool {

@@ -2,15 +2,12 @@ package gate
 
 import (
 	"context"
-	"crypto/rand"
 	"database/sql"
-	"encoding/binary"
 	"encoding/json"
 	"errors"
 	"fmt"
 	"strconv"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/kiln-ml/kiln/errdefs"
@@ -264,44 +261,5 @@ func (s *Store) LatestResult(ctx context.Context, policy, digest, model string, 
 	return r, nil
 }
 
-// newID returns a ULID: 48 bits of milliseconds and 80 random bits in
-// Crockford's base32, 26 characters that sort by time. Ids made in the
-// same millisecond by this process increase.
-func newID() string {
-	idMu.Lock()
-	ms := uint64(time.Now().UnixMilli())
-	var rnd [10]byte
-	if ms == lastMS {
-		// Same millisecond: increment the previous random part.
-		rnd = lastRand
-		for i := len(rnd) - 1; i >= 0; i-- {
-			rnd[i]++
-			if rnd[i] != 0 {
-				break
-			}
-		}
-	} else {
-		rand.Read(rnd[:])
-	}
-	lastMS, lastRand = ms, rnd
-	idMu.Unlock()
-	var b [16]byte
-	binary.BigEndian.PutUint64(b[:8], ms<<16)
-	copy(b[6:], rnd[:])
-	const alphabet = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
-	var out [26]byte
-	// 128 bits as 26 base32 digits (the first holds 3 bits).
-	hi, lo := binary.BigEndian.Uint64(b[:8]), binary.BigEndian.Uint64(b[8:])
-	for i := 25; i >= 0; i-- {
-		out[i] = alphabet[lo&31]
-		lo = lo>>5 | hi<<59
-		hi >>= 5
-	}
-	return string(out[:])
-}
-
-var (
-	idMu     sync.Mutex
-	lastMS   uint64
-	lastRand [10]byte
-)
+// newID returns a new result id (a ULID).
+func newID() string { return store.NewID() }
