@@ -6,14 +6,10 @@ package main
 // lists a version's stored results.
 
 import (
-	"bytes"
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
-	"net/http"
-	"net/url"
 	"os"
 	"strconv"
 	"strings"
@@ -153,16 +149,12 @@ func newGateResultsCmd(cf *clientFlags) *cobra.Command {
 			if err != nil || v <= 0 {
 				return fmt.Errorf("invalid version %q: want a number from 1", args[1])
 			}
-			gc, err := newGateClient(cf)
+			c, err := cf.client()
 			if err != nil {
 				return err
 			}
-			q := url.Values{}
-			if policy != "" {
-				q.Set("policy", policy)
-			}
-			var out api.GateResultList
-			if err := gc.call(cmd.Context(), "GET", gc.url(q, "models", args[0], "versions", args[1], "gate-results"), "", nil, &out); err != nil {
+			out, err := c.GateResults(cmd.Context(), args[0], v, policy)
+			if err != nil {
 				return err
 			}
 			return cf.print(cmd.OutOrStdout(), out, func(w io.Writer) error { return printGateResults(w, out.Results) })
@@ -170,87 +162,6 @@ func newGateResultsCmd(cf *clientFlags) *cobra.Command {
 	}
 	cmd.Flags().StringVar(&policy, "policy", "", "only this policy's results")
 	return cmd
-}
-
-// gateClient calls the gate routes of a Kiln server.
-type gateClient struct {
-	base  string
-	token string
-	hc    *http.Client
-}
-
-func newGateClient(cf *clientFlags) (*gateClient, error) {
-	c, err := cf.client() // validates the URL
-	if err != nil {
-		return nil, err
-	}
-	return &gateClient{base: c.URL(), token: os.Getenv("KILN_TOKEN"), hc: &http.Client{}}, nil
-}
-
-func (g *gateClient) url(q url.Values, segments ...string) string {
-	var b strings.Builder
-	b.WriteString(g.base + api.Prefix)
-	for _, s := range segments {
-		b.WriteString("/" + url.PathEscape(s))
-	}
-	if len(q) > 0 {
-		b.WriteString("?" + q.Encode())
-	}
-	return b.String()
-}
-
-func (g *gateClient) call(ctx context.Context, method, u, actor string, in, out any) error {
-	var body io.Reader
-	if in != nil {
-		data, err := json.Marshal(in)
-		if err != nil {
-			return err
-		}
-		body = bytes.NewReader(data)
-	}
-	req, err := http.NewRequestWithContext(ctx, method, u, body)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("User-Agent", "kiln/"+version)
-	if in != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	if actor != "" {
-		req.Header.Set(api.ActorHeader, actor)
-	}
-	if g.token != "" {
-		req.Header.Set("Authorization", "Bearer "+g.token)
-	}
-	resp, err := g.hc.Do(req)
-	if err != nil {
-		return fmt.Errorf("kiln server %s: %w", g.base, err)
-	}
-	defer resp.Body.Close()
-	data, err := io.ReadAll(io.LimitReader(resp.Body, 64<<20))
-	if err != nil {
-		return fmt.Errorf("kiln server %s: %w", g.base, err)
-	}
-	if resp.StatusCode/100 != 2 {
-		var eb api.ErrorBody
-		if json.Unmarshal(data, &eb) != nil || eb.Error.Code == "" {
-			text := strings.TrimSpace(string(data))
-			if len(text) > 200 {
-				text = text[:200] + "…"
-			}
-			return fmt.Errorf("kiln server answered %s: %s (is %s a Kiln server with promotion gates?)", resp.Status, text, g.base)
-		}
-		if kind := api.CodeKind(eb.Error.Code); kind != nil {
-			return &errdefs.Error{Kind: kind, Msg: eb.Error.Message}
-		}
-		return fmt.Errorf("kiln server: %s (%s)", eb.Error.Message, eb.Error.Code)
-	}
-	if out != nil {
-		if err := json.Unmarshal(data, out); err != nil {
-			return fmt.Errorf("kiln server %s: decode the answer: %w", g.base, err)
-		}
-	}
-	return nil
 }
 
 func defaultActor(flag string) string {
@@ -264,19 +175,13 @@ func defaultActor(flag string) string {
 }
 
 func gateCheckServer(ctx context.Context, cf *clientFlags, f gateCheckFlags, stderr io.Writer) (*gate.Result, error) {
-	gc, err := newGateClient(cf)
+	c, err := cf.client()
 	if err != nil {
 		return nil, err
 	}
 	stop := spinner(stderr, fmt.Sprintf("evaluating version %d under %s", f.version, f.policy))
 	defer stop()
-	var r gate.Result
-	err = gc.call(ctx, "POST", gc.url(nil, "gate-policies", f.policy, "evaluate"), "",
-		api.EvaluateGateRequest{Version: f.version, Actor: defaultActor(f.actor)}, &r)
-	if err != nil {
-		return nil, err
-	}
-	return &r, nil
+	return c.EvaluateGate(ctx, f.policy, api.EvaluateGateRequest{Version: f.version, Actor: defaultActor(f.actor)})
 }
 
 // spinner shows that something runs, on a terminal only; stop clears it.
@@ -547,14 +452,14 @@ func printGateResults(w io.Writer, rs []*gate.Result) error {
 }
 
 func completePolicies(cf *clientFlags) []string {
-	gc, err := newGateClient(cf)
+	c, err := cf.client()
 	if err != nil {
 		return nil
 	}
 	ctx, cancel := withTimeout(context.Background(), 2*time.Second)
 	defer cancel()
-	var list api.GatePolicyList
-	if gc.call(ctx, "GET", gc.url(nil, "gate-policies"), "", nil, &list) != nil {
+	list, err := c.ListGatePolicies(ctx)
+	if err != nil {
 		return nil
 	}
 	var out []string
