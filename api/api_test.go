@@ -709,7 +709,7 @@ func FuzzRequests(f *testing.F) {
 	})
 }
 
-func tarOf(t *testing.T, entries ...[2]string) *bytes.Buffer {
+func tarOf(t testing.TB, entries ...[2]string) *bytes.Buffer {
 	t.Helper()
 	var buf bytes.Buffer
 	tw := tar.NewWriter(&buf)
@@ -776,6 +776,57 @@ func TestContentBatch(t *testing.T) {
 			rc.Close()
 			if !bytes.Equal(got, want) {
 				t.Fatalf("read back %q, want %q", got, want)
+			}
+		}
+	})
+}
+
+// FuzzContentBatch sends arbitrary bytes as a batch upload: the answer is
+// 201 or a 4xx in the API's error format, and what a 201 acknowledges is
+// stored and reads back as its digest.
+func FuzzContentBatch(f *testing.F) {
+	b, err := blob.Open(context.Background(), "file://"+f.TempDir(), blob.Options{})
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer b.Close()
+	content := dataset.NewBucketRemote(b)
+	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(f.TempDir(), "kiln.db"))
+	if err != nil {
+		f.Fatal(err)
+	}
+	defer db.Close()
+	mux := http.NewServeMux()
+	api.New(api.Deps{Datasets: dataset.NewStore(db), Content: content, Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(mux)
+	a := []byte("object a")
+	f.Add(tarOf(f, [2]string{dataset.Sum(a).String(), string(a)}).Bytes())
+	f.Add(tarOf(f, [2]string{dataset.Sum(a).String(), "tampered"}).Bytes())
+	f.Add(tarOf(f, [2]string{"not-a-digest", "x"}).Bytes())
+	f.Add([]byte("garbage"))
+	f.Fuzz(func(t *testing.T, body []byte) {
+		req := httptest.NewRequest("POST", "/api/v1/content/objects", bytes.NewReader(body))
+		req.Header.Set("Content-Type", "application/x-tar")
+		rec := httptest.NewRecorder()
+		mux.ServeHTTP(rec, req)
+		switch {
+		case rec.Code == http.StatusCreated:
+			tr := tar.NewReader(bytes.NewReader(body))
+			for {
+				hdr, err := tr.Next()
+				if err != nil {
+					break
+				}
+				d, _ := dataset.ParseDigest(hdr.Name)
+				if miss, err := content.Has(context.Background(), []dataset.Digest{d}); err != nil || len(miss) != 0 {
+					t.Fatalf("acknowledged %s is not stored: %v %v", d, miss, err)
+				}
+			}
+		case rec.Code >= 500:
+			t.Fatalf("%d %s", rec.Code, rec.Body)
+		default:
+			var eb api.ErrorBody
+			if err := json.Unmarshal(rec.Body.Bytes(), &eb); err != nil || eb.Error.Code == "" {
+				t.Fatalf("error body %q", rec.Body)
 			}
 		}
 	})

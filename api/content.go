@@ -110,6 +110,10 @@ func (h *Handler) putObjects(w http.ResponseWriter, r *http.Request) error {
 			return errdefs.Invalid("Tar entry %q: the name must be the object's digest: %v", hdr.Name, errdefs.Message(err))
 		}
 		if err := put(ctx, d, hdr.Size, tr); err != nil {
+			var tooBig *http.MaxBytesError
+			if errors.Is(err, io.ErrUnexpectedEOF) && !errors.As(err, &tooBig) {
+				return errdefs.Invalid("Truncated tar stream: object %s ends early", d)
+			}
 			return err
 		}
 		n++
