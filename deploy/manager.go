@@ -755,6 +755,7 @@ func (m *Manager) publish(ep *endpoint) {
 	}
 	t := newTable(routes, weights, header, sh, pct)
 	t.variants = ep.doc.Spec.Experiment != nil
+	t.logging = ep.doc.Spec.Logging.Effective()
 	ep.table.Store(t)
 	for id, s := range ep.slots {
 		if !used[s] {
@@ -1182,6 +1183,21 @@ func (m *Manager) Lookup(ctx context.Context, endpoint string) (*serving.Model, 
 		return rm.sm, nil
 	}
 	return m.waitModel(ctx, ep, s, s.version)
+}
+
+// Logging returns the prediction-log settings of an endpoint (defaults
+// filled in); ok is false for an endpoint this Manager does not serve. It
+// is cheap enough to call on every request.
+func (m *Manager) Logging(endpoint string) (l Logging, ok bool) {
+	ep := m.endpoint(endpoint)
+	if ep == nil {
+		return Logging{}, false
+	}
+	t := ep.table.Load()
+	if t.logging.Mode == "" {
+		return (*Logging)(nil).Effective(), true
+	}
+	return t.logging, true
 }
 
 // Close releases every loaded model; call it after the servers using the

@@ -181,6 +181,7 @@ func (m *Manager) newRouteModel(s *slot, e *cacheEntry) *routeModel {
 	rm := &routeModel{
 		sm: &serving.Model{
 			Name: s.ep.name, Version: s.version, Route: s.name, Platform: e.platform,
+			Source: s.key.model + "/" + strconv.FormatInt(s.key.version, 10),
 			Runtime: e.loaded.Model, Signature: b.Signature, InputExample: b.InputExample,
 		},
 		entry: e, slot: s,
@@ -251,6 +252,7 @@ type table struct {
 	primary   *slot  // the route with the largest weight
 	shadowPct float64
 	variants  bool // the routes are an experiment's variants
+	logging   Logging
 }
 
 func newTable(routes []*slot, weights []float64, keyHeader string, shadow *slot, percent float64) *table {

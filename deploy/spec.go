@@ -67,6 +67,53 @@ type EndpointSpec struct {
 	Rollout *Rollout `json:"rollout,omitempty" yaml:"rollout,omitempty"`
 	// Capacity limits concurrency and sizes the worker pool.
 	Capacity *Capacity `json:"capacity,omitempty" yaml:"capacity,omitempty"`
+	// Logging says which requests the prediction log records (package
+	// monitor/predlog); nil means every request and response.
+	Logging *Logging `json:"logging,omitempty" yaml:"logging,omitempty"`
+}
+
+// Logging modes.
+const (
+	LogAll      = "all"      // inputs and outputs
+	LogRequest  = "request"  // inputs only
+	LogResponse = "response" // outputs only
+	LogNone     = "none"     // nothing
+)
+
+// Logging configures an endpoint's prediction log, as KServe's
+// InferenceService logger does.
+type Logging struct {
+	// Mode is "all" (default), "request", "response" or "none". Every mode
+	// but none records the request's metadata (id, route, model version,
+	// latency, status).
+	Mode string `json:"mode,omitempty" yaml:"mode,omitempty"`
+	// SampleRate is the share of requests recorded, in (0, 1]; 0 means 1.
+	SampleRate float64 `json:"sample_rate,omitempty" yaml:"sample_rate,omitempty"`
+	// SubjectHeader names the request header whose value is recorded as
+	// the request's subject key (a customer id, for erasure and slicing);
+	// default "X-Kiln-Subject".
+	SubjectHeader string `json:"subject_header,omitempty" yaml:"subject_header,omitempty"`
+}
+
+// DefaultSubjectHeader is the subject header of Logging.
+const DefaultSubjectHeader = "X-Kiln-Subject"
+
+// Effective returns l with its defaults filled in (l may be nil).
+func (l *Logging) Effective() Logging {
+	var e Logging
+	if l != nil {
+		e = *l
+	}
+	if e.Mode == "" {
+		e.Mode = LogAll
+	}
+	if e.SampleRate == 0 {
+		e.SampleRate = 1
+	}
+	if e.SubjectHeader == "" {
+		e.SubjectHeader = DefaultSubjectHeader
+	}
+	return e
 }
 
 // ModelRef names a registered model version directly or through an alias.
@@ -389,8 +436,36 @@ func (e *Endpoint) Validate() error {
 			add("spec.capacity.min_workers", "is larger than max_workers (%d > %d)", c.MinWorkers, c.MaxWorkers)
 		}
 	}
+	if l := s.Logging; l != nil {
+		switch l.Mode {
+		case "", LogAll, LogRequest, LogResponse, LogNone:
+		default:
+			add("spec.logging.mode", "must be %q, %q, %q or %q, got %q", LogAll, LogRequest, LogResponse, LogNone, l.Mode)
+		}
+		if !(l.SampleRate >= 0 && l.SampleRate <= 1) {
+			add("spec.logging.sample_rate", "must be in (0, 1], got %v", l.SampleRate)
+		}
+		if l.SubjectHeader != "" && !validHeaderName(l.SubjectHeader) {
+			add("spec.logging.subject_header", "is not a valid header name: %q", l.SubjectHeader)
+		}
+	}
 	if len(errs) == 0 {
 		return nil
 	}
 	return errs
+}
+
+// validHeaderName reports whether s is an HTTP header field name (an RFC
+// 9110 token).
+func validHeaderName(s string) bool {
+	if s == "" || len(s) > 128 {
+		return false
+	}
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if !(c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || strings.IndexByte("!#$%&'*+-.^_`|~", c) >= 0) {
+			return false
+		}
+	}
+	return true
 }

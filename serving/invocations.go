@@ -750,7 +750,7 @@ func (s *Server) InvocationsHandlerFunc(nameOf func(*http.Request) string) http.
 		defer s.recoverPanic(w, r, func(w http.ResponseWriter, status int, msg string) {
 			writeMLflowError(w, status, "INTERNAL_ERROR", msg)
 		})
-		ctx := withHeader(r.Context(), r.Header)
+		ctx := s.withHeader(r.Context(), w, r)
 		st, err := s.invocationsModel(ctx, nameOf(r))
 		if err != nil {
 			status := classify(err).httpStatus()

@@ -2,11 +2,14 @@ package serving
 
 import (
 	"context"
+	crand "crypto/rand"
+	"encoding/hex"
 	"errors"
 	"net/http"
 	"strings"
 	"time"
 
+	"google.golang.org/grpc"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/kiln-ml/kiln/tensor"
@@ -30,7 +33,8 @@ type Call struct {
 	Model *Model
 	// Protocol is "v2-rest", "v2-grpc" or "mlflow".
 	Protocol string
-	// ID is the request id the client gave (the OIP "id"), if any.
+	// ID is the request's id: the OIP "id" the client gave, else its
+	// X-Request-Id header (generated when absent, and sent back).
 	ID string
 	// Inputs are the request's inputs matched to the model's signature;
 	// nil when the request failed before they were decoded.
@@ -91,9 +95,33 @@ func itoa(n int64) string {
 
 type headerKey struct{}
 
-// withHeader makes an HTTP request's headers visible to RequestHeader.
-func withHeader(ctx context.Context, h http.Header) context.Context {
-	return context.WithValue(ctx, headerKey{}, h)
+// RequestIDHeader is the header that carries an inference request's id
+// when the protocol's body has none (MLflow /invocations), and that
+// answers it: with an Observer set, every HTTP inference response carries
+// it, the client's own or one generated for the request, so that ground
+// truth can be joined to the prediction later (package monitor).
+const RequestIDHeader = "X-Request-Id"
+
+// withHeader makes an HTTP request's headers visible to RequestHeader and,
+// when an observer will see the request, makes sure it has a request id
+// and echoes it in the response.
+func (s *Server) withHeader(ctx context.Context, w http.ResponseWriter, r *http.Request) context.Context {
+	if s.opts.Observer != nil {
+		id := r.Header.Get(RequestIDHeader)
+		if id == "" || len(id) > 128 {
+			id = NewRequestID()
+			r.Header.Set(RequestIDHeader, id)
+		}
+		w.Header().Set(RequestIDHeader, id)
+	}
+	return context.WithValue(ctx, headerKey{}, r.Header)
+}
+
+// NewRequestID returns a random request id: 16 lower-case hex digits.
+func NewRequestID() string {
+	var b [8]byte
+	crand.Read(b[:])
+	return hex.EncodeToString(b[:])
 }
 
 // RequestHeader returns a header of the inference request whose context
@@ -126,6 +154,15 @@ func nopRelease() {}
 func (s *Server) observe(ctx context.Context, st *modelState, p protocol, id string, start time.Time, inputs, outputs []*tensor.Tensor, err error, status int) {
 	if s.opts.Observer == nil {
 		return
+	}
+	if id == "" {
+		// The OIP body had no id: the header's (HTTP: always set, see
+		// withHeader), or the gRPC metadata's, or a new one sent back in
+		// the response headers.
+		if id = RequestHeader(ctx, RequestIDHeader); id == "" && p == protoGRPC {
+			id = NewRequestID()
+			grpc.SetHeader(ctx, metadata.Pairs("x-request-id", id))
+		}
 	}
 	s.opts.Observer.Observe(ctx, &Call{
 		Model: st.m, Protocol: protocolNames[p], ID: id,

@@ -50,14 +50,19 @@ func TestObserver(t *testing.T) {
 	}{
 		{"/v2/models/lin/infer", "application/json", good, 200, "v2-rest", "r1", true, true},
 		{"/v2/models/lin/infer", "application/json", bad, 400, "v2-rest", "r2", false, false},
-		{"/v2/models/lin/infer", "application/json", `{"inputs":`, 400, "v2-rest", "", false, false},
-		{"/invocations", "application/json", `{"inputs":[[1,2,3]]}`, 200, "mlflow", "", true, true},
-		{"/invocations", "application/json", `{"inputs":[[1,2]]}`, 400, "mlflow", "", false, false},
+		{"/v2/models/lin/infer", "application/json", `{"inputs":`, 400, "v2-rest", "*", false, false},
+		{"/invocations", "application/json", `{"inputs":[[1,2,3]]}`, 200, "mlflow", "*", true, true},
+		{"/invocations", "application/json", `{"inputs":[[1,2]]}`, 400, "mlflow", "*", false, false},
+		{"/invocations", "application/json", `{"inputs":[[1,2,3]]}`, 200, "mlflow", "client-id-7", true, true},
 		{"/v2/models/nope/infer", "application/json", good, 404, "", "", false, false}, // never reaches a model
 	}
 	want := 0
 	for i, tc := range tests {
-		r := do(t, h, "POST", tc.path, tc.ctype, []byte(tc.body), "X-Subject", fmt.Sprint("s", i))
+		hdrs := []string{"X-Subject", fmt.Sprint("s", i)}
+		if tc.id != "*" && tc.id != "" && !strings.Contains(tc.body, tc.id) {
+			hdrs = append(hdrs, RequestIDHeader, tc.id)
+		}
+		r := do(t, h, "POST", tc.path, tc.ctype, []byte(tc.body), hdrs...)
 		if r.status != tc.status {
 			t.Fatalf("%s %s: %v", tc.path, tc.body, r)
 		}
@@ -72,7 +77,15 @@ func TestObserver(t *testing.T) {
 		c := rec.calls[want-1]
 		hdr := rec.hdr[want-1]
 		rec.mu.Unlock()
-		if c.Model == nil || c.Model.Name != "lin" || c.Protocol != tc.protocol || c.ID != tc.id || c.Status != tc.status {
+		// Without an id in the body or the header, one is generated and
+		// sent back in X-Request-Id.
+		if tc.id == "*" && (len(c.ID) != 16 || r.header.Get(RequestIDHeader) != c.ID) {
+			t.Errorf("%d: generated id %q, response header %q", i, c.ID, r.header.Get(RequestIDHeader))
+		}
+		if tc.id != "*" && r.header.Get(RequestIDHeader) == "" {
+			t.Errorf("%d: no %s in the response", i, RequestIDHeader)
+		}
+		if c.Model == nil || c.Model.Name != "lin" || c.Protocol != tc.protocol || (tc.id != "*" && c.ID != tc.id) || c.Status != tc.status {
 			t.Errorf("%d: observed %+v", i, c)
 		}
 		if (c.Inputs != nil) != tc.inputs || (c.Outputs != nil) != tc.outputs || (c.Err == nil) != (tc.status == 200) {

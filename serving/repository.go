@@ -33,6 +33,10 @@ type Model struct {
 	// when a routing repository (package deploy) hands it out; Observers
 	// see it. Empty otherwise.
 	Route string
+	// Source names what the Model was loaded from, for logs and the
+	// prediction log: a registered model version ("fraud/3") when a
+	// routing repository hands it out, else the model URI, or empty.
+	Source string
 	// Platform is the OIP platform string, e.g. "onnx_onnxv1".
 	Platform string
 	// Runtime predicts.

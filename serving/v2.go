@@ -263,7 +263,7 @@ func (rt *router) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name, version string) {
 	start := time.Now()
 	defer s.recoverPanic(w, r, writeV2Error)
-	ctx := withHeader(r.Context(), r.Header)
+	ctx := s.withHeader(r.Context(), w, r)
 	st, err := s.lookup(ctx, name, version)
 	if err != nil {
 		status := classify(err).httpStatus()

@@ -357,6 +357,10 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	// Batch-scoring jobs (package score): the request, the state and
 	// progress, and a lease that lets one replica run each job.
 	{Version: 7, Name: "score jobs", SQL: scoreJobTables},
+	// Monitoring (package monitor and its subpackages): the prediction
+	// log's shipped segments, ground-truth labels, monitors and their
+	// results, alert receivers, alert states and their history.
+	{Version: 8, Name: "monitoring", SQL: predictionLogTables + labelTables + monitorTables + alertTables},
 }
 
 // scoreJobTables are the tables of migration 7.
