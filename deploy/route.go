@@ -181,7 +181,7 @@ func (m *Manager) newRouteModel(s *slot, e *cacheEntry) *routeModel {
 	rm := &routeModel{
 		sm: &serving.Model{
 			Name: s.ep.name, Version: s.version, Route: s.name, Platform: e.platform,
-			Source: s.key.model + "/" + strconv.FormatInt(s.key.version, 10),
+			Source:  s.key.model + "/" + strconv.FormatInt(s.key.version, 10),
 			Runtime: e.loaded.Model, Signature: b.Signature, InputExample: b.InputExample,
 		},
 		entry: e, slot: s,
