@@ -80,8 +80,14 @@ type Deps struct {
 	Endpoints Endpoints
 	// Gates, if set, serves /gate-policies and gate results (a
 	// *gate.Service).
-	Gates  Gates
-	Logger *slog.Logger
+	Gates Gates
+	// Feedback, if set, serves ground-truth labels and performance
+	// (/endpoints/{endpoint}/feedback, …/performance; api/feedback.go).
+	Feedback Feedback
+	// Monitors, if set, serves /monitors, /alert-receivers and alerts
+	// (api/monitors.go).
+	Monitors Monitors
+	Logger   *slog.Logger
 }
 
 // Handler serves the API.
@@ -122,6 +128,8 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerScoreJobs(mux)
 	h.registerEndpoints(mux)
 	h.registerGates(mux)
+	h.registerFeedback(mux)
+	h.registerMonitors(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

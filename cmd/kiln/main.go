@@ -51,5 +51,6 @@ Then, from Python:
 	root.AddCommand(newPackageCmd(), newDeployCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newGateCmd())
+	root.AddCommand(newMonitorCmd(), newFeedbackCmd())
 	return root
 }
