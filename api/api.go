@@ -81,6 +81,9 @@ type Deps struct {
 	// Gates, if set, serves /gate-policies and gate results (a
 	// *gate.Service).
 	Gates Gates
+	// Predictions, if set, serves the prediction log
+	// (/endpoints/{endpoint}/predictions…; api/predictions.go).
+	Predictions Predictions
 	// Feedback, if set, serves ground-truth labels and performance
 	// (/endpoints/{endpoint}/feedback, …/performance; api/feedback.go).
 	Feedback Feedback
@@ -128,6 +131,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerScoreJobs(mux)
 	h.registerEndpoints(mux)
 	h.registerGates(mux)
+	h.registerPredictions(mux)
 	h.registerFeedback(mux)
 	h.registerMonitors(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
