@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor clean
 
 all: build
 
@@ -96,6 +96,12 @@ bench-data:
 # mlflow models predict (bench/README.md).
 bench-deploy:
 	bench/deploy/run.sh
+
+# Drift against Evidently's DataDriftPreset, prediction logging on versus
+# off, and sustained logging (bench/README.md).
+bench-monitor: build venv
+	bench/monitor/drift/run.sh
+	bench/monitor/logging/run.sh
 
 clean:
 	rm -rf bin $(VENV) kiln-data
