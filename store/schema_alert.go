@@ -1,9 +1,10 @@
 package store
 
 // alertTables are migration 8's tables of package monitor/alert: alert
-// receivers (webhooks), the state of each alert (one per rule and label
-// set), the append-only history of state changes, and the delivery
-// attempts of notifications.
+// receivers (webhooks), the state of each alert (one per monitor, rule and
+// label set), the append-only history of state changes, the durable queue
+// of notifications (one per event and receiver, or the hook) and the
+// outcome of each delivery attempt.
 const alertTables = `
 CREATE TABLE alert_receivers (
 	name TEXT PRIMARY KEY,
@@ -17,6 +18,8 @@ CREATE TABLE alert_states (
 	rule TEXT NOT NULL,
 	fingerprint TEXT NOT NULL,
 	labels TEXT NOT NULL,
+	annotations TEXT NOT NULL DEFAULT '{}',
+	severity TEXT NOT NULL DEFAULT '',
 	state TEXT NOT NULL,
 	value {{f64}},
 	active_since {{i64}} NOT NULL DEFAULT 0,
@@ -25,25 +28,48 @@ CREATE TABLE alert_states (
 	last_eval_time {{i64}} NOT NULL,
 	PRIMARY KEY (monitor, rule, fingerprint)
 );
+CREATE INDEX alert_states_state ON alert_states (state, monitor);
 CREATE TABLE alert_events (
 	event_id TEXT PRIMARY KEY,
 	monitor TEXT NOT NULL,
 	rule TEXT NOT NULL,
 	fingerprint TEXT NOT NULL,
+	labels TEXT NOT NULL DEFAULT '{}',
+	from_state TEXT NOT NULL DEFAULT '',
 	state TEXT NOT NULL,
 	value {{f64}},
 	time {{i64}} NOT NULL,
 	detail TEXT NOT NULL DEFAULT '{}'
 );
 CREATE INDEX alert_events_time ON alert_events (monitor, time);
+CREATE INDEX alert_events_rule ON alert_events (monitor, rule, time);
+CREATE INDEX alert_events_all ON alert_events (time);
 CREATE TABLE alert_notifications (
 	notification_id TEXT PRIMARY KEY,
 	event_id TEXT NOT NULL,
 	receiver TEXT NOT NULL,
-	attempts {{i64}} NOT NULL,
+	type TEXT NOT NULL,
+	series TEXT NOT NULL,
+	payload TEXT NOT NULL,
+	attempts {{i64}} NOT NULL DEFAULT 0,
+	max_attempts {{i64}} NOT NULL,
 	status TEXT NOT NULL,
 	error TEXT NOT NULL DEFAULT '',
-	time {{i64}} NOT NULL
+	time {{i64}} NOT NULL,
+	next_time {{i64}} NOT NULL,
+	last_time {{i64}} NOT NULL DEFAULT 0,
+	lease_owner TEXT NOT NULL DEFAULT '',
+	lease_expires {{i64}} NOT NULL DEFAULT 0
 );
 CREATE INDEX alert_notifications_event ON alert_notifications (event_id);
+CREATE INDEX alert_notifications_due ON alert_notifications (status, next_time);
+CREATE TABLE alert_notification_attempts (
+	notification_id TEXT NOT NULL,
+	attempt {{i64}} NOT NULL,
+	time {{i64}} NOT NULL,
+	status_code {{i64}} NOT NULL DEFAULT 0,
+	error TEXT NOT NULL DEFAULT '',
+	duration_ms {{f64}} NOT NULL DEFAULT 0,
+	PRIMARY KEY (notification_id, attempt)
+);
 `
