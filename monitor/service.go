@@ -284,7 +284,9 @@ func (s *Service) Put(ctx context.Context, m *Monitor, actor string) (*StoredMon
 }
 
 // Get returns a monitor.
-func (s *Service) Get(ctx context.Context, name string) (*StoredMonitor, error) { return s.store.Get(ctx, name) }
+func (s *Service) Get(ctx context.Context, name string) (*StoredMonitor, error) {
+	return s.store.Get(ctx, name)
+}
 
 // List returns the monitors ("" = of every endpoint).
 func (s *Service) List(ctx context.Context, endpoint string) ([]*StoredMonitor, error) {
