@@ -316,8 +316,8 @@ func TestCompareOptionsAndShare(t *testing.T) {
 		{name: "defaults: half drifted is dataset drift", drifted: 2, total: 4, dataset: true},
 		{name: "higher share", opts: Options{DriftShare: 0.6}, drifted: 2, total: 4, dataset: false},
 		{
-			name: "method for all, per-feature override",
-			opts: Options{Method: stattest.MethodPSI, PerFeature: map[string]FeatureTest{"d": {Method: stattest.MethodZ}, "b": {Threshold: 0.5}}},
+			name:    "method for all, per-feature override",
+			opts:    Options{Method: stattest.MethodPSI, PerFeature: map[string]FeatureTest{"d": {Method: stattest.MethodZ}, "b": {Threshold: 0.5}}},
 			drifted: 2, total: 4, dataset: true,
 			check: func(t *testing.T, r *Report) {
 				if f := r.Feature("a"); f.Method != stattest.MethodPSI || f.Threshold != 0.1 {
@@ -332,8 +332,8 @@ func TestCompareOptionsAndShare(t *testing.T) {
 			},
 		},
 		{
-			name: "unknown and untestable features are errors, not failures",
-			opts: Options{Features: []string{"a", "b", "nope", "e"}, PerFeature: map[string]FeatureTest{"c": {Method: stattest.MethodKS}}},
+			name:    "unknown and untestable features are errors, not failures",
+			opts:    Options{Features: []string{"a", "b", "nope", "e"}, PerFeature: map[string]FeatureTest{"c": {Method: stattest.MethodKS}}},
 			drifted: 1, total: 2, errors: 2, dataset: true,
 			check: func(t *testing.T, r *Report) {
 				if f := r.Feature("nope"); !strings.Contains(f.Error, "reference") || !math.IsNaN(f.Score) || f.Drift {
@@ -345,8 +345,8 @@ func TestCompareOptionsAndShare(t *testing.T) {
 			},
 		},
 		{
-			name: "KS on a categorical column is an error",
-			opts: Options{Features: []string{"c"}, Method: stattest.MethodKS},
+			name:   "KS on a categorical column is an error",
+			opts:   Options{Features: []string{"c"}, Method: stattest.MethodKS},
 			errors: 1,
 			check: func(t *testing.T, r *Report) {
 				if f := r.Feature("c"); !strings.Contains(f.Error, "numerical") || r.Share != 0 || r.DatasetDrift {
