@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/monitor"
 )
 
 // gatePolicies is the API collection of GatePolicy documents.
@@ -61,11 +62,12 @@ func newApplyCmd() *cobra.Command {
 	var dryRun, noDiff bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
-		Short: "Create or change endpoints and gate policies from YAML documents",
+		Short: "Create or change endpoints, gate policies, monitors and alert receivers from YAML documents",
 		Long: `Make the server hold what the documents say. Each file may hold several
 YAML (or JSON) documents separated by ---; a folder stands for its .yaml, .yml
-and .json files in name order; - reads standard input. Kinds: Endpoint and
-GatePolicy (see docs/declarative.md).
+and .json files in name order; - reads standard input. Kinds: Endpoint,
+GatePolicy (see docs/declarative.md), Monitor and AlertReceiver (see
+docs/monitors.md).
 
 Every document is read and checked first: unknown fields, values of the wrong
 type and invalid specs are reported as FILE:LINE:COL: message, and nothing is
@@ -213,6 +215,8 @@ func applyDocument(cmd *cobra.Command, c *client.Client, d *manifestDoc, opts cl
 				res.Result, res.Diff = "unchanged", ""
 			}
 		}
+	case monitor.KindMonitor, monitor.KindAlertReceiver:
+		return applyMonitorDocument(ctx, c, d, opts, res)
 	default:
 		return res, fmt.Errorf("kind %q cannot be applied", d.Kind)
 	}
@@ -319,6 +323,93 @@ func policyYAML(p *gate.Policy) (string, error) {
 		return "", err
 	}
 	if err := enc.Close(); err != nil {
+		return "", err
+	}
+	return b.String(), nil
+}
+
+// applyMonitorDocument applies a Monitor or an AlertReceiver. The diff is
+// made here, against the stored document (receivers' secrets are masked
+// on both sides, so a changed secret shows no diff but is applied).
+func applyMonitorDocument(ctx context.Context, c *client.Client, d *manifestDoc, opts client.ChangeOptions, res applyResult) (applyResult, error) {
+	var live, applied any
+	var err error
+	if d.Monitor != nil {
+		applied = d.Monitor
+		var mi *api.MonitorInfo
+		if mi, err = c.GetMonitor(ctx, d.Name); err == nil {
+			live = mi.Monitor
+		}
+	} else {
+		masked := *d.Receiver
+		masked.Spec = d.Receiver.Spec
+		if masked.Spec.Secret != "" {
+			masked.Spec.Secret = monitor.Masked
+		}
+		if len(masked.Spec.Headers) > 0 {
+			masked.Spec.Headers = map[string]string{}
+			for k := range d.Receiver.Spec.Headers {
+				masked.Spec.Headers[k] = monitor.Masked
+			}
+		}
+		applied = &masked
+		var r *monitor.AlertReceiver
+		if r, err = c.GetAlertReceiver(ctx, d.Name); err == nil {
+			live = r
+		}
+	}
+	if err != nil && !errors.Is(err, errdefs.ErrNotFound) {
+		return res, err
+	}
+	after, err := documentYAML(applied)
+	if err != nil {
+		return res, err
+	}
+	res.Result = "configured"
+	if live == nil {
+		res.Result = "created"
+		res.Diff = api.UnifiedDiff("/dev/null", d.Ref(), "", after)
+	} else {
+		before, err := documentYAML(live)
+		if err != nil {
+			return res, err
+		}
+		if res.Diff = api.UnifiedDiff(d.Ref()+" (live)", d.Ref()+" (applied)", before, after); res.Diff == "" {
+			res.Result = "unchanged"
+		}
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	var created, changed bool
+	if d.Monitor != nil {
+		out, err := c.ApplyMonitor(ctx, d.Monitor, opts.Actor)
+		if err != nil {
+			return res, err
+		}
+		created, changed = out.Created, out.Changed
+	} else {
+		out, err := c.ApplyAlertReceiver(ctx, d.Receiver)
+		if err != nil {
+			return res, err
+		}
+		created, changed = out.Created, out.Changed
+	}
+	switch {
+	case created:
+		res.Result = "created"
+	case changed:
+		res.Result = "configured"
+	default:
+		res.Result, res.Diff = "unchanged", ""
+	}
+	return res, nil
+}
+
+// documentYAML writes a document as YAML with the names of its JSON form.
+func documentYAML(v any) (string, error) {
+	var b strings.Builder
+	if err := writeYAML(&b, v); err != nil {
 		return "", err
 	}
 	return b.String(), nil

@@ -22,6 +22,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/monitor"
 )
 
 // Resource types of kiln get, describe and delete, by every name they
@@ -29,18 +30,22 @@ import (
 const (
 	resEndpoint   = "endpoint"
 	resGatePolicy = "gatepolicy"
+	resMonitor    = "monitor"
+	resReceiver   = "alertreceiver"
 )
 
 var resourceNames = map[string]string{
 	"endpoint": resEndpoint, "endpoints": resEndpoint, "ep": resEndpoint,
 	"gatepolicy": resGatePolicy, "gatepolicies": resGatePolicy, "gate-policy": resGatePolicy, "gate-policies": resGatePolicy, "gp": resGatePolicy,
+	"monitor": resMonitor, "monitors": resMonitor, "mon": resMonitor,
+	"alertreceiver": resReceiver, "alertreceivers": resReceiver, "alert-receiver": resReceiver, "alert-receivers": resReceiver, "ar": resReceiver,
 }
 
 func resourceType(arg string) (string, error) {
 	if t, ok := resourceNames[strings.ToLower(arg)]; ok {
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q: want endpoints or gatepolicies", arg)
+	return "", fmt.Errorf("unknown resource type %q: want endpoints, gatepolicies, monitors or alertreceivers", arg)
 }
 
 // completeEndpoints completes endpoint names from the server.
@@ -91,8 +96,8 @@ func (f *clientFlags) completeTypeThenName(types ...string) cobra.CompletionFunc
 func newGetCmd() *cobra.Command {
 	f := &clientFlags{}
 	cmd := &cobra.Command{
-		Use:   "get endpoints|endpoint NAME|gatepolicies|gatepolicy NAME",
-		Short: "List endpoints or gate policies, or show one",
+		Use:   "get endpoints|endpoint NAME|gatepolicies|gatepolicy NAME|monitors|monitor NAME|alertreceivers|alertreceiver NAME",
+		Short: "List endpoints, gate policies, monitors or alert receivers, or show one",
 		Long: `List the endpoints or gate policies of the server, or show one.
 
 With --output yaml (or json) an endpoint or a gate policy is printed as the
@@ -109,7 +114,7 @@ describe shows.`,
   kiln get endpoint churn -o yaml
   kiln get gatepolicies`,
 		Args:              cobra.RangeArgs(1, 2),
-		ValidArgsFunction: f.completeTypeThenName("endpoints", "gatepolicies"),
+		ValidArgsFunction: f.completeTypeThenName("endpoints", "gatepolicies", "monitors", "alertreceivers"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
 				return err
@@ -130,6 +135,8 @@ describe shows.`,
 			switch t {
 			case resEndpoint:
 				return f.getEndpoints(ctx, w, c, name)
+			case resMonitor, resReceiver:
+				return f.getMonitorDocuments(ctx, w, c, t, name)
 			default:
 				return f.getGatePolicies(ctx, w, c, name)
 			}
@@ -646,7 +653,7 @@ func newDeleteCmd() *cobra.Command {
 	var files []string
 	var ignoreNotFound bool
 	cmd := &cobra.Command{
-		Use:   "delete endpoint|gatepolicy NAME | delete -f FILE|DIR|-",
+		Use:   "delete endpoint|gatepolicy|monitor|alertreceiver NAME | delete -f FILE|DIR|-",
 		Short: "Delete an endpoint or a gate policy, by name or by the documents that describe it",
 		Long: `Delete an endpoint (it stops serving; its events stay) or a gate policy, named
 on the command line or by the documents of -f (every Endpoint and GatePolicy
@@ -660,7 +667,7 @@ your login name) and why (--reason).`,
 			}
 			return cobra.ExactArgs(2)(cmd, args)
 		},
-		ValidArgsFunction: f.completeTypeThenName("endpoint", "gatepolicy"),
+		ValidArgsFunction: f.completeTypeThenName("endpoint", "gatepolicy", "monitor", "alertreceiver"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			type target struct{ kind, name string }
 			var targets []target
@@ -671,8 +678,13 @@ your login name) and why (--reason).`,
 				}
 				for _, d := range docs {
 					t := resEndpoint
-					if d.Kind == kindGatePolicy {
+					switch d.Kind {
+					case kindGatePolicy:
 						t = resGatePolicy
+					case monitor.KindMonitor:
+						t = resMonitor
+					case monitor.KindAlertReceiver:
+						t = resReceiver
 					}
 					targets = append(targets, target{t, d.Name})
 				}
@@ -690,9 +702,14 @@ your login name) and why (--reason).`,
 			opts := cf.options(false)
 			for _, t := range targets {
 				var err error
-				if t.kind == resEndpoint {
+				switch t.kind {
+				case resEndpoint:
 					err = c.DeleteEndpoint(cmd.Context(), t.name, opts)
-				} else {
+				case resMonitor:
+					err = c.DeleteMonitor(cmd.Context(), t.name)
+				case resReceiver:
+					err = c.DeleteAlertReceiver(cmd.Context(), t.name)
+				default:
 					err = c.DeleteDocument(cmd.Context(), gatePolicies, t.name, opts)
 				}
 				ref := t.kind + "/" + t.name
@@ -714,4 +731,75 @@ your login name) and why (--reason).`,
 	cmd.Flags().BoolVar(&ignoreNotFound, "ignore-not-found", false, "report what does not exist instead of failing")
 	cmd.MarkFlagFilename("filename", "yaml", "yml", "json")
 	return cmd
+}
+
+// getMonitorDocuments prints monitors or alert receivers: as the
+// documents kiln apply takes with -o yaml|json (a listing with -o yaml is
+// a stream of documents), else as a table.
+func (f *clientFlags) getMonitorDocuments(ctx context.Context, w io.Writer, c *client.Client, t, name string) error {
+	var docs []any
+	var rows [][]string
+	header := "NAME\tENDPOINT\tREFERENCE\tWINDOW\tEVERY\tALERT RULES\tGENERATION"
+	if t == resMonitor {
+		var ms []api.MonitorInfo
+		if name != "" {
+			mi, err := c.GetMonitor(ctx, name)
+			if err != nil {
+				return err
+			}
+			ms = []api.MonitorInfo{*mi}
+		} else {
+			var err error
+			if ms, err = c.ListMonitors(ctx, ""); err != nil {
+				return err
+			}
+		}
+		for _, mi := range ms {
+			m := mi.Monitor
+			docs = append(docs, m)
+			eff := m.Spec.Effective()
+			rows = append(rows, []string{m.Metadata.Name, m.Spec.Endpoint, eff.Reference.String(), eff.Window.String(), eff.Schedule.Every.String(),
+				strconv.Itoa(len(m.Spec.Alerts)), strconv.FormatInt(mi.Generation, 10)})
+		}
+	} else {
+		header = "NAME\tTYPE\tURL\tSIGNED"
+		var rs []*monitor.AlertReceiver
+		if name != "" {
+			r, err := c.GetAlertReceiver(ctx, name)
+			if err != nil {
+				return err
+			}
+			rs = []*monitor.AlertReceiver{r}
+		} else {
+			var err error
+			if rs, err = c.ListAlertReceivers(ctx); err != nil {
+				return err
+			}
+		}
+		for _, r := range rs {
+			docs = append(docs, r)
+			rows = append(rows, []string{r.Metadata.Name, r.Spec.Type, r.Spec.URL, strconv.FormatBool(r.Spec.Secret != "")})
+		}
+	}
+	switch {
+	case f.output == "yaml" && name == "":
+		for i, d := range docs {
+			if i > 0 {
+				fmt.Fprintln(w, "---")
+			}
+			if err := writeYAML(w, d); err != nil {
+				return err
+			}
+		}
+		return nil
+	case f.output != "table" && name != "" && len(docs) == 1:
+		return f.print(w, docs[0], nil)
+	}
+	return f.print(w, docs, func(w io.Writer) error {
+		fmt.Fprintln(w, header)
+		for _, r := range rows {
+			fmt.Fprintln(w, strings.Join(r, "\t"))
+		}
+		return nil
+	})
 }

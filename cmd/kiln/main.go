@@ -51,6 +51,6 @@ Then, from Python:
 	root.AddCommand(newPackageCmd(), newDeployCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newGateCmd())
-	root.AddCommand(newMonitorCmd(), newFeedbackCmd())
+	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
 	return root
 }

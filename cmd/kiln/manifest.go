@@ -30,6 +30,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/monitor"
 )
 
 // Limits of the manifest reader.
@@ -46,7 +47,7 @@ const (
 // Document kinds that kiln apply knows.
 const kindGatePolicy = "GatePolicy"
 
-var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy}
+var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy, monitor.KindMonitor, monitor.KindAlertReceiver}
 
 // manifestDoc is one document of a manifest.
 type manifestDoc struct {
@@ -61,6 +62,10 @@ type manifestDoc struct {
 	Endpoint *deploy.Endpoint
 	// Policy is the document of kind GatePolicy.
 	Policy *gate.Policy
+	// Monitor and Receiver are the documents of kinds Monitor and
+	// AlertReceiver.
+	Monitor  *monitor.Monitor
+	Receiver *monitor.AlertReceiver
 	// JSON is the document as the API takes it.
 	JSON json.RawMessage
 	// pos maps the field paths of the document to where they are.
@@ -340,6 +345,57 @@ func parseDocument(source string, index int, root *yaml.Node) (*manifestDoc, man
 			return nil, c.errs
 		}
 		d.Policy, d.Name, d.JSON = &p, p.Metadata.Name, data
+	case monitor.KindMonitor, monitor.KindAlertReceiver:
+		// Checked here as the monitor API will check it; sent as JSON.
+		var v interface{ Validate() error }
+		if d.Kind == monitor.KindMonitor {
+			c.check("", root, reflect.TypeOf(monitor.Monitor{}))
+			v = &monitor.Monitor{}
+		} else {
+			c.check("", root, reflect.TypeOf(monitor.AlertReceiver{}))
+			v = &monitor.AlertReceiver{}
+		}
+		if len(c.errs) > 0 {
+			return nil, c.errs
+		}
+		if err := root.Decode(v); err != nil {
+			c.failAt(root, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, c.errs
+		}
+		switch x := v.(type) {
+		case *monitor.Monitor:
+			x.Normalize()
+		case *monitor.AlertReceiver:
+			if x.APIVersion == "" {
+				x.APIVersion = monitor.APIVersion
+			}
+		}
+		var fes monitor.FieldErrors
+		if err := v.Validate(); errors.As(err, &fes) {
+			for _, fe := range fes {
+				if fe.Path == "" {
+					c.failAt(root, "%s", fe.Msg)
+				} else {
+					c.failPath(fe.Path, "%s: %s", fe.Path, fe.Msg)
+				}
+			}
+			return nil, c.errs
+		} else if err != nil {
+			c.failAt(root, "%s", errdefs.Message(err))
+			return nil, c.errs
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			c.failAt(root, "%v", err)
+			return nil, c.errs
+		}
+		switch x := v.(type) {
+		case *monitor.Monitor:
+			d.Monitor, d.Name = x, x.Metadata.Name
+		case *monitor.AlertReceiver:
+			d.Receiver, d.Name = x, x.Metadata.Name
+		}
+		d.JSON = data
 	default:
 		c.failAt(kindNode, "unknown kind %q (known kinds: %s)", clipString(d.Kind), strings.Join(manifestKinds, ", "))
 		return nil, c.errs
