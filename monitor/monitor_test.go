@@ -19,6 +19,8 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/monitor/alert"
+	"github.com/kiln-ml/kiln/monitor/drift"
+	"github.com/kiln-ml/kiln/monitor/report"
 	"github.com/kiln-ml/kiln/store/storetest"
 )
 
@@ -472,5 +474,25 @@ func TestSamplesNoData(t *testing.T) {
 	}
 	if strings.Join(names, ",") != "requests,rps" {
 		t.Fatalf("no-data samples: %v", names)
+	}
+}
+
+func TestReportData(t *testing.T) {
+	sm := &StoredMonitor{Monitor: mustMonitor(t, `{metadata: {name: m}, spec: {endpoint: e, reference: {dataset: t@1}}}`)}
+	now := time.Now()
+	rs := []*Result{
+		{Monitor: "m", Endpoint: "e", Time: now.Add(-time.Hour), Status: StatusNoData},
+		{Monitor: "m", Endpoint: "e", Time: now, Status: StatusDrift, Traffic: Traffic{Requests: 5, Rows: 10},
+			Reference: &ReferenceInfo{Kind: "dataset", Dataset: "t@1"},
+			Drift:     &drift.Report{Features: []drift.FeatureResult{{Name: "x", Kind: "numerical", Method: "ks", Score: 0.001, Threshold: 0.05, Drift: true}}, Drifted: 1, Total: 1, Share: 1, DriftShare: 0.5, DatasetDrift: true},
+			Outliers:  &Outliers{Rows: 2, Share: 0.2, Features: map[string]FeatureOutliers{"x": {Count: 2, Share: 0.2}}}},
+	}
+	d := ReportData(sm, rs, []alert.State{{Rule: "r", State: alert.StateFiring}}, nil, now)
+	if d.Status != "alerting" || d.Dataset == nil || !d.Dataset.Drift || len(d.Features) != 1 || d.Features[0].Kind != "numeric" || d.Features[0].Outliers != 2 || len(d.DriftShare) != 1 || d.Reference != "dataset t@1" {
+		t.Fatalf("%+v", d)
+	}
+	var b strings.Builder
+	if err := report.Render(&b, d); err != nil || !strings.Contains(b.String(), "<svg") {
+		t.Fatalf("render: %v", err)
 	}
 }
