@@ -161,11 +161,15 @@ func (c lineChart) svg() template.HTML {
 	}
 	// Legend (only when it says something).
 	if len(all) > 1 || (len(all) == 1 && all[0].name != "") {
-		lx := padL + 4
+		lw := 0.0
+		for _, d := range all {
+			lw += 30 + 6.5*float64(len([]rune(d.name)))
+		}
+		lx := math.Max(padL+4+6.5*float64(len([]rune(c.title))), w-padR-lw)
 		for i, d := range all {
 			cls := "s" + strconv.Itoa(i%len(palette))
-			fmt.Fprintf(&b, `<line class="%s" x1="%s" y1="20" x2="%s" y2="20"/>`, cls, f1(lx), f1(lx+14))
-			fmt.Fprintf(&b, `<text class="leg" x="%s" y="24">%s</text>`, f1(lx+18), esc(d.name))
+			fmt.Fprintf(&b, `<line class="%s" x1="%s" y1="14" x2="%s" y2="14"/>`, cls, f1(lx), f1(lx+14))
+			fmt.Fprintf(&b, `<text class="leg" x="%s" y="18">%s</text>`, f1(lx+18), esc(d.name))
 			lx += 30 + 6.5*float64(len([]rune(d.name)))
 		}
 	}
@@ -259,7 +263,11 @@ func histogramSVG(title string, h *Histogram, drifted bool) template.HTML {
 		b.WriteString(`"/>`)
 		for i, l := range labels {
 			if shown(i) {
-				fmt.Fprintf(&b, `<text class="tick tm" x="%s" y="%s">%s</text>`, f1(padL+float64(i)*slot), f1(base+16), esc(l))
+				cls := "tick tm"
+				if i == len(labels)-1 {
+					cls = "tick te" // keeps the last edge inside the chart
+				}
+				fmt.Fprintf(&b, `<text class="%s" x="%s" y="%s">%s</text>`, cls, f1(padL+float64(i)*slot), f1(base+16), esc(l))
 			}
 		}
 	} else {
@@ -527,7 +535,8 @@ func pct(v float64) string {
 
 func edgeLabel(e float64) string { return number(e) }
 
-// truncate shortens s to n runes with an ellipsis.
+// truncate shortens s to n runes with an ellipsis in the middle (names
+// often share a prefix or a suffix).
 func truncate(s string, n int) string {
 	r := []rune(s)
 	if n < 2 {
@@ -536,7 +545,9 @@ func truncate(s string, n int) string {
 	if len(r) <= n {
 		return s
 	}
-	return string(r[:n-1]) + "…"
+	head := (n - 1 + 1) / 2
+	tail := n - 1 - head
+	return string(r[:head]) + "…" + string(r[len(r)-tail:])
 }
 
 // f1 writes a coordinate with one decimal.

@@ -477,7 +477,9 @@ func TestFormatting(t *testing.T) {
 		{tickLabel(0.25, 0.05, unitShare), "25%"},
 		{tickLabel(0.2, 0.1, unitNone), "0.2"},
 		{tickLabel(40, 20, unitRate), "40/s"},
-		{truncate("abcdefgh", 4), "abc…"},
+		{truncate("abcdefgh", 4), "ab…h"},
+		{truncate("abcdefgh", 5), "ab…gh"},
+		{truncate("abc", 5), "abc"},
 		{spanLabel(24 * time.Hour), "24h"},
 		{spanLabel(7 * 24 * time.Hour), "7 days"},
 	} {
