@@ -524,3 +524,19 @@ func FuzzRender(f *testing.F) {
 		checkDocumentText(t, s, false)
 	})
 }
+
+type failingWriter struct{ n int }
+
+func (w *failingWriter) Write(p []byte) (int, error) {
+	if w.n += len(p); w.n > 1000 {
+		return 0, errors.New("disk full")
+	}
+	return len(p), nil
+}
+
+func TestRenderWriteError(t *testing.T) {
+	err := Render(&failingWriter{}, sample())
+	if err == nil || !strings.Contains(err.Error(), "disk full") {
+		t.Errorf("err = %v", err)
+	}
+}
