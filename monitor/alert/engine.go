@@ -520,7 +520,7 @@ func (e *Engine) insertEventTx(ctx context.Context, tx store.Tx, ev *pendingEven
 		return fmt.Errorf("alert: encode alert: %w", err)
 	}
 	now := ms(e.now())
-	series := ev.tr.Monitor + "\x00" + ev.tr.Rule + "\x00" + ev.tr.Fingerprint
+	series := strconv.Itoa(len(ev.tr.Monitor)) + ":" + ev.tr.Monitor + "/" + ev.tr.Rule + "/" + ev.tr.Fingerprint
 	for _, q := range queue {
 		if _, err := tx.ExecContext(ctx, e.db.Rebind(`INSERT INTO alert_notifications (notification_id, event_id, receiver, type, series, payload, attempts, max_attempts, status, time, next_time)
 			VALUES (?, ?, ?, ?, ?, ?, 0, ?, ?, ?, ?)`),
