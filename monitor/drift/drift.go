@@ -303,7 +303,11 @@ func compareFeature(ref, cur validate.Profile, refCols, curCols map[string]bool,
 		return res
 	}
 	res.RefCount, res.CurCount = values(rc), values(cc)
-	r, err := stattest.Test(rc, cc, ft.Method, ft.Threshold)
+	method := ft.Method
+	if method == "" {
+		method = defaultMethod(rc, cc)
+	}
+	r, err := stattest.Test(rc, cc, method, ft.Threshold)
 	if err != nil {
 		res.Error = strings.TrimPrefix(errdefs.Message(err), "stattest: ")
 		return res
@@ -313,6 +317,45 @@ func compareFeature(ref, cur validate.Profile, refCols, curCols map[string]bool,
 		res.Histogram = histogram(rc, cc)
 	}
 	return res
+}
+
+// defaultMethod is stattest.DefaultMethod without counting every distinct
+// value of two large numerical samples: past 5 distinct values the choice
+// depends on the reference size only, so counting stops at 6.
+func defaultMethod(ref, cur stattest.Column) stattest.Method {
+	if ref.Kind != stattest.Numerical || ref.Sample == nil || cur.Sample == nil || !moreDistinct(ref.Sample.Values(), cur.Sample.Values(), 5) {
+		return stattest.DefaultMethod(ref, cur)
+	}
+	if values(ref) <= 1000 {
+		return stattest.MethodKS
+	}
+	return stattest.MethodWasserstein
+}
+
+// moreDistinct reports whether the union of two sorted slices has more than
+// n distinct values.
+func moreDistinct(a, b []float64, n int) bool {
+	var i, j, seen int
+	have := false
+	var last float64
+	for i < len(a) || j < len(b) {
+		var v float64
+		if j >= len(b) || (i < len(a) && a[i] <= b[j]) {
+			v = a[i]
+			i++
+		} else {
+			v = b[j]
+			j++
+		}
+		if !have || v != last {
+			seen++
+			if seen > n {
+				return true
+			}
+			last, have = v, true
+		}
+	}
+	return false
 }
 
 // inferKind is Evidently's column type inference (core/datasets.py

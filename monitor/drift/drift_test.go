@@ -590,3 +590,21 @@ func TestProfileFiles(t *testing.T) {
 		t.Error("missing file: no error")
 	}
 }
+
+// defaultMethod is stattest.DefaultMethod.
+func TestDefaultMethodShortcut(t *testing.T) {
+	for _, tc := range []struct{ ref, cur []float64 }{
+		{seq(1000, func(i int) float64 { return float64(i % 6) }), seq(10, func(i int) float64 { return 0 })},
+		{seq(1001, func(i int) float64 { return float64(i % 6) }), seq(10, func(i int) float64 { return 0 })},
+		{seq(1001, func(i int) float64 { return float64(i % 5) }), seq(10, func(i int) float64 { return 1 })},
+		{seq(1001, func(i int) float64 { return float64(i % 5) }), seq(10, func(i int) float64 { return 7 })},
+		{seq(5, func(i int) float64 { return float64(i % 2) }), seq(10, func(i int) float64 { return 2 })},
+		{seq(5, func(i int) float64 { return float64(i) }), seq(3, func(i int) float64 { return float64(i + 3) })},
+		{seq(2000, func(i int) float64 { return float64(i) }), seq(3000, func(i int) float64 { return float64(i) / 3 })},
+	} {
+		r, c := num(tc.ref...), num(tc.cur...)
+		if got, want := defaultMethod(r, c), stattest.DefaultMethod(r, c); got != want {
+			t.Errorf("%d/%d values: %s, stattest %s", len(tc.ref), len(tc.cur), got, want)
+		}
+	}
+}
