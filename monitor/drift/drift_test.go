@@ -608,3 +608,36 @@ func TestDefaultMethodShortcut(t *testing.T) {
 		}
 	}
 }
+
+func TestBounds(t *testing.T) {
+	path := writeCSV(t, "b.csv", 1001, map[string]func(int) string{
+		"x": func(i int) string { return fmt.Sprint(i) },
+		"f": func(i int) string { return fmt.Sprintf("%g", float64(i)/10) },
+		"s": func(i int) string { return "a" },
+		"e": func(i int) string { return "" },
+	})
+	ctx := context.Background()
+	rd, err := table.Open(ctx, path, table.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	p, err := profile.Compute(ctx, rd, profile.Options{})
+	rd.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	b := Bounds(p, 0)
+	if len(b) != 2 || b["x"].Lo != 0 || b["x"].Hi != 1000 || b["f"].Lo != 0 || b["f"].Hi != 100 {
+		t.Errorf("min/max: %+v", b)
+	}
+	b = Bounds(p, 0.01)
+	if x := b["x"]; math.Abs(x.Lo-10) > 3 || math.Abs(x.Hi-990) > 3 {
+		t.Errorf("1%%/99%%: %+v", x)
+	}
+	if x := Bounds(p, 0.7)["x"]; math.Abs(x.Lo-500) > 3 || x.Lo != x.Hi {
+		t.Errorf("q capped at 0.5: %+v", x)
+	}
+	if len(Bounds(nil, 0)) != 0 {
+		t.Error("nil profile")
+	}
+}
