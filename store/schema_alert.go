@@ -63,6 +63,7 @@ CREATE TABLE alert_notifications (
 );
 CREATE INDEX alert_notifications_event ON alert_notifications (event_id);
 CREATE INDEX alert_notifications_due ON alert_notifications (status, next_time);
+CREATE INDEX alert_notifications_series ON alert_notifications (receiver, series, status, notification_id);
 CREATE TABLE alert_notification_attempts (
 	notification_id TEXT NOT NULL,
 	attempt {{i64}} NOT NULL,

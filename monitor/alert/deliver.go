@@ -142,19 +142,24 @@ func (e *Engine) deliverLoop() {
 		}
 		next := e.poll
 		if d, ok := e.nextDue(ctx); ok && d < next {
-			next = max(d, time.Millisecond)
+			next = d
 		}
 		timer.Reset(next)
 	}
 }
 
-// nextDue is the time until the earliest pending notification.
+// nextDue is the time until the earliest pending notification is due and
+// unleased. One that is due already but was not claimed waits behind an
+// earlier notification of its series, whose completion wakes the loop; so
+// does a new evaluation: the poll interval covers the rest.
 func (e *Engine) nextDue(ctx context.Context) (time.Duration, bool) {
 	var t sql.NullInt64
-	if err := e.db.R.QueryRowContext(ctx, e.db.Rebind(`SELECT MIN(next_time) FROM alert_notifications WHERE status = ?`), NotificationPending).Scan(&t); err != nil || !t.Valid {
+	if err := e.db.R.QueryRowContext(ctx, e.db.Rebind(`SELECT MIN(CASE WHEN lease_expires > next_time THEN lease_expires ELSE next_time END)
+		FROM alert_notifications WHERE status = ?`), NotificationPending).Scan(&t); err != nil || !t.Valid {
 		return 0, false
 	}
-	return time.UnixMilli(t.Int64).Sub(e.now()), true
+	d := time.UnixMilli(t.Int64).Sub(e.now())
+	return d, d > 0
 }
 
 // leaseFor is how long a claimed notification is ours.

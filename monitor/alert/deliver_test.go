@@ -513,3 +513,16 @@ func TestDurationAndJSON(t *testing.T) {
 }
 
 var _ = store.NewID
+
+// TestSignKnownVector: the signature matches Python's
+// hmac.new(b"s3cret", b"1772366400" + b"." + body, hashlib.sha256).hexdigest()
+// (the verification recipe of docs/alerts.md).
+func TestSignKnownVector(t *testing.T) {
+	const want = "sha256=00429be4a6f046d79cecd9aafbd47a1b4bfbb5b0df2a4b68e1ca5c746969d5cd"
+	if got := Sign("s3cret", "1772366400", []byte(`{"version":"1"}`)); got != want {
+		t.Fatalf("Sign = %s, want %s", got, want)
+	}
+	if err := Verify("s3cret", want, "1772366400", []byte(`{"version":"1"}`), time.Unix(1772366400+600, 0), 5*time.Minute); err == nil {
+		t.Fatal("a 10-minute-old timestamp passed a 5-minute tolerance")
+	}
+}

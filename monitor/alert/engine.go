@@ -259,7 +259,7 @@ type pendingEvent struct {
 }
 
 // Evaluate runs the monitor's rules over one evaluation's samples at time
-// at and returns the state changes it made. For each rule and each series
+// at (zero: now) and returns the state changes it made. For each rule and each series
 // the expression selects: a true condition makes the alert pending
 // (active since at), then firing once it has held for the rule's For (at
 // once when For is 0); a false condition resolves a firing alert and makes
@@ -277,6 +277,9 @@ func (e *Engine) Evaluate(ctx context.Context, monitor string, rules []Rule, sam
 	}
 	if err := ValidateRules(rules); err != nil {
 		return nil, err
+	}
+	if at.IsZero() {
+		at = e.now()
 	}
 	at = at.UTC().Truncate(time.Millisecond)
 	compiled := make(map[string]*compiledRule, len(rules))

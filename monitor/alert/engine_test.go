@@ -11,6 +11,8 @@ import (
 
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/testutil"
+	"gopkg.in/yaml.v3"
+	sigsyaml "sigs.k8s.io/yaml"
 
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/store/storetest"
@@ -346,5 +348,27 @@ func TestRuleValidate(t *testing.T) {
 	}
 	if err := ValidateRules([]Rule{ok, ok}); err == nil || !strings.Contains(err.Error(), "twice") {
 		t.Fatalf("duplicate rules: %v", err)
+	}
+}
+
+func TestRuleYAML(t *testing.T) {
+	const doc = `
+name: drift
+expr: drift_share > 0.5
+for: 10m
+severity: critical
+labels: {team: growth}
+annotations: {summary: "{{ .Value }}"}
+receivers: [oncall]
+trigger: {pipeline: retrain, parameters: {reason: drift}}
+`
+	for name, unmarshal := range map[string]func([]byte, any) error{"yaml.v3": yaml.Unmarshal, "sigs.k8s.io/yaml": func(b []byte, v any) error { return sigsyaml.Unmarshal(b, v) }} {
+		var r Rule
+		if err := unmarshal([]byte(doc), &r); err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if r.For.D() != 10*time.Minute || r.Severity != "critical" || r.Labels["team"] != "growth" || r.Receivers[0] != "oncall" || r.Trigger.Parameters["reason"] != "drift" || r.Validate() != nil {
+			t.Fatalf("%s: %+v", name, r)
+		}
 	}
 }
