@@ -360,7 +360,9 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	// Monitoring (package monitor and its subpackages): the prediction
 	// log's shipped segments, ground-truth labels, monitors and their
 	// results, alert receivers, alert states and their history.
-	{Version: 8, Name: "monitoring", SQL: predictionLogTables + labelTables + monitorTables + alertTables},
+	{Version: 8, Name: "monitoring",
+		SQLiteSQL:   predictionLogTables + labelTables + monitorTables + alertTables + alertTriggersSQLite,
+		PostgresSQL: predictionLogTables + labelTables + monitorTables + alertTables + alertTriggersPostgres},
 }
 
 // scoreJobTables are the tables of migration 7.

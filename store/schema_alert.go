@@ -74,3 +74,17 @@ CREATE TABLE alert_notification_attempts (
 	PRIMARY KEY (notification_id, attempt)
 );
 `
+
+// alertTriggersSQLite and alertTriggersPostgres keep alert_events
+// append-only: no delete, and no update of anything but detail (where the
+// hook's outcome is recorded once it has run).
+const alertTriggersSQLite = `
+CREATE TRIGGER alert_events_no_delete BEFORE DELETE ON alert_events BEGIN SELECT RAISE(ABORT, 'alert events are append-only'); END;
+CREATE TRIGGER alert_events_immutable BEFORE UPDATE ON alert_events WHEN OLD.event_id IS NOT NEW.event_id OR OLD.monitor IS NOT NEW.monitor OR OLD.rule IS NOT NEW.rule OR OLD.fingerprint IS NOT NEW.fingerprint OR OLD.labels IS NOT NEW.labels OR OLD.from_state IS NOT NEW.from_state OR OLD.state IS NOT NEW.state OR OLD.value IS NOT NEW.value OR OLD.time IS NOT NEW.time BEGIN SELECT RAISE(ABORT, 'alert events are append-only'); END;
+`
+
+const alertTriggersPostgres = `
+CREATE FUNCTION alert_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'alert events are append-only' USING ERRCODE = 'restrict_violation'; END $$;
+CREATE TRIGGER alert_events_no_delete BEFORE DELETE ON alert_events FOR EACH ROW EXECUTE FUNCTION alert_events_append_only();
+CREATE TRIGGER alert_events_immutable BEFORE UPDATE ON alert_events FOR EACH ROW WHEN ((OLD.event_id, OLD.monitor, OLD.rule, OLD.fingerprint, OLD.labels, OLD.from_state, OLD.state, OLD.value, OLD.time) IS DISTINCT FROM (NEW.event_id, NEW.monitor, NEW.rule, NEW.fingerprint, NEW.labels, NEW.from_state, NEW.state, NEW.value, NEW.time)) EXECUTE FUNCTION alert_events_append_only();
+`

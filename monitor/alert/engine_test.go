@@ -372,3 +372,28 @@ trigger: {pipeline: retrain, parameters: {reason: drift}}
 		}
 	}
 }
+
+// TestEventsAppendOnly: the database refuses to change or delete an event
+// (only its detail may change, where the hook's outcome goes).
+func TestEventsAppendOnly(t *testing.T) {
+	for dbName, open := range storetest.TestDatabases(t) {
+		t.Run(dbName, func(t *testing.T) {
+			db := open(t)
+			e := newEngine(t, db, EngineOptions{NoDelivery: true})
+			trs, err := e.Evaluate(context.Background(), "m", []Rule{{Name: "r", Expr: "error_rate > 0.1"}}, []Sample{sample("error_rate", 1)}, t0)
+			if err != nil || len(trs) != 1 {
+				t.Fatal(trs, err)
+			}
+			id := trs[0].EventID
+			if _, err := db.W.Exec(db.Rebind(`UPDATE alert_events SET state = 'resolved' WHERE event_id = ?`), id); err == nil {
+				t.Fatal("an event's state was changed")
+			}
+			if _, err := db.W.Exec(db.Rebind(`DELETE FROM alert_events WHERE event_id = ?`), id); err == nil {
+				t.Fatal("an event was deleted")
+			}
+			if _, err := db.W.Exec(db.Rebind(`UPDATE alert_events SET detail = '{"hook":{"ok":true}}' WHERE event_id = ?`), id); err != nil {
+				t.Fatalf("detail update refused: %v", err)
+			}
+		})
+	}
+}
