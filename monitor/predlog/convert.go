@@ -65,6 +65,27 @@ type converter struct {
 	maps     [][]tensorCols // per record: inputs then outputs
 	bounds   map[string]Range
 	boundCol map[int]string // column index → feature with bounds
+	names    map[nameKey][]string
+}
+
+type nameKey struct {
+	name  string
+	width int
+}
+
+// featureNames is the package's featureNames, memoized for the default
+// names (most records of a segment share them).
+func (c *converter) featureNames(name string, width int, cols []string) []string {
+	if len(cols) == width && width > 0 {
+		return cols
+	}
+	k := nameKey{name, width}
+	if v, ok := c.names[k]; ok {
+		return v
+	}
+	v := featureNames(name, width, nil)
+	c.names[k] = v
+	return v
 }
 
 // featureNames names the columns of a tensor of the given width: the
@@ -108,7 +129,7 @@ func widen(a, b table.Type) table.Type {
 }
 
 func newConverter(endpoint string, recs []record, bounds map[string]Range) *converter {
-	c := &converter{endpoint: endpoint, recs: recs, byName: map[string]int{}, bounds: bounds}
+	c := &converter{endpoint: endpoint, recs: recs, byName: map[string]int{}, bounds: bounds, names: map[nameKey][]string{}}
 	c.schema.Fields = append(c.schema.Fields, metaFields...)
 	var inNames, outNames []string
 	types := map[string]table.Type{}
@@ -134,10 +155,9 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 			if name == "" {
 				name = "input_" + strconv.Itoa(k)
 			}
-			for _, f := range featureNames(name, tc.width, cols) {
+			for _, f := range c.featureNames(name, tc.width, cols) {
 				add(&inNames, InputPrefix+f, tableType(t.DType))
 				tc.cols = append(tc.cols, -1)
-				_ = f
 			}
 			m = append(m, tc)
 		}
@@ -147,7 +167,7 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 			if name == "" {
 				name = "output_" + strconv.Itoa(k)
 			}
-			for _, f := range featureNames(name, tc.width, nil) {
+			for _, f := range c.featureNames(name, tc.width, nil) {
 				add(&outNames, OutputPrefix+f, tableType(t.DType))
 				tc.cols = append(tc.cols, -1)
 			}
@@ -174,7 +194,7 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 			if name == "" {
 				name = "input_" + strconv.Itoa(in)
 			}
-			for j, f := range featureNames(name, m[k].width, cols) {
+			for j, f := range c.featureNames(name, m[k].width, cols) {
 				m[k].cols[j] = c.byName[InputPrefix+f]
 			}
 			k++
@@ -184,7 +204,7 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 			if name == "" {
 				name = "output_" + strconv.Itoa(out)
 			}
-			for j, f := range featureNames(name, m[k].width, nil) {
+			for j, f := range c.featureNames(name, m[k].width, nil) {
 				m[k].cols[j] = c.byName[OutputPrefix+f]
 			}
 			k++
@@ -209,6 +229,9 @@ func shapeOf(t *tensor.Tensor) tensorCols {
 		for _, d := range t.Shape[1:] {
 			tc.width *= int(d)
 		}
+	}
+	if tc.width == 0 {
+		tc.rows = 1 // no values: one row of metadata
 	}
 	if n := t.Len(); tc.rows*tc.width != n || tc.rows < 0 {
 		// Inconsistent (cannot come from a valid tensor): one row of

@@ -473,3 +473,18 @@ func TestSummaryMergeAndJSON(t *testing.T) {
 		t.Fatal("latency of nothing is not NaN")
 	}
 }
+
+func BenchmarkObserve(b *testing.B) {
+	e := newEnv(b, sqliteDB(b))
+	l := e.open(b, nil)
+	in := []*tensor.Tensor{f32("input", 8, 10, 0)}
+	out := []*tensor.Tensor{f32("label", 8, 0, 0), f32("probabilities", 8, 2, 0)}
+	b.ReportAllocs()
+	b.RunParallel(func(pb *testing.PB) {
+		c := call("bench", "0123456789abcdef", in, out)
+		for pb.Next() {
+			l.Observe(context.Background(), c)
+		}
+	})
+	b.ReportMetric(float64(b.N*8)/b.Elapsed().Seconds(), "rows/s")
+}
