@@ -158,9 +158,12 @@ func build(d *Data) *view {
 			RefCount: f.RefCount, CurCount: f.CurCount, Outliers: f.Outliers,
 		}
 		if f.Method != "" {
-			if stattest.Method(f.Method).PValue() {
+			switch m := stattest.Method(f.Method); {
+			case m == stattest.MethodKS:
+				fv.Rule = "drift when p-value ≤ " + fv.Thresh
+			case m.PValue():
 				fv.Rule = "drift when p-value < " + fv.Thresh
-			} else {
+			default:
 				fv.Rule = "drift when score ≥ " + fv.Thresh
 			}
 		}
