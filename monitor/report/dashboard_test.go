@@ -303,3 +303,55 @@ func TestDashboardMetricsExist(t *testing.T) {
 		}
 	}
 }
+
+// TestMonitoringDocMetrics checks that every kiln_ metric named in
+// docs/monitoring.md is a string literal of the non-test Go code.
+func TestMonitoringDocMetrics(t *testing.T) {
+	doc, err := os.ReadFile(filepath.Join("..", "..", "docs", "monitoring.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	literals := map[string]bool{}
+	lit := regexp.MustCompile(`"(kiln_[a-z_]+)"`)
+	root := filepath.Join("..", "..")
+	err = filepath.WalkDir(root, func(path string, e fs.DirEntry, err error) error {
+		if err != nil {
+			return err
+		}
+		if e.IsDir() {
+			switch e.Name() {
+			case ".git", ".venv", "node_modules", "testdata", "tests", "bench", "sdk":
+				return filepath.SkipDir
+			}
+			return nil
+		}
+		if !strings.HasSuffix(path, ".go") || strings.HasSuffix(path, "_test.go") {
+			return nil
+		}
+		b, err := os.ReadFile(path)
+		if err != nil {
+			return err
+		}
+		for _, m := range lit.FindAllStringSubmatch(string(b), -1) {
+			literals[m[1]] = true
+		}
+		return nil
+	})
+	if err != nil {
+		t.Fatal(err)
+	}
+	names := map[string]bool{}
+	for _, m := range metricRE.FindAllString(string(doc), -1) {
+		if !strings.HasSuffix(m, "_") { // kiln_monitor_* names a family
+			names[m] = true
+		}
+	}
+	if len(names) < 20 {
+		t.Fatalf("only %d metric names in docs/monitoring.md", len(names))
+	}
+	for m := range names {
+		if !literals[m] && !literals[histogramSuffix.ReplaceAllString(m, "")] {
+			t.Errorf("docs/monitoring.md names %s, which no Go code registers", m)
+		}
+	}
+}
