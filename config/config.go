@@ -27,6 +27,7 @@ type Config struct {
 	Artifacts Artifacts `yaml:"artifacts"`
 	Log       Log       `yaml:"log"`
 	Deploy    Deploy    `yaml:"deploy"`
+	Monitor   Monitor   `yaml:"monitor"`
 }
 
 // Server configures the HTTP server.
@@ -66,6 +67,30 @@ type Deploy struct {
 	// ModelCacheDir keeps the files of resolved models on disk, so a
 	// model evicted from memory reloads without downloading.
 	ModelCacheDir string `yaml:"model_cache_dir"`
+}
+
+// Monitor configures the monitoring of deployed endpoints.
+type Monitor struct {
+	PredictionLog PredictionLog `yaml:"prediction_log"`
+}
+
+// PredictionLog configures the prediction log (package monitor/predlog):
+// every request an endpoint answers is written to a local segment before
+// the response, then shipped to the artifact store as Parquet.
+type PredictionLog struct {
+	// Disabled turns the prediction log off.
+	Disabled bool `yaml:"disabled"`
+	// Dir holds the local segments; "" means "predlog" next to the
+	// endpoint model cache (./kiln-data/predlog by default).
+	Dir string `yaml:"dir"`
+	// FsyncInterval is how often written records are fsynced.
+	FsyncInterval time.Duration `yaml:"fsync_interval"`
+	// SegmentMaxAge and SegmentMaxBytes roll a segment (ship it).
+	SegmentMaxAge   time.Duration `yaml:"segment_max_age"`
+	SegmentMaxBytes ByteSize      `yaml:"segment_max_bytes"`
+	// Retention deletes shipped segments older than this; 0 keeps them
+	// forever.
+	Retention time.Duration `yaml:"retention"`
 }
 
 // ByteSize is a number of bytes, written with an optional unit (512MiB,
@@ -117,6 +142,8 @@ func Default() Config {
 		Artifacts: Artifacts{URL: "file://./kiln-data/artifacts", S3Region: "us-east-1"},
 		Log:       Log{Level: "info", Format: "text"},
 		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
+		Monitor: Monitor{PredictionLog: PredictionLog{FsyncInterval: 100 * time.Millisecond, SegmentMaxAge: time.Minute,
+			SegmentMaxBytes: 64 << 20, Retention: 30 * 24 * time.Hour}},
 	}
 }
 
@@ -143,6 +170,11 @@ func (c *Config) settings() []setting {
 		{env: "KILN_GRPC_ADDR", flag: "grpc-addr", usage: `Open Inference Protocol gRPC address of deployed endpoints ("" disables)`, str: &c.Deploy.GRPCAddr},
 		{env: "KILN_MODEL_MEMORY", flag: "model-memory", usage: "memory budget of loaded endpoint models (e.g. 2GiB); least recently used models are evicted beyond it", size: &c.Deploy.ModelMemory},
 		{env: "KILN_MODEL_CACHE", flag: "model-cache", usage: "folder that keeps resolved endpoint model files on disk", str: &c.Deploy.ModelCacheDir},
+		{env: "KILN_NO_PREDICTION_LOG", flag: "no-prediction-log", usage: "do not log the requests and responses of endpoints", boolean: &c.Monitor.PredictionLog.Disabled},
+		{env: "KILN_PREDICTION_LOG_DIR", flag: "prediction-log-dir", usage: `folder of the local prediction-log segments ("": predlog next to --model-cache)`, str: &c.Monitor.PredictionLog.Dir},
+		{env: "KILN_PREDICTION_LOG_FSYNC_INTERVAL", flag: "prediction-log-fsync-interval", usage: "how often logged predictions are fsynced", dur: &c.Monitor.PredictionLog.FsyncInterval},
+		{env: "KILN_PREDICTION_LOG_SEGMENT_AGE", flag: "prediction-log-segment-age", usage: "age at which a prediction-log segment is shipped to the artifact store as Parquet", dur: &c.Monitor.PredictionLog.SegmentMaxAge},
+		{env: "KILN_PREDICTION_LOG_RETENTION", flag: "prediction-log-retention", usage: "how long shipped prediction logs are kept (0: forever)", dur: &c.Monitor.PredictionLog.Retention},
 	}
 }
 
@@ -271,6 +303,20 @@ func (c Config) Validate() error {
 	case "text", "json":
 	default:
 		errs = append(errs, fmt.Errorf("log.format %q is not text or json", c.Log.Format))
+	}
+	if pl := c.Monitor.PredictionLog; !pl.Disabled {
+		if pl.FsyncInterval <= 0 {
+			errs = append(errs, fmt.Errorf("monitor.prediction_log.fsync_interval %v is not positive", pl.FsyncInterval))
+		}
+		if pl.SegmentMaxAge <= 0 {
+			errs = append(errs, fmt.Errorf("monitor.prediction_log.segment_max_age %v is not positive", pl.SegmentMaxAge))
+		}
+		if pl.SegmentMaxBytes < 0 {
+			errs = append(errs, fmt.Errorf("monitor.prediction_log.segment_max_bytes %v is negative", pl.SegmentMaxBytes))
+		}
+		if pl.Retention < 0 {
+			errs = append(errs, fmt.Errorf("monitor.prediction_log.retention %v is negative (0 keeps logs forever)", pl.Retention))
+		}
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -33,6 +33,7 @@ import (
 	"github.com/kiln-ml/kiln/explain"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
+	"github.com/kiln-ml/kiln/monitor/predlog"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/score"
 	"github.com/kiln-ml/kiln/serving"
@@ -50,6 +51,7 @@ type Server struct {
 	scoreJobs *score.Jobs
 	deploy    *deploy.Manager // deployed endpoints
 	inference *serving.Server // serves the endpoints (REST and gRPC)
+	predlog   *predlog.Log    // the endpoints' prediction log; nil when disabled
 	handler   http.Handler
 }
 
@@ -105,7 +107,31 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, err
 	}
-	s.inference, err = serving.New(s.deploy, log, reg2, serving.Options{Observer: s.deploy, NoMetricsEndpoint: true})
+	// Every answered request reaches the deploy Manager (route statistics,
+	// shadow mirroring) and then the prediction log.
+	var observer serving.Observer = s.deploy
+	var predictions api.Predictions
+	if pl := cfg.Monitor.PredictionLog; !pl.Disabled {
+		dir := pl.Dir
+		if dir == "" {
+			dir = filepath.Join(filepath.Dir(filepath.Clean(endpointCache)), "predlog")
+		}
+		retention := pl.Retention
+		if retention == 0 {
+			retention = -1 // forever
+		}
+		s.predlog, err = predlog.Open(ctx, predlog.Options{
+			Dir: dir, Bucket: bucket, DB: db, FsyncInterval: pl.FsyncInterval, SegmentMaxAge: pl.SegmentMaxAge,
+			SegmentMaxBytes: int64(pl.SegmentMaxBytes), Retention: retention, Settings: s.deploy, Logger: log, Registerer: reg2,
+		})
+		if err != nil {
+			s.Close()
+			return nil, fmt.Errorf("open prediction log: %w", err)
+		}
+		observer = observers{s.deploy, s.predlog}
+		predictions = predlog.NewService(s.predlog)
+	}
+	s.inference, err = serving.New(s.deploy, log, reg2, serving.Options{Observer: observer, NoMetricsEndpoint: true})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -121,7 +147,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Logger: log,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -264,14 +290,31 @@ func (s *Server) compactLoop(ctx context.Context) {
 	}
 }
 
-// Close closes the stores.
+// observers calls each Observer in turn.
+type observers []serving.Observer
+
+func (o observers) Observe(ctx context.Context, c *serving.Call) {
+	for _, x := range o {
+		x.Observe(ctx, c)
+	}
+}
+
+// Close closes the prediction log (shipping what it holds) and the
+// stores; call it after the servers stopped.
 func (s *Server) Close() error {
+	var logErr error
+	if s.predlog != nil {
+		logErr = s.predlog.Close() // segments it cannot ship stay on disk for the next start
+	}
 	if s.deploy != nil {
 		s.deploy.Close() // the endpoints' models
 	}
 	err := errors.Join(s.artifacts.Close(), s.db.Close())
 	if err == nil {
 		s.log.Info("stores closed cleanly")
+	}
+	if logErr != nil {
+		s.log.Warn("prediction log not fully shipped on shutdown", "err", logErr)
 	}
 	return err
 }
