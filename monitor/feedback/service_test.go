@@ -11,11 +11,15 @@ import (
 	"time"
 
 	"github.com/kiln-ml/kiln/dataset/table"
+	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/evaluate"
 	"github.com/kiln-ml/kiln/monitor/predlog"
 	"github.com/kiln-ml/kiln/store/storetest"
 )
+
+// The Service is the deploy Manager's source of labelled quality.
+var _ deploy.QualitySource = (*Service)(nil)
 
 // fakeLog is a prediction log in memory: batches of one schema.
 type fakeLog struct {

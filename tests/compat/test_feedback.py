@@ -4,7 +4,8 @@ Inference Protocol with request ids, labels sent later with `requests`
 (JSON) and with `kiln feedback send` from CSV and Parquet files, the
 prediction log flushed, and the performance the server computes compared
 with scikit-learn on the same (label, prediction, probability) pairs, as a
-whole, per route, and per window.
+whole and per route (windows and other slices are checked against sklearn
+in monitor/feedback's Go tests).
 
 Needs the server wiring of the prediction log (POST
 /api/v1/endpoints/{e}/predictions/flush) and of the feedback service.
