@@ -33,6 +33,9 @@ import (
 	"github.com/kiln-ml/kiln/explain"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
+	"github.com/kiln-ml/kiln/monitor"
+	"github.com/kiln-ml/kiln/monitor/alert"
+	"github.com/kiln-ml/kiln/monitor/feedback"
 	"github.com/kiln-ml/kiln/monitor/predlog"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/score"
@@ -52,6 +55,8 @@ type Server struct {
 	deploy    *deploy.Manager // deployed endpoints
 	inference *serving.Server // serves the endpoints (REST and gRPC)
 	predlog   *predlog.Log    // the endpoints' prediction log; nil when disabled
+	alerts    *alert.Engine   // alert states and notifications
+	monitors  *monitor.Service
 	handler   http.Handler
 }
 
@@ -100,8 +105,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if endpointCache == "" {
 		endpointCache = modelCache
 	}
+	// Ground truth joined to the prediction log (labels, performance,
+	// the quality bound of canary analysis).
+	logIndex := predlog.NewIndex(db)
+	fb := feedback.NewService(feedback.NewStore(db), predlog.NewReader(logIndex, bucket))
 	s.deploy, err = deploy.NewManager(db, reg, model.NewStoreResolver(trk, reg, bucket, endpointCache), deploy.ManagerOptions{
 		Logger: log, Registerer: reg2, MemoryBudget: int64(cfg.Deploy.ModelMemory), CacheDir: endpointCache, Guard: gates,
+		Quality: fb,
 	})
 	if err != nil {
 		s.Close()
@@ -111,6 +121,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// shadow mirroring) and then the prediction log.
 	var observer serving.Observer = s.deploy
 	var predictions api.Predictions
+	bounds := &monitor.LateBounds{} // the monitors' outlier bounds, once their Service exists
 	if pl := cfg.Monitor.PredictionLog; !pl.Disabled {
 		dir := pl.Dir
 		if dir == "" {
@@ -123,6 +134,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.predlog, err = predlog.Open(ctx, predlog.Options{
 			Dir: dir, Bucket: bucket, DB: db, FsyncInterval: pl.FsyncInterval, SegmentMaxAge: pl.SegmentMaxAge,
 			SegmentMaxBytes: int64(pl.SegmentMaxBytes), Retention: retention, Settings: s.deploy, Logger: log, Registerer: reg2,
+			Bounds: bounds,
 		})
 		if err != nil {
 			s.Close()
@@ -131,6 +143,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		observer = observers{s.deploy, s.predlog}
 		predictions = predlog.NewService(s.predlog)
 	}
+	// Monitors: evaluated on their schedules against the log's summaries,
+	// feeding the alert engine (its notifications reach webhooks).
+	s.alerts = alert.NewEngine(alert.EngineOptions{DB: db, Logger: log, Registerer: reg2, ExternalURL: externalURL(cfg.Server.Addr)})
+	mopts := monitor.ServiceOptions{
+		DB: db, Index: monitor.SummariesOf(logIndex), Datasets: datasets, Endpoints: s.deploy,
+		Feedback: monitor.PerformanceOf(fb), Alerts: s.alerts, Registerer: reg2, Logger: log,
+	}
+	if s.predlog != nil {
+		mopts.Log = s.predlog
+	}
+	s.monitors, err = monitor.NewService(mopts)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	bounds.Set(s.monitors)
 	s.inference, err = serving.New(s.deploy, log, reg2, serving.Options{Observer: observer, NoMetricsEndpoint: true})
 	if err != nil {
 		s.Close()
@@ -147,7 +175,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors, Logger: log,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -229,6 +257,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(deployDone)
 		s.deploy.Run(ctx) // the rollout controller
 	}()
+	s.monitors.Start(ctx) // the monitors' scheduler; stopped in Close
 	compactDone := make(chan struct{})
 	jobsDone := make(chan struct{})
 	go func() {
@@ -303,6 +332,12 @@ func (o observers) Observe(ctx context.Context, c *serving.Call) {
 // stores; call it after the servers stopped.
 func (s *Server) Close() error {
 	var logErr error
+	if s.monitors != nil {
+		s.monitors.Stop()
+	}
+	if s.alerts != nil {
+		s.alerts.Close()
+	}
 	if s.predlog != nil {
 		logErr = s.predlog.Close() // segments it cannot ship stay on disk for the next start
 	}
@@ -317,4 +352,16 @@ func (s *Server) Close() error {
 		s.log.Warn("prediction log not fully shipped on shutdown", "err", logErr)
 	}
 	return err
+}
+
+// externalURL is the server's base URL in alert notifications.
+func externalURL(addr string) string {
+	host, port, err := net.SplitHostPort(addr)
+	if err != nil {
+		return "http://" + addr
+	}
+	if host == "" || host == "0.0.0.0" || host == "::" {
+		host = "localhost"
+	}
+	return "http://" + net.JoinHostPort(host, port)
 }
