@@ -377,9 +377,12 @@ func inferKind(ref, cur validate.Profile, name string) stattest.Kind {
 	}
 	if c.Sample.Unique() <= IntegerCardinalityLimit {
 		// Categorical counts need every distinct value on both sides: an
-		// integer reference with many values still compares numerically.
+		// integer column whose sketch lost values still compares
+		// numerically.
 		if _, err := ref.Distribution(name, stattest.Categorical); err == nil {
-			return stattest.Categorical
+			if _, err := cur.Distribution(name, stattest.Categorical); err == nil {
+				return stattest.Categorical
+			}
 		}
 	}
 	return stattest.Numerical
