@@ -228,10 +228,7 @@ func (l *Log) shipSegment(ctx context.Context, path, only string) error {
 	}
 	defer os.Remove(tmp)
 	defer f.Close()
-	w, err := table.NewParquetWriter(f, conv.schema, table.ParquetWriterOptions{Compression: "zstd"})
-	if err != nil {
-		return err
-	}
+	w := newSegmentWriter(f, conv.schema)
 	if err := conv.batches(func(b *table.Batch) error {
 		if err := w.Write(b); err != nil {
 			return err
