@@ -6,6 +6,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"io"
 	"net/http"
 	"strings"
 	"testing"
@@ -129,6 +130,11 @@ func TestFeedback(t *testing.T) {
 				t.Errorf("%s %q: %d %+v, want 400 with %q", tc.ct, tc.body, code, eb, tc.msg)
 			}
 		}
+		// A body over the bound is a 413, whatever the decoder made of it.
+		big := io.MultiReader(strings.NewReader("["), io.LimitReader(spaces{}, api.MaxFeedbackBytes+1))
+		if code, eb, _ := rawRequest(t, "POST", base, "application/json", big); code != http.StatusRequestEntityTooLarge || eb.Error.Code != api.CodeTooLarge {
+			t.Errorf("big body: %d %+v", code, eb)
+		}
 		if _, err := e.c.GetFeedback(ctx, "churn", "q1"); !errors.Is(err, errdefs.ErrNotFound) {
 			t.Fatalf("q1 was stored: %v", err)
 		}
@@ -200,4 +206,14 @@ func TestFeedbackNotServed(t *testing.T) {
 			t.Fatalf("%d %+v", code, eb)
 		}
 	})
+}
+
+// spaces is an endless reader of blanks.
+type spaces struct{}
+
+func (spaces) Read(p []byte) (int, error) {
+	for i := range p {
+		p[i] = ' '
+	}
+	return len(p), nil
 }
