@@ -290,6 +290,25 @@ func (c *converter) batch(lo, hi, n int) *table.Batch {
 		}
 	}
 	cols := b.Columns
+	// Size the string vectors once.
+	var strLen [nMeta]int
+	for i := lo; i < hi; i++ {
+		r := &c.recs[i]
+		n := c.recordRows(i)
+		strLen[mRequestID] += n * len(r.ID)
+		strLen[mEndpoint] += n * len(c.endpoint)
+		strLen[mRoute] += n * len(r.Route)
+		strLen[mModel] += n * len(r.Model)
+		strLen[mModelVersion] += n * len(r.ModelVersion)
+		strLen[mProtocol] += n * len(r.Protocol)
+		strLen[mError] += n * len(r.Error)
+		strLen[mSubject] += n * len(r.Subject)
+	}
+	for i, l := range strLen {
+		if l > 0 {
+			cols[i].Strs.Data = make([]byte, 0, l)
+		}
+	}
 	row := 0
 	for i := lo; i < hi; i++ {
 		r := &c.recs[i]

@@ -11,12 +11,14 @@ import (
 
 // segmentWriter writes converted batches to Parquet column by column
 // (parquet-go's ColumnWriters), which costs about half of assembling
-// rows. The file is what table.NewParquetWriter writes: every column
-// OPTIONAL, categorical strings dictionary-encoded, timestamps in
-// milliseconds UTC; one row group per batch.
+// rows. The metadata columns are REQUIRED, the inputs.* and outputs.*
+// columns OPTIONAL (a failed request has none); categorical strings are
+// dictionary-encoded, timestamps in milliseconds UTC; one row group per
+// batch.
 type segmentWriter struct {
-	w    *parquet.Writer
-	vals []parquet.Value
+	w        *parquet.Writer
+	vals     []parquet.Value
+	nullable []bool
 }
 
 type orderedGroup struct {
@@ -53,12 +55,20 @@ func newSegmentWriter(out io.Writer, s table.Schema) *segmentWriter {
 		case table.Timestamp:
 			node = parquet.TimestampAdjusted(parquet.Millisecond, true)
 		}
-		node = parquet.Optional(node)
+		if f.Nullable {
+			node = parquet.Optional(node)
+		} else {
+			node = parquet.Required(node)
+		}
 		g.Group[f.Name] = node
 		g.fields = append(g.fields, &namedNode{Node: node, name: f.Name})
 	}
 	w := parquet.NewWriter(out, parquet.NewSchema("schema", g), parquet.Compression(&parquet.Snappy), parquet.CreatedBy("kiln", "", ""))
-	return &segmentWriter{w: w}
+	sw := &segmentWriter{w: w}
+	for _, f := range s.Fields {
+		sw.nullable = append(sw.nullable, f.Nullable)
+	}
+	return sw
 }
 
 // Write writes b as one row group.
@@ -70,6 +80,35 @@ func (w *segmentWriter) Write(b *table.Batch) error {
 	cols := w.w.ColumnWriters()
 	for ci := range b.Columns {
 		c := &b.Columns[ci]
+		if !w.nullable[ci] {
+			// REQUIRED: no levels to set.
+			for lo := 0; lo < b.Len; lo += chunk {
+				hi := min(lo+chunk, b.Len)
+				vals := w.vals[:hi-lo]
+				switch c.Type {
+				case table.Bool:
+					for i := lo; i < hi; i++ {
+						vals[i-lo] = parquet.BooleanValue(c.Bools[i])
+					}
+				case table.Int64, table.Timestamp:
+					for i := lo; i < hi; i++ {
+						vals[i-lo] = parquet.Int64Value(c.Ints[i])
+					}
+				case table.Float64:
+					for i := lo; i < hi; i++ {
+						vals[i-lo] = parquet.DoubleValue(c.Floats[i])
+					}
+				case table.String:
+					for i := lo; i < hi; i++ {
+						vals[i-lo] = parquet.ByteArrayValue(c.Bytes(i))
+					}
+				}
+				if _, err := cols[ci].WriteRowValues(vals); err != nil {
+					return err
+				}
+			}
+			continue
+		}
 		for lo := 0; lo < b.Len; lo += chunk {
 			hi := min(lo+chunk, b.Len)
 			vals := w.vals[:hi-lo]
