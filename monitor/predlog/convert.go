@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"math"
+	"slices"
 	"strconv"
 	"strings"
 
@@ -142,8 +143,25 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 		*list = append(*list, name)
 	}
 	c.maps = make([][]tensorCols, len(recs))
+	shared := make([]bool, len(recs))
 	for i := range recs {
 		r := &recs[i]
+		if i > 0 && sameLayout(&recs[i-1], r, c.maps[i-1]) {
+			// The previous record's columns (the cols slices are shared:
+			// resolving them once resolves both).
+			prev := c.maps[i-1]
+			m := make([]tensorCols, len(prev))
+			k := 0
+			for _, ts := range [2][]*tensor.Tensor{r.Inputs, r.Outputs} {
+				for _, t := range ts {
+					m[k] = shapeOf(t)
+					m[k].cols = prev[k].cols
+					k++
+				}
+			}
+			c.maps[i], shared[i] = m, true
+			continue
+		}
 		var m []tensorCols
 		for k, t := range r.Inputs {
 			var cols []string
@@ -182,6 +200,9 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 	// Second pass: resolve the column indexes (names are recomputed: cheap
 	// next to the data).
 	for i := range recs {
+		if shared[i] {
+			continue
+		}
 		r := &recs[i]
 		m := c.maps[i]
 		k := 0
@@ -219,6 +240,38 @@ func newConverter(endpoint string, recs []record, bounds map[string]Range) *conv
 		}
 	}
 	return c
+}
+
+// sameLayout reports whether r's tensors map to the same columns as
+// prev's (mapped to pm): same names, datatypes, widths and signature
+// columns.
+func sameLayout(prev, r *record, pm []tensorCols) bool {
+	if len(prev.Inputs) != len(r.Inputs) || len(prev.Outputs) != len(r.Outputs) || len(pm) != len(r.Inputs)+len(r.Outputs) {
+		return false
+	}
+	k := 0
+	for _, pair := range [2][2][]*tensor.Tensor{{prev.Inputs, r.Inputs}, {prev.Outputs, r.Outputs}} {
+		for j, t := range pair[1] {
+			p := pair[0][j]
+			if p.Name != t.Name || p.DType != t.DType || shapeOf(t).width != pm[k].width {
+				return false
+			}
+			k++
+		}
+	}
+	for j := range r.Inputs {
+		var a, b []string
+		if j < len(prev.InputCols) {
+			a = prev.InputCols[j]
+		}
+		if j < len(r.InputCols) {
+			b = r.InputCols[j]
+		}
+		if !slices.Equal(a, b) {
+			return false
+		}
+	}
+	return true
 }
 
 func shapeOf(t *tensor.Tensor) tensorCols {

@@ -8,6 +8,7 @@ import (
 	"os"
 	"path/filepath"
 	"reflect"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -490,21 +491,26 @@ func BenchmarkObserve(b *testing.B) {
 }
 
 func BenchmarkShip(b *testing.B) {
-	e := newEnv(b, sqliteDB(b))
-	l := e.open(b, nil)
-	in := []*tensor.Tensor{f32("input", 64, 4, 0)}
-	out := []*tensor.Tensor{f32("label", 64, 0, 0), f32("probabilities", 64, 2, 0)}
-	c := call("bench", "0123456789abcdef", in, out)
-	b.ResetTimer()
-	for i := 0; i < b.N; i++ {
-		b.StopTimer()
-		for j := 0; j < 1000; j++ {
-			l.Observe(context.Background(), c)
-		}
-		b.StartTimer()
-		if err := l.Flush(context.Background(), "bench"); err != nil {
-			b.Fatal(err)
-		}
+	for _, rows := range []int{1, 64} {
+		b.Run(strconv.Itoa(rows)+"rows", func(b *testing.B) {
+			e := newEnv(b, sqliteDB(b))
+			l := e.open(b, nil)
+			in := []*tensor.Tensor{f32("input", rows, 4, 0)}
+			out := []*tensor.Tensor{f32("label", rows, 0, 0), f32("probabilities", rows, 2, 0)}
+			c := call("bench", "0123456789abcdef", in, out)
+			const per = 64000
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				b.StopTimer()
+				for j := 0; j < per/rows; j++ {
+					l.Observe(context.Background(), c)
+				}
+				b.StartTimer()
+				if err := l.Flush(context.Background(), "bench"); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "rows/s")
+		})
 	}
-	b.ReportMetric(float64(b.N*64000)/b.Elapsed().Seconds(), "rows/s")
 }

@@ -164,7 +164,10 @@ func appendData(dst []byte, t *tensor.Tensor) []byte {
 // decodeFrame reads one frame from b: the record, the bytes it took, or
 // io-style errors: errShort when b ends inside the frame, ErrCorrupt when
 // its checksum or content is wrong.
-func decodeFrame(b []byte, r *record) (int, error) {
+func decodeFrame(b []byte, r *record) (int, error) { return decodeFrameLike(b, r, nil) }
+
+// decodeFrameLike is decodeFrame sharing strings with prev (may be nil).
+func decodeFrameLike(b []byte, r *record, prev *record) (int, error) {
 	if len(b) < frameHeader {
 		return 0, errShort
 	}
@@ -180,7 +183,7 @@ func decodeFrame(b []byte, r *record) (int, error) {
 	if crc32.Checksum(payload, castagnoli) != sum {
 		return 0, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if err := decodePayload(payload, r); err != nil {
+	if err := decodePayloadLike(payload, r, prev); err != nil {
 		return 0, err
 	}
 	return frameHeader + int(n), nil
@@ -189,9 +192,10 @@ func decodeFrame(b []byte, r *record) (int, error) {
 var errShort = fmt.Errorf("%w: truncated record", ErrCorrupt)
 
 type decoder struct {
-	b   []byte
-	off int
-	err error
+	b    []byte
+	off  int
+	err  error
+	prev *record
 }
 
 func (d *decoder) fail(what string) {
@@ -257,8 +261,23 @@ func (d *decoder) str() string {
 	return string(d.bytes(n, "string"))
 }
 
-func decodePayload(b []byte, r *record) error {
-	d := decoder{b: b}
+// strLike is str, returning like itself when the bytes equal it (no
+// allocation for the values most records of a segment share).
+func (d *decoder) strLike(like string) string {
+	n := d.uvarint("string length")
+	b := d.bytes(n, "string")
+	if string(b) == like {
+		return like
+	}
+	return string(b)
+}
+
+func decodePayload(b []byte, r *record) error { return decodePayloadLike(b, r, nil) }
+
+// decodePayloadLike decodes a payload, sharing the strings equal to
+// prev's (the previous record of the segment; may be nil).
+func decodePayloadLike(b []byte, r *record, prev *record) error {
+	d := decoder{b: b, prev: prev}
 	if v := d.byte1("version"); d.err == nil && v != recordVersion {
 		return fmt.Errorf("%w: record version %d", ErrCorrupt, v)
 	}
@@ -274,18 +293,22 @@ func decodePayload(b []byte, r *record) error {
 		d.fail("status")
 	}
 	r.Status = int(st)
-	for _, p := range [...]*string{&r.ID, &r.Route, &r.Model, &r.ModelVersion, &r.Protocol, &r.Error, &r.Subject} {
-		*p = d.str()
+	var like record
+	if prev != nil {
+		like = *prev
 	}
-	r.Inputs, r.InputCols = d.tensors()
-	r.Outputs, _ = d.tensors()
+	for i, p := range [...]*string{&r.ID, &r.Route, &r.Model, &r.ModelVersion, &r.Protocol, &r.Error, &r.Subject} {
+		*p = d.strLike([...]string{like.ID, like.Route, like.Model, like.ModelVersion, like.Protocol, like.Error, like.Subject}[i])
+	}
+	r.Inputs, r.InputCols = d.tensors(like.Inputs, like.InputCols)
+	r.Outputs, _ = d.tensors(like.Outputs, nil)
 	if d.err == nil && d.off != len(b) {
 		d.fail("record end")
 	}
 	return d.err
 }
 
-func (d *decoder) tensors() ([]*tensor.Tensor, [][]string) {
+func (d *decoder) tensors(like []*tensor.Tensor, likeCols [][]string) ([]*tensor.Tensor, [][]string) {
 	n := d.uvarint("tensor count")
 	if n > uint64(len(d.b)-d.off) { // every tensor takes bytes
 		d.fail("tensor count")
@@ -294,7 +317,20 @@ func (d *decoder) tensors() ([]*tensor.Tensor, [][]string) {
 	var ts []*tensor.Tensor
 	var cols [][]string
 	for i := uint64(0); i < n && d.err == nil; i++ {
-		t := &tensor.Tensor{Name: d.str()}
+		var lt *tensor.Tensor
+		var lc []string
+		if i < uint64(len(like)) {
+			lt = like[i]
+		}
+		if i < uint64(len(likeCols)) {
+			lc = likeCols[i]
+		}
+		t := &tensor.Tensor{}
+		if lt != nil {
+			t.Name = d.strLike(lt.Name)
+		} else {
+			t.Name = d.str()
+		}
 		t.DType = tensor.DType(d.byte1("datatype"))
 		if d.err == nil && (t.DType == tensor.Invalid || t.DType > tensor.String) {
 			d.fail("datatype")
@@ -320,8 +356,26 @@ func (d *decoder) tensors() ([]*tensor.Tensor, [][]string) {
 			d.fail("column count")
 		}
 		var names []string
-		for j := uint64(0); j < nc && d.err == nil; j++ {
-			names = append(names, d.str())
+		if nc > 0 && uint64(len(lc)) == nc {
+			// The previous record's column list, when every name matches.
+			same := true
+			for j := uint64(0); j < nc && d.err == nil; j++ {
+				if got := d.strLike(lc[j]); got != lc[j] {
+					same = false
+					names = append(append(names, lc[:j]...), got)
+					for j++; j < nc && d.err == nil; j++ {
+						names = append(names, d.str())
+					}
+					break
+				}
+			}
+			if same {
+				names = lc
+			}
+		} else {
+			for j := uint64(0); j < nc && d.err == nil; j++ {
+				names = append(names, d.str())
+			}
 		}
 		if d.err != nil {
 			break

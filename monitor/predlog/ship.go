@@ -2,6 +2,7 @@ package predlog
 
 import (
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"net/url"
@@ -156,10 +157,19 @@ func (l *Log) readSegment(path string) (string, []record, error) {
 	if err != nil {
 		return "", nil, err
 	}
-	var recs []record
+	// Count the frames first, to allocate the records once.
+	count := 0
+	for o := off; o+frameHeader <= len(data); count++ {
+		o += frameHeader + int(binary.LittleEndian.Uint32(data[o:]))
+	}
+	recs := make([]record, 0, count)
 	for off < len(data) {
 		var r record
-		n, err := decodeFrame(data[off:], &r)
+		var prev *record
+		if len(recs) > 0 {
+			prev = &recs[len(recs)-1]
+		}
+		n, err := decodeFrameLike(data[off:], &r, prev)
 		if err != nil {
 			l.log.Warn("prediction log: segment has a torn or corrupt tail; records after it are dropped",
 				"file", path, "offset", off, "dropped_bytes", len(data)-off, "err", err)

@@ -35,6 +35,7 @@ import (
 	"strings"
 	"sync"
 	"sync/atomic"
+	"syscall"
 	"time"
 
 	"github.com/kiln-ml/kiln/blob"
@@ -76,6 +77,10 @@ type ServingPhase struct {
 	Seconds  float64 `json:"seconds"`
 	RPS      float64 `json:"rps"`
 	P99ms    float64 `json:"p99_ms"`
+	// CPUus is the process's CPU time (server, load generator and, when
+	// on, the log's shipping) per request: steadier than RPS on a shared
+	// machine.
+	CPUus float64 `json:"cpu_us_per_request"`
 }
 
 // Serving compares throughput with logging off and on.
@@ -87,7 +92,12 @@ type Serving struct {
 	OffRPS      float64        `json:"off_rps"` // median of the off phases
 	OnRPS       float64        `json:"on_rps"`
 	LossPct     float64        `json:"loss_pct"`
-	Logged      int64          `json:"requests_logged"`
+	// OffCPUus and OnCPUus are the medians of CPUus; CPULossPct is the
+	// throughput loss they imply for a CPU-bound server, 1 − off/on.
+	OffCPUus   float64 `json:"off_cpu_us_per_request"`
+	OnCPUus    float64 `json:"on_cpu_us_per_request"`
+	CPULossPct float64 `json:"cpu_loss_pct"`
+	Logged     int64   `json:"requests_logged"`
 }
 
 // Results is the whole run.
@@ -103,7 +113,8 @@ func main() {
 	var (
 		doSustained = flag.Bool("sustained", false, "run the sustained-logging benchmark")
 		doServing   = flag.Bool("serving", false, "run the serving benchmark (logging off vs on)")
-		duration    = flag.Duration("duration", 10*time.Second, "sustained run / each serving phase")
+		duration    = flag.Duration("duration", 10*time.Second, "sustained run")
+		servDur     = flag.Duration("serving-duration", 5*time.Second, "each serving phase")
 		rate        = flag.Float64("rate", 100000, "sustained: target predicted rows per second")
 		rows        = flag.Int("rows", 10, "sustained: rows per request")
 		features    = flag.Int("features", 10, "sustained: input features")
@@ -130,12 +141,13 @@ func main() {
 		for _, r := range strings.Split(*servRows, ",") {
 			var n int
 			fmt.Sscan(r, &n)
-			s, err := servingBench(ctx, *modelPath, n, *conc, *duration, *phases)
+			s, err := servingBench(ctx, *modelPath, n, *conc, *servDur, *phases)
 			if err != nil {
 				fail(err)
 			}
 			res.Serving = append(res.Serving, *s)
-			fmt.Fprintf(os.Stderr, "serving %d rows: off %.0f req/s, on %.0f req/s, loss %.1f%%\n", n, s.OffRPS, s.OnRPS, s.LossPct)
+			fmt.Fprintf(os.Stderr, "serving %d rows: off %.0f req/s, on %.0f req/s, loss %.1f%%; CPU/request off %.0f µs, on %.0f µs, loss %.1f%%\n",
+				n, s.OffRPS, s.OnRPS, s.LossPct, s.OffCPUus, s.OnCPUus, s.CPULossPct)
 		}
 	}
 	if *jsonOut != "" {
@@ -356,7 +368,7 @@ func servingBench(ctx context.Context, modelPath string, rows, conc int, d time.
 		return "http://" + ln.Addr().String() + "/v2/models/m/infer", func() { hs.Close() }, nil
 	}
 	res := &Serving{Model: filepath.Base(filepath.Dir(modelPath)), Rows: rows, Concurrency: conc}
-	var offs, ons []float64
+	var offs, ons, offCPU, onCPU []float64
 	for p := 0; p < 2*pairs; p++ {
 		logging := p%2 == 1
 		var o serving.Observer
@@ -367,18 +379,31 @@ func servingBench(ctx context.Context, modelPath string, rows, conc int, d time.
 		if err != nil {
 			return nil, err
 		}
-		ph := load(url, body, conc, d)
+		if logging {
+			// Ship what earlier phases left, outside the measurement.
+			if err := l.Flush(ctx, ""); err != nil {
+				return nil, err
+			}
+		}
+		ph := load(url, body, conc, d, func() {
+			if logging {
+				// The shipping of this phase's records counts too.
+				l.Flush(ctx, "")
+			}
+		})
 		stop()
 		ph.Logging = logging
 		res.Phases = append(res.Phases, ph)
 		if logging {
-			ons = append(ons, ph.RPS)
+			ons, onCPU = append(ons, ph.RPS), append(onCPU, ph.CPUus)
 		} else {
-			offs = append(offs, ph.RPS)
+			offs, offCPU = append(offs, ph.RPS), append(offCPU, ph.CPUus)
 		}
 	}
 	res.OffRPS, res.OnRPS = median(offs), median(ons)
 	res.LossPct = 100 * (1 - res.OnRPS/res.OffRPS)
+	res.OffCPUus, res.OnCPUus = median(offCPU), median(onCPU)
+	res.CPULossPct = 100 * (1 - res.OffCPUus/res.OnCPUus)
 	if err := l.Flush(ctx, "m"); err != nil {
 		return nil, err
 	}
@@ -408,7 +433,7 @@ func median(xs []float64) float64 {
 }
 
 // load runs a closed loop of conc clients posting body to url for d.
-func load(url string, body []byte, conc int, d time.Duration) ServingPhase {
+func load(url string, body []byte, conc int, d time.Duration, after func()) ServingPhase {
 	tr := &http.Transport{MaxIdleConnsPerHost: conc, MaxConnsPerHost: conc}
 	hc := &http.Client{Transport: tr, Timeout: 10 * time.Second}
 	defer tr.CloseIdleConnections()
@@ -422,6 +447,7 @@ func load(url string, body []byte, conc int, d time.Duration) ServingPhase {
 	var wg sync.WaitGroup
 	var n, errs atomic.Int64
 	lats := make([][]float64, conc)
+	cpu0 := cpuTime()
 	start := time.Now()
 	end := start.Add(d)
 	for c := 0; c < conc; c++ {
@@ -448,12 +474,24 @@ func load(url string, body []byte, conc int, d time.Duration) ServingPhase {
 	}
 	wg.Wait()
 	secs := time.Since(start).Seconds()
+	after()
+	cpu := cpuTime() - cpu0
 	var all []float64
 	for _, l := range lats {
 		all = append(all, l...)
 	}
 	slices.Sort(all)
-	return ServingPhase{Requests: n.Load(), Errors: errs.Load(), Seconds: secs, RPS: float64(n.Load()) / secs, P99ms: pct(all, 0.99)}
+	return ServingPhase{Requests: n.Load(), Errors: errs.Load(), Seconds: secs, RPS: float64(n.Load()) / secs, P99ms: pct(all, 0.99),
+		CPUus: cpu.Seconds() * 1e6 / float64(max(n.Load(), 1))}
+}
+
+// cpuTime is the user and system CPU time of this process so far.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	if err := syscall.Getrusage(syscall.RUSAGE_SELF, &ru); err != nil {
+		return 0
+	}
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
 func numCPU() int {
@@ -488,7 +526,8 @@ func markdown(r Results) string {
 	}
 	if len(r.Serving) > 0 {
 		b.WriteString("## Serving throughput, full logging off vs on\n\nThe serving stack (Open Inference Protocol REST, `/v2/models/m/infer`) over one ONNX model on loopback, a closed-loop load generator in the same process; phases alternate off/on, medians shown.\n\n")
-		b.WriteString("| model | rows/request | clients | off req/s | on req/s | loss | off p99 | on p99 | requests logged |\n|---|---|---|---|---|---|---|---|---|\n")
+		b.WriteString("CPU per request is the whole process's (server, load generator, and with logging on the log's conversion and shipping of that phase's records, flushed before the phase's CPU is read); its loss, 1 − off/on, is what a CPU-bound server loses, and is steadier than req/s on a shared machine.\n\n")
+		b.WriteString("| model | rows/request | clients | off req/s | on req/s | loss (req/s) | off CPU/request | on CPU/request | loss (CPU) | off p99 | on p99 | requests logged |\n|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 		for _, s := range r.Serving {
 			var offP, onP []float64
 			for _, p := range s.Phases {
@@ -498,8 +537,8 @@ func markdown(r Results) string {
 					offP = append(offP, p.P99ms)
 				}
 			}
-			fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %.0f | %.1f%% | %.2f ms | %.2f ms | %d |\n",
-				s.Model, s.Rows, s.Concurrency, s.OffRPS, s.OnRPS, s.LossPct, median(offP), median(onP), s.Logged)
+			fmt.Fprintf(&b, "| %s | %d | %d | %.0f | %.0f | %.1f%% | %.0f µs | %.0f µs | %.1f%% | %.2f ms | %.2f ms | %d |\n",
+				s.Model, s.Rows, s.Concurrency, s.OffRPS, s.OnRPS, s.LossPct, s.OffCPUus, s.OnCPUus, s.CPULossPct, median(offP), median(onP), s.Logged)
 		}
 	}
 	return b.String()
