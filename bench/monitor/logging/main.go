@@ -31,6 +31,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"runtime/pprof"
 	"slices"
 	"strings"
 	"sync"
@@ -125,8 +126,17 @@ func main() {
 		phases      = flag.Int("phases", 2, "serving: off/on pairs per case")
 		jsonOut     = flag.String("json", "", "write results JSON here")
 		mdOut       = flag.String("md", "", "write a markdown table here")
+		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
 	)
 	flag.Parse()
+	if *cpuProfile != "" {
+		f, err := os.Create(*cpuProfile)
+		if err != nil {
+			fail(err)
+		}
+		pprof.StartCPUProfile(f)
+		defer pprof.StopCPUProfile()
+	}
 	res := Results{Date: time.Now().UTC().Format(time.RFC3339), Cores: numCPU(), LoadAvg: loadAvg()}
 	ctx := context.Background()
 	if *doSustained {
@@ -161,8 +171,8 @@ func main() {
 			fail(err)
 		}
 	}
-	failed := res.Sustained != nil && res.Sustained.Lost != 0
-	if failed {
+	if res.Sustained != nil && res.Sustained.Lost != 0 {
+		pprof.StopCPUProfile()
 		fail(fmt.Errorf("%d rows lost", res.Sustained.Lost))
 	}
 }
