@@ -4,12 +4,14 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"math"
 	"os"
 	"path/filepath"
 	"reflect"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -512,5 +514,59 @@ func BenchmarkShip(b *testing.B) {
 			}
 			b.ReportMetric(float64(b.N*per)/b.Elapsed().Seconds(), "rows/s")
 		})
+	}
+}
+
+// TestConcurrentObserveAndFlush flushes (and rolls by size) while
+// requests are observed: every observed record is shipped exactly once.
+func TestConcurrentObserveAndFlush(t *testing.T) {
+	e := newEnv(t, sqliteDB(t))
+	l := e.open(t, func(o *Options) { o.SegmentMaxBytes = 16 << 10; o.FsyncInterval = time.Millisecond })
+	const workers, each = 4, 1500
+	done := make(chan struct{})
+	flushed := make(chan error, 1)
+	go func() {
+		var err error
+		for {
+			select {
+			case <-done:
+				flushed <- err
+				return
+			default:
+			}
+			if e := l.Flush(context.Background(), "ep"); e != nil && err == nil {
+				err = e
+			}
+		}
+	}()
+	var wg sync.WaitGroup
+	for w := 0; w < workers; w++ {
+		wg.Add(1)
+		go func(w int) {
+			defer wg.Done()
+			for i := 0; i < each; i++ {
+				l.Observe(context.Background(), call("ep", fmt.Sprintf("%d-%d", w, i), []*tensor.Tensor{f32("x", 1, 0, 1)}, nil))
+			}
+		}(w)
+	}
+	wg.Wait()
+	close(done)
+	if err := <-flushed; err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Flush(context.Background(), "ep"); err != nil {
+		t.Fatal(err)
+	}
+	_, rows := e.scan(t, "ep")
+	seen := map[string]bool{}
+	for _, r := range rows {
+		id := r[ColRequestID].(string)
+		if seen[id] {
+			t.Fatalf("request %s logged twice", id)
+		}
+		seen[id] = true
+	}
+	if len(seen) != workers*each {
+		t.Fatalf("%d of %d requests logged", len(seen), workers*each)
 	}
 }

@@ -119,11 +119,13 @@ func (l *Log) ship(ctx context.Context, endpoint string) error {
 	l.shipMu.Lock()
 	defer l.shipMu.Unlock()
 	l.closeSealed()
-	active := l.activePaths()
 	ents, err := os.ReadDir(l.opts.Dir)
 	if err != nil {
 		return fmt.Errorf("prediction log: %w", err)
 	}
+	// The active segments after the listing: a segment created since is
+	// not listed, and one listed is either still active or sealed.
+	active := l.activePaths()
 	var errs []error
 	for _, e := range ents {
 		name := e.Name()
