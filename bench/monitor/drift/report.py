@@ -21,6 +21,7 @@ def main():
     exact_run = next(r for r in runs if r["tool"] == "kiln" and r["mode"] == "exact")
     ev_runs = [r for r in runs if r["tool"] == "evidently"]
     kiln_s = statistics.median(r["wall_s"] for r in kiln_runs)
+    kiln_best = min(r["wall_s"] for r in kiln_runs)
     ev = ev_runs[-1]["result"]
     ev_load = statistics.median(r["result"]["load_s"] for r in ev_runs)
     ev_compute = statistics.median(r["result"]["compute_s"] for r in ev_runs)
@@ -47,9 +48,9 @@ def main():
     res = {
         "rows": {"reference": a.rows, "current": a.rows}, "columns": {"numeric": 20, "categorical": 5},
         "machine": {"cpus": a.cpus, "platform": platform.platform()},
-        "kiln": {"wall_s_median": kiln_s, "runs": kiln_runs, "exact": exact_run},
+        "kiln": {"wall_s_median": kiln_s, "wall_s_best": kiln_best, "runs": kiln_runs, "exact": exact_run},
         "evidently": {"load_s": ev_load, "compute_s": ev_compute, "total_s": ev_total, "runs": ev_runs},
-        "ratio": ev_total / kiln_s, "ratio_exact": ev_total / exact_run["wall_s"],
+        "ratio": ev_total / kiln_s, "ratio_best": ev_total / kiln_best, "ratio_exact": ev_total / exact_run["wall_s"],
         "target_ratio": 50,
         "evidently_dataset_drift": ev["dataset_drift"], "evidently_drifted": ev["drifted"],
         "agreement": {"sketch": sketch, "exact": exact},
@@ -69,10 +70,11 @@ def main():
         "| | time | |",
         "|---|---|---|",
         f"| Evidently 0.7.23 | **{ev_total:.1f} s** | read_parquet {ev_load:.2f} s + DataDriftPreset run and dict {ev_compute:.1f} s |",
-        f"| `kiln monitor drift` (sketches, default) | **{kiln_s:.2f} s** | whole command incl. reading, median of {len(kiln_runs)} |",
+        f"| `kiln monitor drift` (sketches, default) | **{kiln_s:.2f} s** | whole command incl. reading, median of {len(kiln_runs)} (best {kiln_best:.2f} s) |",
         f"| `kiln monitor drift --exact` | {exact_run['wall_s']:.2f} s | every value held, one run |",
         "",
-        f"Ratio: **{res['ratio']:.0f}×** faster with sketches (target ≥ 50×), {res['ratio_exact']:.0f}× with --exact.",
+        f"Ratio: **{res['ratio']:.0f}×** faster with sketches on the median run ({res['ratio_best']:.0f}× on the best; "
+        f"target ≥ 50×), {res['ratio_exact']:.0f}× with --exact.",
         "",
         f"Per-column decisions (test and drift flag) agreeing with Evidently: sketches {sketch['agree']}/{sketch['total']}, "
         f"--exact {exact['agree']}/{exact['total']}; dataset drift: Evidently {ev['dataset_drift']} "
