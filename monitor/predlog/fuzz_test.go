@@ -1,6 +1,7 @@
 package predlog
 
 import (
+	"reflect"
 	"testing"
 	"time"
 
@@ -26,12 +27,17 @@ func FuzzDecodeFrame(f *testing.F) {
 		if err != nil {
 			return
 		}
+		// The segment reader's path (shared strings, slab) decodes the
+		// same record.
+		var rs record
+		if m, err := decodeFrameLike(b, &rs, &r, &slab{}); err != nil || m != n || !reflect.DeepEqual(rs, r) {
+			t.Fatalf("slab decode differs: %v\n%+v\n%+v", err, rs, r)
+		}
 		again := appendFrame(nil, &r)
 		var r2 record
 		if m, err := decodeFrame(again, &r2); err != nil || m != len(again) {
 			t.Fatalf("re-encoded record does not decode: %v", err)
 		}
-		_ = n
 		// The converter takes any decoded record.
 		c := newConverter("ep", []record{r}, map[string]Range{"x": {0, 1}})
 		s := c.newSummary()

@@ -164,10 +164,11 @@ func appendData(dst []byte, t *tensor.Tensor) []byte {
 // decodeFrame reads one frame from b: the record, the bytes it took, or
 // io-style errors: errShort when b ends inside the frame, ErrCorrupt when
 // its checksum or content is wrong.
-func decodeFrame(b []byte, r *record) (int, error) { return decodeFrameLike(b, r, nil) }
+func decodeFrame(b []byte, r *record) (int, error) { return decodeFrameLike(b, r, nil, nil) }
 
-// decodeFrameLike is decodeFrame sharing strings with prev (may be nil).
-func decodeFrameLike(b []byte, r *record, prev *record) (int, error) {
+// decodeFrameLike is decodeFrame sharing strings with prev (may be nil)
+// and taking its tensors from sl (may be nil).
+func decodeFrameLike(b []byte, r *record, prev *record, sl *slab) (int, error) {
 	if len(b) < frameHeader {
 		return 0, errShort
 	}
@@ -183,7 +184,7 @@ func decodeFrameLike(b []byte, r *record, prev *record) (int, error) {
 	if crc32.Checksum(payload, castagnoli) != sum {
 		return 0, fmt.Errorf("%w: checksum mismatch", ErrCorrupt)
 	}
-	if err := decodePayloadLike(payload, r, prev); err != nil {
+	if err := decodePayloadLike(payload, r, prev, sl); err != nil {
 		return 0, err
 	}
 	return frameHeader + int(n), nil
@@ -196,6 +197,57 @@ type decoder struct {
 	off  int
 	err  error
 	prev *record
+	slab *slab // nil: allocate each value
+}
+
+// slab hands out the tensors, shapes and numeric data of a segment's
+// records from shared chunks: decoding a segment of small requests
+// allocates a few large blocks instead of several objects per record.
+type slab struct {
+	tensors []tensor.Tensor
+	ptrs    []*tensor.Tensor
+	cols    [][]string
+	shapes  []int64
+	f32     []float32
+	f64     []float64
+	i64     []int64
+}
+
+const slabChunk = 4096
+
+func take[T any](pool *[]T, n int) []T {
+	if n > slabChunk/4 {
+		return make([]T, n)
+	}
+	if cap(*pool)-len(*pool) < n {
+		*pool = make([]T, 0, slabChunk)
+	}
+	p := *pool
+	out := p[len(p) : len(p)+n : len(p)+n]
+	*pool = p[:len(p)+n]
+	return out
+}
+
+func (d *decoder) newTensor() *tensor.Tensor {
+	if d.slab == nil {
+		return &tensor.Tensor{}
+	}
+	return &take(&d.slab.tensors, 1)[0]
+}
+
+// makeData returns a zeroed slice of n elements of dt.
+func (d *decoder) makeData(dt tensor.DType, n int) (any, error) {
+	if d.slab != nil {
+		switch dt {
+		case tensor.Float32:
+			return take(&d.slab.f32, n), nil
+		case tensor.Float64:
+			return take(&d.slab.f64, n), nil
+		case tensor.Int64:
+			return take(&d.slab.i64, n), nil
+		}
+	}
+	return tensor.MakeSlice(dt, n)
 }
 
 func (d *decoder) fail(what string) {
@@ -272,12 +324,12 @@ func (d *decoder) strLike(like string) string {
 	return string(b)
 }
 
-func decodePayload(b []byte, r *record) error { return decodePayloadLike(b, r, nil) }
+func decodePayload(b []byte, r *record) error { return decodePayloadLike(b, r, nil, nil) }
 
 // decodePayloadLike decodes a payload, sharing the strings equal to
 // prev's (the previous record of the segment; may be nil).
-func decodePayloadLike(b []byte, r *record, prev *record) error {
-	d := decoder{b: b, prev: prev}
+func decodePayloadLike(b []byte, r *record, prev *record, sl *slab) error {
+	d := decoder{b: b, prev: prev, slab: sl}
 	if v := d.byte1("version"); d.err == nil && v != recordVersion {
 		return fmt.Errorf("%w: record version %d", ErrCorrupt, v)
 	}
@@ -316,6 +368,9 @@ func (d *decoder) tensors(like []*tensor.Tensor, likeCols [][]string) ([]*tensor
 	}
 	var ts []*tensor.Tensor
 	var cols [][]string
+	if d.slab != nil && n > 0 {
+		ts, cols = take(&d.slab.ptrs, int(n))[:0], take(&d.slab.cols, int(n))[:0]
+	}
 	for i := uint64(0); i < n && d.err == nil; i++ {
 		var lt *tensor.Tensor
 		var lc []string
@@ -325,7 +380,7 @@ func (d *decoder) tensors(like []*tensor.Tensor, likeCols [][]string) ([]*tensor
 		if i < uint64(len(likeCols)) {
 			lc = likeCols[i]
 		}
-		t := &tensor.Tensor{}
+		t := d.newTensor()
 		if lt != nil {
 			t.Name = d.strLike(lt.Name)
 		} else {
@@ -340,6 +395,9 @@ func (d *decoder) tensors(like []*tensor.Tensor, likeCols [][]string) ([]*tensor
 			d.fail("rank")
 		}
 		elems := uint64(1)
+		if d.slab != nil && nd > 0 && nd <= 32 {
+			t.Shape = take(&d.slab.shapes, int(nd))[:0]
+		}
 		for j := uint64(0); j < nd && d.err == nil; j++ {
 			dim := d.uvarint("dimension")
 			if dim > maxRecordBytes {
@@ -420,7 +478,7 @@ func (d *decoder) data(t *tensor.Tensor, n int) {
 	if d.err != nil {
 		return
 	}
-	data, err := tensor.MakeSlice(t.DType, n)
+	data, err := d.makeData(t.DType, n)
 	if err != nil {
 		d.fail("datatype")
 		return

@@ -165,13 +165,14 @@ func (l *Log) readSegment(path string) (string, []record, error) {
 		o += frameHeader + int(binary.LittleEndian.Uint32(data[o:]))
 	}
 	recs := make([]record, 0, count)
+	sl := &slab{}
 	for off < len(data) {
 		var r record
 		var prev *record
 		if len(recs) > 0 {
 			prev = &recs[len(recs)-1]
 		}
-		n, err := decodeFrameLike(data[off:], &r, prev)
+		n, err := decodeFrameLike(data[off:], &r, prev, sl)
 		if err != nil {
 			l.log.Warn("prediction log: segment has a torn or corrupt tail; records after it are dropped",
 				"file", path, "offset", off, "dropped_bytes", len(data)-off, "err", err)

@@ -101,6 +101,8 @@ type Serving struct {
 	Logged     int64   `json:"requests_logged"`
 }
 
+var onlyPhases string
+
 // Results is the whole run.
 type Results struct {
 	Date      string     `json:"date"`
@@ -127,8 +129,10 @@ func main() {
 		jsonOut     = flag.String("json", "", "write results JSON here")
 		mdOut       = flag.String("md", "", "write a markdown table here")
 		cpuProfile  = flag.String("cpuprofile", "", "write a CPU profile of the whole run here")
+		only        = flag.String("only", "", `serving: run only the "off" or "on" phases, or "noop": off phases with an observer that does nothing (profiling)`)
 	)
 	flag.Parse()
+	onlyPhases = *only
 	if *cpuProfile != "" {
 		f, err := os.Create(*cpuProfile)
 		if err != nil {
@@ -322,6 +326,12 @@ func pct(sorted []float64, q float64) float64 {
 	return sorted[max(0, min(i, len(sorted)-1))]
 }
 
+// noopObserver observes nothing: what an observer costs the serving
+// stack by itself (request ids, the Call).
+type noopObserver struct{}
+
+func (noopObserver) Observe(context.Context, *serving.Call) {}
+
 // countingObserver wraps the log to count what it saw.
 type countingObserver struct {
 	l *predlog.Log
@@ -381,9 +391,15 @@ func servingBench(ctx context.Context, modelPath string, rows, conc int, d time.
 	var offs, ons, offCPU, onCPU []float64
 	for p := 0; p < 2*pairs; p++ {
 		logging := p%2 == 1
+		if (onlyPhases == "on" && !logging) || ((onlyPhases == "off" || onlyPhases == "noop") && logging) {
+			continue
+		}
 		var o serving.Observer
 		if logging {
 			o = obs
+		}
+		if onlyPhases == "noop" {
+			o, logging = noopObserver{}, false
 		}
 		url, stop, err := newServer(o)
 		if err != nil {
@@ -409,6 +425,9 @@ func servingBench(ctx context.Context, modelPath string, rows, conc int, d time.
 		} else {
 			offs, offCPU = append(offs, ph.RPS), append(offCPU, ph.CPUus)
 		}
+	}
+	if onlyPhases != "" {
+		return res, nil
 	}
 	res.OffRPS, res.OnRPS = median(offs), median(ons)
 	res.LossPct = 100 * (1 - res.OnRPS/res.OffRPS)
