@@ -1,11 +1,15 @@
 package predlog
 
 import (
+	"bytes"
+	"compress/gzip"
 	"context"
+	"encoding/base64"
 	"database/sql"
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/kiln-ml/kiln/store"
@@ -50,7 +54,7 @@ func scanSegment(row interface{ Scan(...any) error }, extra ...any) (Segment, er
 // segment again is a no-op (a retry after a crash between the upload and
 // the local delete).
 func (ix *Index) put(ctx context.Context, s Segment, sum *Summary) error {
-	doc, err := json.Marshal(sum)
+	doc, err := encodeSummary(sum)
 	if err != nil {
 		return fmt.Errorf("encode segment summary: %w", err)
 	}
@@ -61,6 +65,44 @@ func (ix *Index) put(ctx context.Context, s Segment, sum *Summary) error {
 			s.Created.UnixMilli(), string(doc))
 		return err
 	})
+}
+
+// Summaries are stored as JSON, or, when larger than summaryGzipAbove,
+// as summaryGzipPrefix + base64(gzip(JSON)): the sketches' registers
+// compress several times.
+const (
+	summaryGzipAbove  = 4 << 10
+	summaryGzipPrefix = "gz:"
+)
+
+func encodeSummary(sum *Summary) (string, error) {
+	doc, err := json.Marshal(sum)
+	if err != nil || len(doc) <= summaryGzipAbove {
+		return string(doc), err
+	}
+	var b bytes.Buffer
+	zw, _ := gzip.NewWriterLevel(&b, gzip.BestSpeed)
+	zw.Write(doc)
+	if err := zw.Close(); err != nil {
+		return "", err
+	}
+	return summaryGzipPrefix + base64.StdEncoding.EncodeToString(b.Bytes()), nil
+}
+
+func decodeSummary(doc string, s *Summary) error {
+	if z, ok := strings.CutPrefix(doc, summaryGzipPrefix); ok {
+		raw, err := base64.StdEncoding.DecodeString(z)
+		if err != nil {
+			return err
+		}
+		zr, err := gzip.NewReader(bytes.NewReader(raw))
+		if err != nil {
+			return err
+		}
+		defer zr.Close()
+		return json.NewDecoder(zr).Decode(s)
+	}
+	return json.Unmarshal([]byte(doc), s)
 }
 
 // get returns one segment, or ok false.
@@ -120,7 +162,7 @@ func (ix *Index) Summary(ctx context.Context, endpoint string, from, to time.Tim
 			return nil, err
 		}
 		var s Summary
-		if err := json.Unmarshal([]byte(doc), &s); err != nil {
+		if err := decodeSummary(doc, &s); err != nil {
 			return nil, fmt.Errorf("segment summary: %w", err)
 		}
 		if err := out.Merge(&s); err != nil {

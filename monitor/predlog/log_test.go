@@ -570,3 +570,32 @@ func TestConcurrentObserveAndFlush(t *testing.T) {
 		t.Fatalf("%d of %d requests logged", len(seen), workers*each)
 	}
 }
+
+func TestSummaryEncodingCompressesLargeOnes(t *testing.T) {
+	s := newSummary()
+	s.addRequest(time.Now(), "main", "m/1", 0.01, 200, false)
+	vals := make([]float64, 20000)
+	for i := range vals {
+		vals[i] = float64(i) * 1.5
+	}
+	fields := []table.Field{{Name: "inputs.a", Type: table.Float64}}
+	s.Profile = profile.New(table.Schema{Fields: fields}, profile.Options{})
+	if err := s.Profile.Add(&table.Batch{Len: len(vals), Columns: []table.Column{{Type: table.Float64, Floats: vals}}}); err != nil {
+		t.Fatal(err)
+	}
+	doc, err := encodeSummary(s)
+	if err != nil || !strings.HasPrefix(doc, summaryGzipPrefix) {
+		t.Fatalf("large summary not compressed: %d bytes, %v", len(doc), err)
+	}
+	var back Summary
+	if err := decodeSummary(doc, &back); err != nil {
+		t.Fatal(err)
+	}
+	if back.Requests != 1 || back.Profile.Column("inputs.a").Count != 20000 || back.LatencyQuantile(0.5) != 0.01 {
+		t.Fatalf("decoded: %+v", back)
+	}
+	small, _ := encodeSummary(newSummary())
+	if strings.HasPrefix(small, summaryGzipPrefix) {
+		t.Fatal("small summary compressed")
+	}
+}
