@@ -14,7 +14,7 @@ const (
 	ColModelVersion = "model_version" // string: serving.Model.Version
 	ColProtocol     = "protocol"      // string: "v2-rest", "v2-grpc" or "mlflow"
 	ColLatencyMS    = "latency_ms"    // double: the request's latency in milliseconds
-	ColStatus       = "status"        // int32: HTTP status of the answer
+	ColStatus       = "status"        // int64: HTTP status of the answer
 	ColError        = "error"         // string: why the request failed, "" on success
 	ColSubject      = "subject"       // string: the subject key (Logging.SubjectHeader), "" when absent
 	ColOutliers     = "outliers"      // string: comma-separated input features outside the reference bounds, "" when none
