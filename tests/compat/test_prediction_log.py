@@ -10,6 +10,7 @@ the outputs, the model version, the subject header.
 from __future__ import annotations
 
 import io
+import time
 import json
 import uuid
 
@@ -156,3 +157,54 @@ def _tmp_file(data: bytes) -> str:
     f.write(data)
     f.close()
     return f.name
+
+
+def test_sigkill_loses_no_answered_prediction(kiln, logged_model, unique):
+    """kill -9 of the server while it answers: every request that got its
+    answer is in the log after a restart and a flush."""
+    import signal
+    import threading
+
+    name, _ = logged_model
+    ep = f"kill-{unique}"
+    apply(kiln, {"apiVersion": "kiln.dev/v1", "kind": "Endpoint", "metadata": {"name": ep},
+                 "spec": {"model": name, "routes": [{"name": "main", "version": "1", "weight": 100}]}})
+    wait_ready(kiln, ep)
+    body = {"dataframe_split": {"columns": COLS, "data": [[0.1, 0.2, 0.3, 0.4], [1, 2, 3, 4]]}}
+    acked, stop = [], threading.Event()
+
+    def send(worker):
+        s = requests.Session()
+        i = 0
+        while not stop.is_set():
+            rid = f"k{worker}-{i}"
+            try:
+                r = s.post(f"{kiln.url}/endpoints/{ep}/invocations", json=body, headers={"X-Request-Id": rid}, timeout=10)
+            except requests.RequestException:
+                return  # the server is gone
+            if r.status_code == 200:
+                acked.append(rid)
+            i += 1
+
+    threads = [threading.Thread(target=send, args=(w,)) for w in range(4)]
+    for t in threads:
+        t.start()
+    deadline = time.time() + 30
+    while len(acked) < 400 and time.time() < deadline:
+        time.sleep(0.01)
+    kiln.stop(signal.SIGKILL)
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) >= 400, len(acked)
+    kiln.start()
+    wait_ready(kiln, ep)
+    r = requests.post(f"{kiln.url}/api/v1/endpoints/{ep}/predictions/flush", timeout=60)
+    assert r.status_code == 200, r.text
+    r = requests.get(f"{kiln.url}/api/v1/endpoints/{ep}/predictions", timeout=60)
+    assert r.status_code == 200, r.text
+    df = pd.read_parquet(io.BytesIO(r.content))
+    logged = set(df["request_id"])
+    missing = [rid for rid in acked if rid not in logged]
+    assert not missing, f"{len(missing)} of {len(acked)} answered requests lost, e.g. {missing[:5]}"
+    assert (df.groupby("request_id").size() == 2).all()  # two rows each, none torn
