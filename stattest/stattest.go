@@ -177,11 +177,14 @@ type Result struct {
 	Drift  bool `json:"drift"`
 }
 
-// jsonFloat writes non-finite values as "Infinity", "-Infinity" and "NaN"
-// (the protobuf JSON convention), which encoding/json refuses as numbers.
-type jsonFloat float64
+// Float is a float64 whose JSON form writes non-finite values as
+// "Infinity", "-Infinity" and "NaN" (the protobuf JSON convention), which
+// encoding/json refuses as numbers, and reads them back; other packages'
+// reports of drift scores use it too.
+type Float float64
 
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
+
+func (f Float) MarshalJSON() ([]byte, error) {
 	v := float64(f)
 	switch {
 	case math.IsNaN(v):
@@ -194,16 +197,16 @@ func (f jsonFloat) MarshalJSON() ([]byte, error) {
 	return json.Marshal(v)
 }
 
-func (f *jsonFloat) UnmarshalJSON(b []byte) error {
+func (f *Float) UnmarshalJSON(b []byte) error {
 	var s string
 	if json.Unmarshal(b, &s) == nil {
 		switch s {
 		case "NaN":
-			*f = jsonFloat(math.NaN())
+			*f = Float(math.NaN())
 		case "Infinity":
-			*f = jsonFloat(math.Inf(1))
+			*f = Float(math.Inf(1))
 		case "-Infinity":
-			*f = jsonFloat(math.Inf(-1))
+			*f = Float(math.Inf(-1))
 		default:
 			return fmt.Errorf("stattest: %q is not a number", s)
 		}
@@ -213,22 +216,22 @@ func (f *jsonFloat) UnmarshalJSON(b []byte) error {
 	if err := json.Unmarshal(b, &v); err != nil {
 		return err
 	}
-	*f = jsonFloat(v)
+	*f = Float(v)
 	return nil
 }
 
 type resultJSON struct {
 	Method    Method    `json:"method"`
-	Score     jsonFloat `json:"score"`
-	Statistic jsonFloat `json:"statistic"`
-	Threshold jsonFloat `json:"threshold"`
+	Score     Float `json:"score"`
+	Statistic Float `json:"statistic"`
+	Threshold Float `json:"threshold"`
 	PValue    bool      `json:"p_value"`
 	Drift     bool      `json:"drift"`
 }
 
 // MarshalJSON implements json.Marshaler.
 func (r Result) MarshalJSON() ([]byte, error) {
-	return json.Marshal(resultJSON{r.Method, jsonFloat(r.Score), jsonFloat(r.Statistic), jsonFloat(r.Threshold), r.PValue, r.Drift})
+	return json.Marshal(resultJSON{r.Method, Float(r.Score), Float(r.Statistic), Float(r.Threshold), r.PValue, r.Drift})
 }
 
 // UnmarshalJSON implements json.Unmarshaler.

@@ -21,8 +21,8 @@ type numericCase struct {
 	KL              float64      `json:"kl"`
 	JensenShannon   float64      `json:"jensenshannon"`
 	Hellinger       float64      `json:"hellinger"`
-	ChiSquare       *[]jsonFloat `json:"chisquare"`
-	Z               *[]jsonFloat `json:"z"`
+	ChiSquare       *[]Float `json:"chisquare"`
+	Z               *[]Float `json:"z"`
 }
 
 type reference struct {
@@ -39,8 +39,8 @@ type reference struct {
 		Name          string      `json:"name"`
 		Ref           []string    `json:"ref"`
 		Cur           []string    `json:"cur"`
-		ChiSquare     []jsonFloat `json:"chisquare"`
-		Z             []jsonFloat `json:"z"`
+		ChiSquare     []Float `json:"chisquare"`
+		Z             []Float `json:"z"`
 		PSI           float64     `json:"psi"`
 		KL            float64     `json:"kl"`
 		JensenShannon float64     `json:"jensenshannon"`
@@ -280,7 +280,7 @@ func TestChi2AgainstScipy(t *testing.T) {
 	}
 }
 
-func floats(v []jsonFloat) []float64 {
+func floats(v []Float) []float64 {
 	out := make([]float64, len(v))
 	for i, x := range v {
 		out[i] = float64(x)

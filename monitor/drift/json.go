@@ -2,51 +2,13 @@ package drift
 
 import (
 	"encoding/json"
-	"fmt"
-	"math"
 
 	"github.com/kiln-ml/kiln/stattest"
 )
 
 // jsonFloat writes non-finite values as "Infinity", "-Infinity" and "NaN"
-// (as stattest.Result does), which encoding/json refuses as numbers.
-type jsonFloat float64
-
-func (f jsonFloat) MarshalJSON() ([]byte, error) {
-	v := float64(f)
-	switch {
-	case math.IsNaN(v):
-		return []byte(`"NaN"`), nil
-	case math.IsInf(v, 1):
-		return []byte(`"Infinity"`), nil
-	case math.IsInf(v, -1):
-		return []byte(`"-Infinity"`), nil
-	}
-	return json.Marshal(v)
-}
-
-func (f *jsonFloat) UnmarshalJSON(b []byte) error {
-	var s string
-	if json.Unmarshal(b, &s) == nil {
-		switch s {
-		case "NaN":
-			*f = jsonFloat(math.NaN())
-		case "Infinity":
-			*f = jsonFloat(math.Inf(1))
-		case "-Infinity":
-			*f = jsonFloat(math.Inf(-1))
-		default:
-			return fmt.Errorf("drift: %q is not a number", s)
-		}
-		return nil
-	}
-	var v float64
-	if err := json.Unmarshal(b, &v); err != nil {
-		return err
-	}
-	*f = jsonFloat(v)
-	return nil
-}
+// (stattest.Float, as stattest.Result does).
+type jsonFloat = stattest.Float
 
 // featureJSON is FeatureResult with JSON-safe floats; the field order is
 // FeatureResult's.
