@@ -183,7 +183,6 @@ type Result struct {
 // reports of drift scores use it too.
 type Float float64
 
-
 func (f Float) MarshalJSON() ([]byte, error) {
 	v := float64(f)
 	switch {
@@ -221,12 +220,12 @@ func (f *Float) UnmarshalJSON(b []byte) error {
 }
 
 type resultJSON struct {
-	Method    Method    `json:"method"`
-	Score     Float `json:"score"`
-	Statistic Float `json:"statistic"`
-	Threshold Float `json:"threshold"`
-	PValue    bool      `json:"p_value"`
-	Drift     bool      `json:"drift"`
+	Method    Method `json:"method"`
+	Score     Float  `json:"score"`
+	Statistic Float  `json:"statistic"`
+	Threshold Float  `json:"threshold"`
+	PValue    bool   `json:"p_value"`
+	Drift     bool   `json:"drift"`
 }
 
 // MarshalJSON implements json.Marshaler.

@@ -10,17 +10,17 @@ import (
 // reference.json is written by testdata/gen.py from scipy (and Evidently's
 // formulas on numpy); see that script.
 type numericCase struct {
-	Name            string       `json:"name"`
-	Ref             []int64      `json:"ref"`
-	Cur             []int64      `json:"cur"`
-	KSStatistic     float64      `json:"ks_statistic"`
-	KSPValue        float64      `json:"ks_pvalue"`
-	Wasserstein     float64      `json:"wasserstein"`
-	WassersteinNorm float64      `json:"wasserstein_norm"`
-	PSI             float64      `json:"psi"`
-	KL              float64      `json:"kl"`
-	JensenShannon   float64      `json:"jensenshannon"`
-	Hellinger       float64      `json:"hellinger"`
+	Name            string   `json:"name"`
+	Ref             []int64  `json:"ref"`
+	Cur             []int64  `json:"cur"`
+	KSStatistic     float64  `json:"ks_statistic"`
+	KSPValue        float64  `json:"ks_pvalue"`
+	Wasserstein     float64  `json:"wasserstein"`
+	WassersteinNorm float64  `json:"wasserstein_norm"`
+	PSI             float64  `json:"psi"`
+	KL              float64  `json:"kl"`
+	JensenShannon   float64  `json:"jensenshannon"`
+	Hellinger       float64  `json:"hellinger"`
 	ChiSquare       *[]Float `json:"chisquare"`
 	Z               *[]Float `json:"z"`
 }
@@ -36,15 +36,15 @@ type reference struct {
 		Wasserstein float64   `json:"wasserstein"`
 	} `json:"weighted"`
 	Categorical []struct {
-		Name          string      `json:"name"`
-		Ref           []string    `json:"ref"`
-		Cur           []string    `json:"cur"`
-		ChiSquare     []Float `json:"chisquare"`
-		Z             []Float `json:"z"`
-		PSI           float64     `json:"psi"`
-		KL            float64     `json:"kl"`
-		JensenShannon float64     `json:"jensenshannon"`
-		Hellinger     float64     `json:"hellinger"`
+		Name          string   `json:"name"`
+		Ref           []string `json:"ref"`
+		Cur           []string `json:"cur"`
+		ChiSquare     []Float  `json:"chisquare"`
+		Z             []Float  `json:"z"`
+		PSI           float64  `json:"psi"`
+		KL            float64  `json:"kl"`
+		JensenShannon float64  `json:"jensenshannon"`
+		Hellinger     float64  `json:"hellinger"`
 	} `json:"categorical"`
 	KStwo []struct {
 		N  int     `json:"n"`
