@@ -79,6 +79,11 @@ func parseSegmentHeader(b []byte) (string, int, error) {
 	if d.err != nil {
 		return "", 0, d.err
 	}
+	// A header is written one way only: a padded length (a varint with
+	// redundant continuation bytes) or an empty endpoint is not one.
+	if ep == "" || d.off != len(segmentMagic)+1+uvarintLen(uint64(len(ep)))+len(ep) {
+		return "", 0, fmt.Errorf("%w: malformed segment header", ErrCorrupt)
+	}
 	return ep, d.off, nil
 }
 
@@ -488,4 +493,14 @@ func (d *decoder) data(t *tensor.Tensor, n int) {
 		return
 	}
 	t.Data = data
+}
+
+// uvarintLen is the length of x's shortest uvarint encoding.
+func uvarintLen(x uint64) int {
+	n := 1
+	for x >= 0x80 {
+		x >>= 7
+		n++
+	}
+	return n
 }
