@@ -214,7 +214,7 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 		return
 	}
 	name := c.Model.Name
-	set := (*deploy.Logging)(nil).Effective()
+	set := defaultLogging
 	if l.opts.Settings != nil {
 		if s, ok := l.opts.Settings.Logging(name); ok {
 			set = s.Effective()
@@ -240,9 +240,7 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 	}
 	if set.Mode == deploy.LogAll || set.Mode == deploy.LogRequest {
 		r.Inputs = c.Inputs
-		if names := l.columnNames(c.Model.Signature, c.Inputs); names != nil {
-			r.InputCols = [][]string{names}
-		}
+		r.InputCols = l.columnNames(c.Model.Signature, c.Inputs)
 	}
 	if set.Mode == deploy.LogAll || set.Mode == deploy.LogResponse {
 		r.Outputs = c.Outputs
@@ -256,9 +254,13 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 	}
 }
 
-// columnNames returns the MLflow column signature's names when the
-// request has one input of shape [N, len(columns)], else nil.
-func (l *Log) columnNames(sig *model.Signature, inputs []*tensor.Tensor) []string {
+// defaultLogging is what an endpoint the Settings do not know logs.
+var defaultLogging = (*deploy.Logging)(nil).Effective()
+
+// columnNames returns the MLflow column signature's names, as the
+// InputCols of a record, when the request has one input of shape
+// [N, len(columns)], else nil. The result is cached per signature.
+func (l *Log) columnNames(sig *model.Signature, inputs []*tensor.Tensor) [][]string {
 	if sig == nil || sig.Inputs == nil || sig.Inputs.IsTensor() || len(inputs) != 1 {
 		return nil
 	}
@@ -267,8 +269,9 @@ func (l *Log) columnNames(sig *model.Signature, inputs []*tensor.Tensor) []strin
 		return nil
 	}
 	if v, ok := l.colNames.Load(sig); ok {
-		return v.([]string)
+		return v.([][]string)
 	}
+	var cols [][]string
 	names := make([]string, len(sig.Inputs.Columns))
 	for i, c := range sig.Inputs.Columns {
 		names[i] = c.Name
@@ -277,8 +280,11 @@ func (l *Log) columnNames(sig *model.Signature, inputs []*tensor.Tensor) []strin
 			break
 		}
 	}
-	l.colNames.Store(sig, names)
-	return names
+	if names != nil {
+		cols = [][]string{names}
+	}
+	l.colNames.Store(sig, cols)
+	return cols
 }
 
 func (l *Log) endpoint(name string) *endpointLog {
