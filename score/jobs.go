@@ -458,7 +458,9 @@ func (j *Jobs) Run(ctx context.Context) error {
 }
 
 // claim leases the oldest queued job, or a running one whose lease has
-// lapsed (its server stopped), and marks it running.
+// lapsed (its server stopped), and marks it running. Its start time is
+// never before its creation time: a claim that read the clock just before a
+// concurrent Submit committed can still pick that job up.
 func (j *Jobs) claim(ctx context.Context) (*Job, error) {
 	now := time.Now().UnixMilli()
 	lock := ""
@@ -466,11 +468,11 @@ func (j *Jobs) claim(ctx context.Context) (*Job, error) {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
 	q := j.d.DB.Rebind(`UPDATE score_jobs SET state = ?, lease_owner = ?, lease_expires = ?, attempts = attempts + 1,
-		start_time = ?, rows_done = 0, error = ''
+		start_time = CASE WHEN creation_time > ? THEN creation_time ELSE ? END, rows_done = 0, error = ''
 		WHERE job_id = (SELECT job_id FROM score_jobs WHERE state = ? OR (state = ? AND lease_expires < ?)
 			ORDER BY job_id LIMIT 1` + lock + `)
 		RETURNING ` + jobCols)
-	job, err := scanJob(j.d.DB.W.QueryRowContext(ctx, q, string(JobRunning), j.owner, now+j.lease.Milliseconds(), now,
+	job, err := scanJob(j.d.DB.W.QueryRowContext(ctx, q, string(JobRunning), j.owner, now+j.lease.Milliseconds(), now, now,
 		string(JobQueued), string(JobRunning), now))
 	if errors.Is(err, sql.ErrNoRows) {
 		return nil, nil
