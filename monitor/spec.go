@@ -241,33 +241,13 @@ func ParseDuration(s string) (time.Duration, error) {
 
 // FieldError is one problem of a document at a field path
 // ("spec.drift.drift_share").
-type FieldError struct {
-	Path string `json:"path"`
-	Msg  string `json:"message"`
-}
-
-func (e FieldError) Error() string {
-	if e.Path == "" {
-		return e.Msg
-	}
-	return e.Path + ": " + e.Msg
-}
+type FieldError = errdefs.FieldError
 
 // FieldErrors are the problems of a document; they are wrapped in an
 // errdefs invalid-argument error (errors.As finds them).
-type FieldErrors []FieldError
+type FieldErrors = errdefs.FieldErrors
 
-func (es FieldErrors) Error() string {
-	parts := make([]string, len(es))
-	for i, e := range es {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "; ")
-}
-
-func invalid(what string, es FieldErrors) error {
-	return &errdefs.Error{Kind: errdefs.ErrInvalidArgument, Msg: "Invalid " + what + ": " + es.Error(), Err: es}
-}
+func invalid(what string, es FieldErrors) error { return errdefs.InvalidFields(what, es) }
 
 type validator struct{ errs FieldErrors }
 

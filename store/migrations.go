@@ -363,6 +363,10 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	{Version: 8, Name: "monitoring",
 		SQLiteSQL:   predictionLogTables + labelTables + monitorTables + alertTables + alertTriggersSQLite,
 		PostgresSQL: predictionLogTables + labelTables + monitorTables + alertTables + alertTriggersPostgres},
+	// Pipelines (package pipeline and pipeline/trigger): the documents,
+	// runs and their steps with leases, step logs, the step cache, and the
+	// schedules' and triggers' state.
+	{Version: 9, Name: "pipelines", SQL: pipelineTables + triggerTables},
 }
 
 // scoreJobTables are the tables of migration 7.

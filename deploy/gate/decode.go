@@ -7,43 +7,22 @@ import (
 	"strings"
 
 	"gopkg.in/yaml.v3"
+
+	"github.com/kiln-ml/kiln/errdefs"
 )
 
 // FieldError is one problem of a spec: the field's path
 // ("spec.metrics[1].threshold.min"), what is wrong with it, and the line
 // of the document where the field is, when known.
-type FieldError struct {
-	Path string `json:"path"`
-	Msg  string `json:"message"`
-	Line int    `json:"line,omitempty"`
-}
-
-func (e FieldError) Error() string {
-	s := e.Msg
-	if e.Path != "" {
-		s = e.Path + ": " + e.Msg
-	}
-	if e.Line > 0 {
-		s += " (line " + strconv.Itoa(e.Line) + ")"
-	}
-	return s
-}
+type FieldError = errdefs.FieldError
 
 // FieldErrors are the problems of a spec, in document order. It is
 // wrapped in an errdefs invalid-argument error; get it back with
 // errors.As.
-type FieldErrors []FieldError
+type FieldErrors = errdefs.FieldErrors
 
 // maxFieldErrors bounds the problems reported for one document.
 const maxFieldErrors = 20
-
-func (es FieldErrors) Error() string {
-	parts := make([]string, len(es))
-	for i, e := range es {
-		parts[i] = e.Error()
-	}
-	return strings.Join(parts, "; ")
-}
 
 // decoder checks a YAML node tree against a Go type, by the types' json
 // tags, before it is decoded: unknown fields, wrong kinds of value and
