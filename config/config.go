@@ -28,6 +28,7 @@ type Config struct {
 	Log       Log       `yaml:"log"`
 	Deploy    Deploy    `yaml:"deploy"`
 	Monitor   Monitor   `yaml:"monitor"`
+	Pipeline  Pipeline  `yaml:"pipeline"`
 }
 
 // Server configures the HTTP server.
@@ -93,6 +94,43 @@ type PredictionLog struct {
 	Retention time.Duration `yaml:"retention"`
 }
 
+// Pipeline configures the pipeline engine, its executors and the
+// schedules and triggers.
+type Pipeline struct {
+	// Disabled runs no pipeline steps, schedules or triggers on this
+	// server (its API still stores pipelines and runs; other servers on
+	// the same database run them).
+	Disabled bool `yaml:"disabled"`
+	// Parallelism bounds the local executor's steps running at once (0:
+	// the number of CPUs).
+	Parallelism int `yaml:"parallelism"`
+	// WorkDir holds the local executor's attempt folders ("": a kiln-steps
+	// folder in the temporary directory).
+	WorkDir string `yaml:"work_dir"`
+	// LeaseTTL is how long a server's lease on a step or a trigger lasts
+	// without renewal: a server that dies is taken over after it.
+	LeaseTTL time.Duration `yaml:"lease_ttl"`
+	// ExternalURL is the server's URL as steps see it (KILN_URL,
+	// MLFLOW_TRACKING_URI); "" derives it from server.addr.
+	ExternalURL string     `yaml:"external_url"`
+	Kubernetes  Kubernetes `yaml:"kubernetes"`
+}
+
+// Kubernetes configures the Kubernetes executor of pipeline steps.
+type Kubernetes struct {
+	// Enabled turns the executor on (steps with executor: kubernetes fail
+	// without it).
+	Enabled bool `yaml:"enabled"`
+	// Kubeconfig is the kubeconfig file; "" uses the in-cluster
+	// configuration (or $KUBECONFIG).
+	Kubeconfig string `yaml:"kubeconfig"`
+	Namespace  string `yaml:"namespace"`
+	// KilnImage is the image whose kiln binary steps run under (the init
+	// container copies it into the step's pod).
+	KilnImage      string `yaml:"kiln_image"`
+	ServiceAccount string `yaml:"service_account"`
+}
+
 // ByteSize is a number of bytes, written with an optional unit (512MiB,
 // 2GiB, 1GB) in files, environment variables and flags.
 type ByteSize int64
@@ -144,6 +182,7 @@ func Default() Config {
 		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
 		Monitor: Monitor{PredictionLog: PredictionLog{FsyncInterval: 100 * time.Millisecond, SegmentMaxAge: time.Minute,
 			SegmentMaxBytes: 64 << 20, Retention: 30 * 24 * time.Hour}},
+		Pipeline: Pipeline{LeaseTTL: 30 * time.Second, Kubernetes: Kubernetes{Namespace: "default", KilnImage: "ghcr.io/kiln-ml/kiln:latest"}},
 	}
 }
 
@@ -154,6 +193,7 @@ type setting struct {
 	boolean          *bool
 	dur              *time.Duration
 	size             *ByteSize
+	integer          *int
 }
 
 func (c *Config) settings() []setting {
@@ -175,6 +215,15 @@ func (c *Config) settings() []setting {
 		{env: "KILN_PREDICTION_LOG_FSYNC_INTERVAL", flag: "prediction-log-fsync-interval", usage: "how often logged predictions are fsynced", dur: &c.Monitor.PredictionLog.FsyncInterval},
 		{env: "KILN_PREDICTION_LOG_SEGMENT_AGE", flag: "prediction-log-segment-age", usage: "age at which a prediction-log segment is shipped to the artifact store as Parquet", dur: &c.Monitor.PredictionLog.SegmentMaxAge},
 		{env: "KILN_PREDICTION_LOG_RETENTION", flag: "prediction-log-retention", usage: "how long shipped prediction logs are kept (0: forever)", dur: &c.Monitor.PredictionLog.Retention},
+		{env: "KILN_NO_PIPELINES", flag: "no-pipelines", usage: "run no pipeline steps, schedules or triggers on this server", boolean: &c.Pipeline.Disabled},
+		{env: "KILN_PIPELINE_PARALLELISM", flag: "pipeline-parallelism", usage: "pipeline steps the local executor runs at once (0: the number of CPUs)", integer: &c.Pipeline.Parallelism},
+		{env: "KILN_PIPELINE_WORK_DIR", flag: "pipeline-work-dir", usage: `folder of the local executor's step attempts ("": in the temporary directory)`, str: &c.Pipeline.WorkDir},
+		{env: "KILN_PIPELINE_LEASE_TTL", flag: "pipeline-lease-ttl", usage: "how long a server's lease on a pipeline step or trigger lasts; a dead server's work is taken over after it", dur: &c.Pipeline.LeaseTTL},
+		{env: "KILN_EXTERNAL_URL", flag: "external-url", usage: `the server's URL as pipeline steps see it ("": from --addr)`, str: &c.Pipeline.ExternalURL},
+		{env: "KILN_KUBERNETES", flag: "kubernetes", usage: "run pipeline steps with executor: kubernetes as Kubernetes Jobs", boolean: &c.Pipeline.Kubernetes.Enabled},
+		{env: "KILN_KUBECONFIG", flag: "kubeconfig", usage: `kubeconfig of the Kubernetes executor ("": in-cluster or $KUBECONFIG)`, str: &c.Pipeline.Kubernetes.Kubeconfig},
+		{env: "KILN_KUBERNETES_NAMESPACE", flag: "kubernetes-namespace", usage: "namespace of pipeline step Jobs", str: &c.Pipeline.Kubernetes.Namespace},
+		{env: "KILN_KUBERNETES_KILN_IMAGE", flag: "kubernetes-kiln-image", usage: "image holding the kiln binary that step pods run under", str: &c.Pipeline.Kubernetes.KilnImage},
 	}
 }
 
@@ -193,6 +242,8 @@ func RegisterFlags(fs *pflag.FlagSet) {
 			fs.Duration(s.flag, *s.dur, usage)
 		case s.size != nil:
 			fs.String(s.flag, s.size.String(), usage)
+		case s.integer != nil:
+			fs.Int(s.flag, *s.integer, usage)
 		}
 	}
 	fs.String("config", "", "configuration file (default ./kiln.yaml if present) [$KILN_CONFIG]")
@@ -278,6 +329,12 @@ func (s setting) set(v string) error {
 		*s.dur = d
 	case s.size != nil:
 		return s.size.UnmarshalText([]byte(v))
+	case s.integer != nil:
+		n, err := strconv.Atoi(strings.TrimSpace(v))
+		if err != nil {
+			return fmt.Errorf("not an integer: %q", v)
+		}
+		*s.integer = n
 	}
 	return nil
 }
@@ -317,6 +374,12 @@ func (c Config) Validate() error {
 		if pl.Retention < 0 {
 			errs = append(errs, fmt.Errorf("monitor.prediction_log.retention %v is negative (0 keeps logs forever)", pl.Retention))
 		}
+	}
+	if p := c.Pipeline; p.Parallelism < 0 {
+		errs = append(errs, fmt.Errorf("pipeline.parallelism %d is negative (0: the number of CPUs)", p.Parallelism))
+	}
+	if p := c.Pipeline; p.LeaseTTL < time.Second {
+		errs = append(errs, fmt.Errorf("pipeline.lease_ttl %v is under 1s", p.LeaseTTL))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

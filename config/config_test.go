@@ -67,6 +67,16 @@ deploy:
 				want(t, c.Deploy.GRPCAddr, "") // the flag disables gRPC over the environment
 				want(t, c.Deploy.ModelCacheDir, "/var/cache/kiln")
 			}},
+		{"pipeline settings", map[string]string{"KILN_PIPELINE_PARALLELISM": "3", "KILN_PIPELINE_LEASE_TTL": "10s"},
+			[]string{"--pipeline-parallelism", "5", "--kubernetes", "--kubernetes-namespace", "ml"}, func(t *testing.T, c Config) {
+				if c.Pipeline.Parallelism != 5 || c.Pipeline.LeaseTTL != 10*time.Second {
+					t.Errorf("parallelism %d, lease %v; want 5 from the flag over the environment, 10s from the environment", c.Pipeline.Parallelism, c.Pipeline.LeaseTTL)
+				}
+				if !c.Pipeline.Kubernetes.Enabled {
+					t.Error("--kubernetes not applied")
+				}
+				want(t, c.Pipeline.Kubernetes.Namespace, "ml")
+			}},
 		{"defaults only", nil, nil, func(t *testing.T, c Config) {
 			if c != Default() {
 				t.Errorf("got %+v, want defaults", c)
@@ -105,6 +115,9 @@ func TestErrors(t *testing.T) {
 		{"bad duration", map[string]string{"KILN_SHUTDOWN_TIMEOUT": "soon"}},
 		{"bad size", map[string]string{"KILN_MODEL_MEMORY": "lots"}},
 		{"zero size", map[string]string{"KILN_MODEL_MEMORY": "0"}},
+		{"bad integer", map[string]string{"KILN_PIPELINE_PARALLELISM": "many"}},
+		{"negative parallelism", map[string]string{"KILN_PIPELINE_PARALLELISM": "-1"}},
+		{"short lease", map[string]string{"KILN_PIPELINE_LEASE_TTL": "10ms"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
