@@ -56,11 +56,12 @@ type state struct {
 	running  map[string]int
 	released map[string]int
 	calls    map[string]int
+	base     map[string]int
 }
 
 // New returns an Executor.
 func New() *Executor {
-	st := &state{scripts: map[string][]Result{}, running: map[string]int{}, released: map[string]int{}, calls: map[string]int{}}
+	st := &state{scripts: map[string][]Result{}, running: map[string]int{}, released: map[string]int{}, calls: map[string]int{}, base: map[string]int{}}
 	st.cond = sync.NewCond(&st.mu)
 	return &Executor{Name: "fake", shared: st}
 }
@@ -71,11 +72,13 @@ func (e *Executor) Named(name string) *Executor {
 	return &Executor{Name: name, OnStart: e.OnStart, shared: e.shared}
 }
 
-// Script sets the results of a step's attempts, in order.
+// Script sets the results of a step's next attempts, in order (the
+// count starts again at each call).
 func (e *Executor) Script(step string, results ...Result) {
 	e.shared.mu.Lock()
 	defer e.shared.mu.Unlock()
 	e.shared.scripts[step] = results
+	e.shared.base[step] = e.shared.calls[step]
 }
 
 // Release lets one blocked attempt of step (now or later) go on.
@@ -135,7 +138,7 @@ func (e *Executor) Run(ctx context.Context, t *pipeline.Task, log io.Writer) (pi
 	st.calls[t.Step]++
 	var r Result
 	if sc := st.scripts[t.Step]; len(sc) > 0 {
-		r = sc[min(n, len(sc)-1)]
+		r = sc[min(n-st.base[t.Step], len(sc)-1)]
 	} else {
 		r.Outputs = map[string]string{}
 		for _, o := range t.Outputs {
