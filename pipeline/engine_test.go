@@ -165,7 +165,7 @@ func TestEngine(t *testing.T) {
 				e.exe.Script("bad", pipelinetest.Result{ExitCode: 1})
 				put(t, e.svc, "fail", pipeline.Spec{Steps: []pipeline.Step{
 					step("good"), step("bad"), step("after", "bad"), step("after2", "after"),
-					{Name: "never", Command: []string{"x"}, When: "1 == 2"},
+					{Name: "never", Command: []string{"x"}, When: "1 == 2", Outputs: []pipeline.Output{{Name: "o", Type: pipeline.OutputParameter}}},
 					{Name: "needs", Command: []string{"x", "{{steps.never.outputs.o}}"}, DependsOn: []string{"never"}},
 				}, OnExit: &pipeline.Step{Name: "notify", Command: []string{"echo", "{{pipeline.status}}"}}})
 				r := run(t, e.svc, pipeline.RunRequest{Pipeline: "fail", NoCache: true})
