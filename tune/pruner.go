@@ -22,7 +22,9 @@ type MedianPruner struct {
 
 // NewMedianPruner returns a median pruner with Optuna's defaults (5
 // startup trials, no warm-up, every step).
-func NewMedianPruner() *MedianPruner { return &MedianPruner{NStartupTrials: 5, IntervalSteps: 1, NMinTrials: 1} }
+func NewMedianPruner() *MedianPruner {
+	return &MedianPruner{NStartupTrials: 5, IntervalSteps: 1, NMinTrials: 1}
+}
 
 // Prune implements Pruner.
 func (m *MedianPruner) Prune(d Direction, trials []FrozenTrial, t *FrozenTrial) bool {

@@ -143,10 +143,10 @@ type Result struct {
 	Seed      int64         `json:"seed"`
 	Trials    []FrozenTrial `json:"trials"`
 	// Best is the best completed trial; nil when none completed.
-	Best     *FrozenTrial   `json:"best,omitempty"`
-	Counts   map[State]int  `json:"counts"`
-	Duration time.Duration  `json:"duration_ns"`
-	Stopped  string         `json:"stopped,omitempty"` // why it ended early: timeout, exhausted, failures, interrupted
+	Best     *FrozenTrial  `json:"best,omitempty"`
+	Counts   map[State]int `json:"counts"`
+	Duration time.Duration `json:"duration_ns"`
+	Stopped  string        `json:"stopped,omitempty"` // why it ended early: timeout, exhausted, failures, interrupted
 }
 
 // study is one Optimize call's shared state.
