@@ -24,7 +24,7 @@ const (
 
 // scheduleConfig is what a schedule's ticks depend on.
 func scheduleConfig(sc *pipeline.Schedule) string {
-	return sc.Cron + "\x00" + timezone(sc)
+	return timezone(sc) + "\n" + sc.Cron
 }
 
 func timezone(sc *pipeline.Schedule) string {
@@ -86,17 +86,18 @@ func dueTicks(sched cron.Schedule, loc *time.Location, from int64, now, lo time.
 		return ticks, int(k + 1 - int64(len(ticks))), from + (k+1)*d
 	}
 	cur := time.UnixMilli(from).In(loc)
-	if _, ok := sched.(*cron.SpecSchedule); ok && !lo.IsZero() && lo.After(cur) {
-		// A cron expression's ticks do not depend on where the walk
-		// starts: jump to the first one not before lo.
-		passed++
-		cur = sched.Next(lo.Add(-time.Nanosecond).In(loc))
-	}
 	for n := 0; !cur.IsZero() && !cur.After(now); n++ {
 		if n == maxIterations {
-			// Pathological downtime: only the last day's ticks count.
+			// Pathological downtime: jump to the last day's ticks (or
+			// lo's, if later); what is jumped over counts as one.
 			passed++
-			cur = sched.Next(now.Add(-24 * time.Hour).In(loc))
+			base := now.Add(-24 * time.Hour)
+			if lo.After(base) {
+				base = lo
+			}
+			if next := sched.Next(base.Add(-time.Nanosecond).In(loc)); next.After(cur) {
+				cur = next
+			}
 			continue
 		}
 		if !lo.IsZero() && cur.Before(lo) {

@@ -239,18 +239,24 @@ func (s *Service) progress(ctx context.Context, r *row, u update) (bool, error) 
 	return n == 1, err
 }
 
-// release writes an evaluation's outcome and ends this server's lease.
+// release writes an evaluation's outcome and ends this server's lease. A
+// row still due (a tick waiting for an active run, or to be retried) is
+// not claimable again before the next poll.
 func (s *Service) release(ctx context.Context, r *row, u update) error {
+	until := int64(0)
+	if now := s.now(); u.NextFire > 0 && u.NextFire <= now.UnixMilli() {
+		until = now.Add(s.poll).UnixMilli()
+	}
 	_, err := s.db.W.ExecContext(ctx, s.db.Rebind(`UPDATE pipeline_trigger_state
-		SET next_fire = ?, last_fire = ?, last_run_id = ?, cursor_pos = ?, error = ?, lease_owner = '', lease_expires = 0
+		SET next_fire = ?, last_fire = ?, last_run_id = ?, cursor_pos = ?, error = ?, lease_owner = '', lease_expires = ?
 		WHERE pipeline = ? AND type = ? AND name = ? AND lease_owner = ? AND config = ?`),
-		u.NextFire, u.LastFire, u.LastRunID, u.Cursor, u.Error, r.Pipeline, r.Type, r.Name, s.owner, r.Config)
+		u.NextFire, u.LastFire, u.LastRunID, u.Cursor, u.Error, until, r.Pipeline, r.Type, r.Name, s.owner, r.Config)
 	if err != nil {
 		return fmt.Errorf("trigger: release: %w", err)
 	}
 	// If the spec changed meanwhile, the write above did nothing; free the
 	// lease anyway.
-	return s.unlease(ctx, r, 0)
+	return s.unlease(ctx, r, until)
 }
 
 // skipRow releases a row without evaluating it, leased until the next
