@@ -151,7 +151,7 @@ func (s *Service) activeRuns(ctx context.Context, ev event) ([]*pipeline.Run, er
 			if pipeline.Terminal(r.State) {
 				continue
 			}
-			if c := r.Cause; c != nil && c.Type == ev.causeType() && c.Name == ev.name && maps.Equal(c.Event, ev.payload) {
+			if c := r.Cause; ev.dedup != "" && c != nil && c.Type == ev.causeType() && c.Name == ev.name && maps.Equal(c.Event, ev.payload) {
 				continue
 			}
 			out = append(out, r)
