@@ -68,3 +68,5 @@ func bestOf(t testing.TB, fn benchFn, s Sampler, trials int) float64 {
 	}
 	return *res.Best.Value
 }
+
+func nanF() float64 { return math.NaN() }
