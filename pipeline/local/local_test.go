@@ -289,8 +289,12 @@ func TestStopKillsTree(t *testing.T) {
 			defer cancel()
 			if tt.cancel {
 				go func() {
-					waitFor(t, "pid files", func() bool { _, err := os.Stat(filepath.Join(d, "c2")); return err == nil })
-					cancel()
+					defer cancel()
+					for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+						if _, err := os.Stat(filepath.Join(d, "c2")); err == nil {
+							return
+						}
+					}
 				}()
 			}
 			out, err := e.Run(ctx, &pipeline.Task{Step: "s", Command: sh(treeScript), Env: map[string]string{"D": d}, Timeout: tt.timeout}, nil)
