@@ -90,7 +90,11 @@ type Deps struct {
 	// Monitors, if set, serves /monitors, /alert-receivers and alerts
 	// (api/monitors.go).
 	Monitors Monitors
-	Logger   *slog.Logger
+	// Pipelines, if set, serves /pipelines and /pipeline-runs; Triggers,
+	// their schedules' and triggers' states and webhooks (api/pipelines.go).
+	Pipelines Pipelines
+	Triggers  Triggers
+	Logger    *slog.Logger
 }
 
 // Handler serves the API.
@@ -134,6 +138,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 	h.registerPredictions(mux)
 	h.registerFeedback(mux)
 	h.registerMonitors(mux)
+	h.registerPipelines(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

@@ -86,37 +86,6 @@ func gateActor(r *http.Request, fromBody string) (string, error) {
 	return a, checkText("The actor", a, maxActorLen)
 }
 
-// invalidPolicy is an invalid policy document; its details list the
-// fields at fault.
-type invalidPolicy struct {
-	err error
-	fes gate.FieldErrors
-}
-
-func (e *invalidPolicy) Error() string { return e.err.Error() }
-func (e *invalidPolicy) Unwrap() error { return e.err }
-
-// FieldDetails lists the fields at fault.
-func (e *invalidPolicy) FieldDetails() []FieldDetail {
-	out := make([]FieldDetail, 0, len(e.fes))
-	for _, fe := range e.fes {
-		msg := fe.Msg
-		if fe.Line > 0 {
-			msg += " (line " + strconv.Itoa(fe.Line) + ")"
-		}
-		out = append(out, FieldDetail{Path: fe.Path, Message: msg})
-	}
-	return out
-}
-
-func withDetails(err error) error {
-	var fes gate.FieldErrors
-	if errors.As(err, &fes) {
-		return &invalidPolicy{err: err, fes: fes}
-	}
-	return err
-}
-
 func (h *Handler) listGatePolicies(w http.ResponseWriter, r *http.Request) error {
 	g, err := h.gates()
 	if err != nil {
@@ -171,13 +140,13 @@ func (h *Handler) putGatePolicy(w http.ResponseWriter, r *http.Request) error {
 	}
 	p, err := gate.ParsePolicyNamed(data, name)
 	if err != nil {
-		return withDetails(err)
+		return withFieldDetails(err)
 	}
 	_, getErr := g.GetPolicy(r.Context(), name)
 	created := errors.Is(getErr, errdefs.ErrNotFound)
 	sp, changed, err := g.PutPolicy(r.Context(), p, actor)
 	if err != nil {
-		return withDetails(err)
+		return withFieldDetails(err)
 	}
 	status := http.StatusOK
 	if created {

@@ -115,33 +115,6 @@ func monitorName(r *http.Request) (string, error) {
 	return name, nil
 }
 
-// invalidMonitorDoc is an invalid monitor or receiver document; its details
-// list the fields at fault.
-type invalidMonitorDoc struct {
-	err error
-	fes monitor.FieldErrors
-}
-
-func (e *invalidMonitorDoc) Error() string { return e.err.Error() }
-func (e *invalidMonitorDoc) Unwrap() error { return e.err }
-
-// FieldDetails lists the fields at fault.
-func (e *invalidMonitorDoc) FieldDetails() []FieldDetail {
-	out := make([]FieldDetail, 0, len(e.fes))
-	for _, fe := range e.fes {
-		out = append(out, FieldDetail{Path: fe.Path, Message: fe.Msg})
-	}
-	return out
-}
-
-func withFieldDetails(err error) error {
-	var fes monitor.FieldErrors
-	if errors.As(err, &fes) {
-		return &invalidMonitorDoc{err: err, fes: fes}
-	}
-	return err
-}
-
 func (h *Handler) monitorInfo(ctx context.Context, sm *monitor.StoredMonitor, firing map[string]int) (MonitorInfo, error) {
 	latest, err := h.d.Monitors.Latest(ctx, sm.Monitor.Metadata.Name)
 	if err != nil {

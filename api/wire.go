@@ -204,3 +204,36 @@ func versionRef(r *http.Request) (dataset.VersionRef, error) {
 func digestParam(r *http.Request) (dataset.Digest, error) {
 	return dataset.ParseDigest(r.PathValue("digest"))
 }
+
+// invalidFields is an invalid document (a gate policy, monitor, alert
+// receiver or pipeline); its details list the fields at fault.
+type invalidFields struct {
+	err error
+	fes errdefs.FieldErrors
+}
+
+func (e *invalidFields) Error() string { return e.err.Error() }
+func (e *invalidFields) Unwrap() error { return e.err }
+
+// FieldDetails lists the fields at fault, with their lines when known.
+func (e *invalidFields) FieldDetails() []FieldDetail {
+	out := make([]FieldDetail, 0, len(e.fes))
+	for _, fe := range e.fes {
+		msg := fe.Msg
+		if fe.Line > 0 {
+			msg += " (line " + strconv.Itoa(fe.Line) + ")"
+		}
+		out = append(out, FieldDetail{Path: fe.Path, Message: msg})
+	}
+	return out
+}
+
+// withFieldDetails gives an error that carries field errors its details
+// in the answer.
+func withFieldDetails(err error) error {
+	var fes errdefs.FieldErrors
+	if errors.As(err, &fes) && len(fes) > 0 {
+		return &invalidFields{err: err, fes: fes}
+	}
+	return err
+}

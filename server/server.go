@@ -37,6 +37,8 @@ import (
 	"github.com/kiln-ml/kiln/monitor/alert"
 	"github.com/kiln-ml/kiln/monitor/feedback"
 	"github.com/kiln-ml/kiln/monitor/predlog"
+	"github.com/kiln-ml/kiln/pipeline"
+	"github.com/kiln-ml/kiln/pipeline/trigger"
 	"github.com/kiln-ml/kiln/registry"
 	"github.com/kiln-ml/kiln/score"
 	"github.com/kiln-ml/kiln/serving"
@@ -57,6 +59,8 @@ type Server struct {
 	predlog   *predlog.Log    // the endpoints' prediction log; nil when disabled
 	alerts    *alert.Engine   // alert states and notifications
 	monitors  *monitor.Service
+	pipelines *pipeline.Service // pipeline runs and their steps
+	triggers  *trigger.Service  // the pipelines' schedules and triggers
 	handler   http.Handler
 }
 
@@ -145,7 +149,9 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 	// Monitors: evaluated on their schedules against the log's summaries,
 	// feeding the alert engine (its notifications reach webhooks).
-	s.alerts = alert.NewEngine(alert.EngineOptions{DB: db, Logger: log, Registerer: reg2, ExternalURL: externalURL(cfg.Server.Addr)})
+	// A firing alert may start a pipeline run (the triggers, built below).
+	hook := &lateHook{}
+	s.alerts = alert.NewEngine(alert.EngineOptions{DB: db, Logger: log, Registerer: reg2, ExternalURL: externalURL(cfg.Server.Addr), Hook: hook})
 	mopts := monitor.ServiceOptions{
 		DB: db, Index: monitor.SummariesOf(logIndex), Datasets: datasets, Endpoints: s.deploy,
 		Feedback: monitor.PerformanceOf(fb), Alerts: s.alerts, Registerer: reg2, Logger: log,
@@ -159,6 +165,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	bounds.Set(s.monitors)
+	s.pipelines, s.triggers, err = newPipelines(pipelineDeps{cfg: cfg, db: db, tracking: trk, registry: reg, datasets: datasets,
+		artifacts: bucket, reg: reg2, log: log})
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	hook.set(s.triggers)
 	s.inference, err = serving.New(s.deploy, log, reg2, serving.Options{Observer: observer, NoMetricsEndpoint: true})
 	if err != nil {
 		s.Close()
@@ -175,7 +188,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
-		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors, Logger: log,
+		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
+		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -268,6 +282,25 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		defer close(compactDone)
 		s.compactLoop(ctx)
 	}()
+	// Pipeline steps, schedules and triggers; on shutdown running steps
+	// are stopped and go back to the queue.
+	pipelinesDone := make(chan struct{}, 2)
+	nLoops := 0
+	if !s.cfg.Pipeline.Disabled {
+		nLoops = 2
+		go func() {
+			defer func() { pipelinesDone <- struct{}{} }()
+			if err := s.pipelines.Run(ctx); err != nil {
+				s.log.Error("pipeline engine stopped", "err", err)
+			}
+		}()
+		go func() {
+			defer func() { pipelinesDone <- struct{}{} }()
+			if err := s.triggers.Run(ctx); err != nil {
+				s.log.Error("pipeline triggers stopped", "err", err)
+			}
+		}()
+	}
 	var serveErr error
 	select {
 	case serveErr = <-errc:
@@ -294,6 +327,9 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		serveErr = nil
 	}
 	<-compactDone
+	for range nLoops {
+		<-pipelinesDone
+	}
 	<-jobsDone
 	<-deployDone
 	return errors.Join(serveErr, s.Close())
