@@ -52,5 +52,6 @@ Then, from Python:
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
+	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
 	return root
 }
