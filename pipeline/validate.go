@@ -23,12 +23,15 @@ import (
 
 // Limits of a pipeline document.
 const (
-	MaxSpecBytes       = 1 << 20
-	MaxSteps           = 2000
-	maxParameters      = 200
-	maxSchedules       = 50
-	maxTriggers        = 50
-	maxStepItems       = 200 // inputs, outputs, env, depends_on, command elements of a step
+	MaxSpecBytes  = 1 << 20
+	MaxSteps      = 2000
+	maxParameters = 200
+	maxSchedules  = 50
+	maxTriggers   = 50
+	maxStepItems  = 200 // inputs, outputs, env, command elements of a step
+	// A step may depend on every other step: a join after a wide fan-out
+	// lists all its branches.
+	maxDependsOn       = MaxSteps
 	maxTextLen         = 1024
 	maxValueLen        = 64 << 10
 	maxSpecFieldErrors = 20
@@ -525,11 +528,15 @@ func (v *specValidator) step(path string, st *Step, onExit bool) {
 	for _, c := range []struct {
 		field string
 		n     int
-	}{{"command", len(st.Command)}, {"env", len(st.Env)}, {"inputs", len(st.Inputs)}, {"outputs", len(st.Outputs)}, {"depends_on", len(st.DependsOn)}, {"resources", len(st.Resources)}} {
+	}{{"command", len(st.Command)}, {"env", len(st.Env)}, {"inputs", len(st.Inputs)}, {"outputs", len(st.Outputs)}, {"resources", len(st.Resources)}} {
 		if c.n > maxStepItems {
 			v.fail(path+"."+c.field, "more than %d entries", maxStepItems)
 			return
 		}
+	}
+	if len(st.DependsOn) > maxDependsOn {
+		v.fail(path+".depends_on", "more than %d entries", maxDependsOn)
+		return
 	}
 	if s.Executor == ExecutorKubernetes && st.Image == "" {
 		v.fail(path+".image", "is required with executor kubernetes")
@@ -754,7 +761,7 @@ func (v *specValidator) runParameters(path string, ps map[string]string, fields 
 			for _, r := range refs {
 				if r.Scope != ScopeTrigger {
 					v.fail(p, "{{%s}}: only {{trigger.<field>}} is known here", r)
-				} else if fields != nil && !specContains(fields, r.Name) {
+				} else if fields != nil && !triggerFieldKnown(fields, r.Name) {
 					v.fail(p, "{{%s}}: this trigger's events have %s", r, strings.Join(fields, ", "))
 				}
 			}
@@ -770,6 +777,21 @@ func (v *specValidator) runParameters(path string, ps map[string]string, fields 
 			v.fail(path, "does not set parameter %q, which has no default", pr.Name)
 		}
 	}
+}
+
+// triggerFieldKnown says whether name is one of fields; a field ending in
+// "*" stands for every name with the prefix before it (and something after).
+func triggerFieldKnown(fields []string, name string) bool {
+	for _, f := range fields {
+		if pre, ok := strings.CutSuffix(f, "*"); ok {
+			if len(name) > len(pre) && strings.HasPrefix(name, pre) {
+				return true
+			}
+		} else if f == name {
+			return true
+		}
+	}
+	return false
 }
 
 func (v *specValidator) schedules() {
@@ -861,7 +883,10 @@ func (v *specValidator) concurrency(path, c string) {
 var (
 	datasetTriggerFields = []string{"dataset", "version", "ref"}
 	modelTriggerFields   = []string{"model", "version", "uri"}
-	alertTriggerFields   = []string{"monitor", "rule", "endpoint", "value", "fingerprint"}
+	// alertTriggerFields are an alert event's fields (see pipeline/trigger's
+	// alert hook); its labels come as label_<name>, matched by prefix.
+	alertTriggerFields = []string{"monitor", "rule", "endpoint", "value", "fingerprint", "severity", "event_id", alertLabelPrefix + "*"}
+	alertLabelPrefix   = "label_"
 )
 
 func (v *specValidator) triggers() {
