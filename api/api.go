@@ -127,7 +127,7 @@ type handlerFunc func(w http.ResponseWriter, r *http.Request) error
 
 // Register adds the routes to mux, and a catch-all that answers unknown
 // paths under /api/v1/ in the API's error format.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux Mux) {
 	h.registerDatasets(mux)
 	h.registerContent(mux)
 	h.registerTables(mux)
@@ -150,7 +150,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 }
 
 // handle registers fn for "METHOD /path" (path relative to Prefix).
-func (h *Handler) handle(mux *http.ServeMux, method, path string, fn handlerFunc) {
+func (h *Handler) handle(mux Mux, method, path string, fn handlerFunc) {
 	pattern := method + " " + Prefix + path
 	h.routes = append(h.routes, pattern)
 	mux.HandleFunc(pattern, func(w http.ResponseWriter, r *http.Request) {
@@ -174,4 +174,12 @@ func (h *Handler) sourceAllowed(uri string) bool {
 		return false
 	}
 	return slices.Contains(h.d.SourceSchemes, strings.ToLower(scheme))
+}
+
+// Mux is where Register adds routes: an *http.ServeMux, or a wrapper that
+// also records the patterns (the server's route table, which access
+// control checks every route of).
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }

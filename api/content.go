@@ -16,7 +16,7 @@ import (
 // The content store: objects (file contents by BLAKE3 digest) and
 // manifests, shared by every dataset. These routes are what the HTTP
 // Remote of package api/client speaks.
-func (h *Handler) registerContent(mux *http.ServeMux) {
+func (h *Handler) registerContent(mux Mux) {
 	h.handle(mux, "POST", "/content/objects/missing", h.missingObjects)
 	h.handle(mux, "POST", "/content/objects", h.putObjects)
 	h.handle(mux, "PUT", "/content/objects/{digest}", h.putObject)

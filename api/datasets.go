@@ -11,7 +11,7 @@ import (
 	"github.com/kiln-ml/kiln/errdefs"
 )
 
-func (h *Handler) registerDatasets(mux *http.ServeMux) {
+func (h *Handler) registerDatasets(mux Mux) {
 	h.handle(mux, "GET", "/datasets", h.listDatasets)
 	h.handle(mux, "POST", "/datasets", h.createDataset)
 	h.handle(mux, "GET", "/datasets/{name}", h.getDataset)

@@ -82,7 +82,7 @@ type EndpointStats struct {
 	Stats    []deploy.RouteStats `json:"stats"`
 }
 
-func (h *Handler) registerEndpoints(mux *http.ServeMux) {
+func (h *Handler) registerEndpoints(mux Mux) {
 	h.handle(mux, "GET", "/endpoints", h.listEndpoints)
 	h.handle(mux, "GET", "/endpoints/{name}", h.getEndpoint)
 	h.handle(mux, "PUT", "/endpoints/{name}", h.applyEndpoint)

@@ -45,7 +45,7 @@ type FeedbackLabels struct {
 	Labels    []feedback.Label `json:"labels"`
 }
 
-func (h *Handler) registerFeedback(mux *http.ServeMux) {
+func (h *Handler) registerFeedback(mux Mux) {
 	h.handle(mux, "POST", "/endpoints/{endpoint}/feedback", h.postFeedback)
 	h.handle(mux, "GET", "/endpoints/{endpoint}/feedback/{request_id}", h.getFeedback)
 	h.handle(mux, "GET", "/endpoints/{endpoint}/performance", h.performance)

@@ -48,7 +48,7 @@ type GateResultList struct {
 	Results []*gate.Result `json:"results"`
 }
 
-func (h *Handler) registerGates(mux *http.ServeMux) {
+func (h *Handler) registerGates(mux Mux) {
 	h.handle(mux, "GET", "/gate-policies", h.listGatePolicies)
 	h.handle(mux, "GET", "/gate-policies/{name}", h.getGatePolicy)
 	h.handle(mux, "PUT", "/gate-policies/{name}", h.putGatePolicy)

@@ -11,7 +11,7 @@ import (
 
 // Lineage: the runs and model versions that used a version, and the
 // dataset versions of a run or a model version.
-func (h *Handler) registerLineage(mux *http.ServeMux) {
+func (h *Handler) registerLineage(mux Mux) {
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/lineage", h.getLineage)
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/lineage/runs", h.linkRun)
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/lineage/model-versions", h.linkModel)

@@ -82,7 +82,7 @@ type AlertHistory struct {
 	Events []alert.Event `json:"events"`
 }
 
-func (h *Handler) registerMonitors(mux *http.ServeMux) {
+func (h *Handler) registerMonitors(mux Mux) {
 	h.handle(mux, "GET", "/monitors", h.listMonitors)
 	h.handle(mux, "GET", "/monitors/{name}", h.getMonitor)
 	h.handle(mux, "PUT", "/monitors/{name}", h.putMonitor)

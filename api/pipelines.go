@@ -124,7 +124,7 @@ type TriggerStates struct {
 	States []trigger.State `json:"states"`
 }
 
-func (h *Handler) registerPipelines(mux *http.ServeMux) {
+func (h *Handler) registerPipelines(mux Mux) {
 	h.handle(mux, "GET", "/pipelines", h.listPipelines)
 	h.handle(mux, "GET", "/pipelines/{name}", h.getPipeline)
 	h.handle(mux, "PUT", "/pipelines/{name}", h.putPipeline)

@@ -43,7 +43,7 @@ const (
 	JSONLContentType   = "application/x-ndjson"
 )
 
-func (h *Handler) registerPredictions(mux *http.ServeMux) {
+func (h *Handler) registerPredictions(mux Mux) {
 	h.handle(mux, "GET", "/endpoints/{endpoint}/predictions", h.downloadPredictions)
 	h.handle(mux, "POST", "/endpoints/{endpoint}/predictions/flush", h.flushPredictions)
 	h.handle(mux, "GET", "/endpoints/{endpoint}/predictions/segments", h.listPredictionSegments)

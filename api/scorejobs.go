@@ -28,7 +28,7 @@ type ScoreJobList struct {
 // maxScoreJobBody bounds a score-job request.
 const maxScoreJobBody = 1 << 20
 
-func (h *Handler) registerScoreJobs(mux *http.ServeMux) {
+func (h *Handler) registerScoreJobs(mux Mux) {
 	h.handle(mux, "POST", "/score-jobs", h.submitScoreJob)
 	h.handle(mux, "GET", "/score-jobs", h.listScoreJobs)
 	h.handle(mux, "GET", "/score-jobs/{id}", h.getScoreJob)

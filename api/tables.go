@@ -25,7 +25,7 @@ import (
 // Operations that read a version's table files: diff, profile, validate,
 // split. The files are checked out (verified) into a temporary folder
 // first; Parquet needs random access.
-func (h *Handler) registerTables(mux *http.ServeMux) {
+func (h *Handler) registerTables(mux Mux) {
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/diff", h.diff)
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/profile", h.getProfile)
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/profile", h.computeProfile)

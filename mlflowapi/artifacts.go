@@ -18,7 +18,7 @@ const multipartUnsupported = "Multipart upload is not supported for the current 
 
 // registerArtifacts registers the mlflow-artifacts proxy, the run and
 // logged-model artifact listings and the UI download routes.
-func (h *Handler) registerArtifacts(mux *http.ServeMux) {
+func (h *Handler) registerArtifacts(mux Mux) {
 	for _, prefix := range []string{"/api/2.0/mlflow-artifacts", "/ajax-api/2.0/mlflow-artifacts"} {
 		mux.HandleFunc("PUT "+prefix+"/artifacts/{path...}", h.uploadArtifact)
 		mux.HandleFunc("GET "+prefix+"/artifacts/{path...}", h.downloadArtifact)

@@ -11,7 +11,7 @@ func missing(name string) error {
 }
 
 // registerExperiments registers the experiment RPCs.
-func (h *Handler) registerExperiments(mux *http.ServeMux) {
+func (h *Handler) registerExperiments(mux Mux) {
 	h.rpc(mux, "POST", "/mlflow/experiments/create", h.createExperiment)
 	h.rpc(mux, "GET", "/mlflow/experiments/get", h.getExperiment)
 	h.rpc(mux, "GET", "/mlflow/experiments/get-by-name", h.getExperimentByName)

@@ -45,7 +45,7 @@ type rpcFunc func(r *http.Request) (any, error)
 
 // Register adds the MLflow routes to mux: every RPC under /api/2.0 and
 // /ajax-api/2.0, the mlflow-artifacts proxy, /health and /version.
-func (h *Handler) Register(mux *http.ServeMux) {
+func (h *Handler) Register(mux Mux) {
 	h.registerExperiments(mux)
 	h.registerRuns(mux)
 	h.registerLoggedModels(mux)
@@ -76,7 +76,7 @@ func (h *Handler) Register(mux *http.ServeMux) {
 
 // rpc registers fn for method and path (e.g. "/mlflow/runs/create") under
 // both /api/2.0 and /ajax-api/2.0.
-func (h *Handler) rpc(mux *http.ServeMux, method, path string, fn rpcFunc) {
+func (h *Handler) rpc(mux Mux, method, path string, fn rpcFunc) {
 	handler := func(w http.ResponseWriter, r *http.Request) {
 		resp, err := fn(r)
 		if err != nil {
@@ -91,4 +91,12 @@ func (h *Handler) rpc(mux *http.ServeMux, method, path string, fn rpcFunc) {
 	for _, prefix := range []string{"/api/2.0", "/ajax-api/2.0"} {
 		mux.HandleFunc(method+" "+prefix+path, handler)
 	}
+}
+
+// Mux is where Register adds routes: an *http.ServeMux, or a wrapper that
+// also records the patterns (the server's route table, which access
+// control checks every route of).
+type Mux interface {
+	Handle(pattern string, handler http.Handler)
+	HandleFunc(pattern string, handler func(http.ResponseWriter, *http.Request))
 }

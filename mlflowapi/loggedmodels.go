@@ -7,7 +7,7 @@ import (
 )
 
 // registerLoggedModels registers the MLflow 3 logged-model RPCs.
-func (h *Handler) registerLoggedModels(mux *http.ServeMux) {
+func (h *Handler) registerLoggedModels(mux Mux) {
 	h.rpc(mux, "POST", "/mlflow/logged-models", h.createLoggedModel)
 	h.rpc(mux, "POST", "/mlflow/logged-models/search", h.searchLoggedModels)
 	h.rpc(mux, "GET", "/mlflow/logged-models/{model_id}", h.getLoggedModel)

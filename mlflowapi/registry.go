@@ -8,7 +8,7 @@ import (
 )
 
 // registerRegistry registers the model registry RPCs.
-func (h *Handler) registerRegistry(mux *http.ServeMux) {
+func (h *Handler) registerRegistry(mux Mux) {
 	const rm, mv = "/mlflow/registered-models/", "/mlflow/model-versions/"
 	h.rpc(mux, "POST", rm+"create", h.createRegisteredModel)
 	h.rpc(mux, "POST", rm+"rename", h.renameRegisteredModel)

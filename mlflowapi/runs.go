@@ -9,7 +9,7 @@ import (
 )
 
 // registerRuns registers the run, metric, param, tag and input RPCs.
-func (h *Handler) registerRuns(mux *http.ServeMux) {
+func (h *Handler) registerRuns(mux Mux) {
 	h.rpc(mux, "POST", "/mlflow/runs/create", h.createRun)
 	h.rpc(mux, "POST", "/mlflow/runs/update", h.updateRun)
 	h.rpc(mux, "GET", "/mlflow/runs/get", h.getRun)
