@@ -29,6 +29,21 @@ type Config struct {
 	Deploy    Deploy    `yaml:"deploy"`
 	Monitor   Monitor   `yaml:"monitor"`
 	Pipeline  Pipeline  `yaml:"pipeline"`
+	Access    Access    `yaml:"access"`
+}
+
+// Access configures authentication, roles and the audit log.
+type Access struct {
+	// Auth is "auto" (on unless the server listens on loopback only),
+	// "on" or "off" ("off" is refused beyond loopback).
+	Auth string `yaml:"auth"`
+	// AdminPassword is the password of the "admin" user created when the
+	// server starts with access control on and no users ("": one is
+	// generated and logged once).
+	AdminPassword string `yaml:"admin_password"`
+	// CredentialCacheTTL is how long checked passwords and tokens are
+	// remembered (a revocation on another server takes effect within it).
+	CredentialCacheTTL time.Duration `yaml:"credential_cache_ttl"`
 }
 
 // Server configures the HTTP server.
@@ -182,6 +197,7 @@ func Default() Config {
 		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
 		Monitor: Monitor{PredictionLog: PredictionLog{FsyncInterval: 100 * time.Millisecond, SegmentMaxAge: time.Minute,
 			SegmentMaxBytes: 64 << 20, Retention: 30 * 24 * time.Hour}},
+		Access:   Access{Auth: "auto", CredentialCacheTTL: 30 * time.Second},
 		Pipeline: Pipeline{LeaseTTL: 30 * time.Second, Kubernetes: Kubernetes{Namespace: "default", KilnImage: "ghcr.io/kiln-ml/kiln:latest"}},
 	}
 }
@@ -215,6 +231,9 @@ func (c *Config) settings() []setting {
 		{env: "KILN_PREDICTION_LOG_FSYNC_INTERVAL", flag: "prediction-log-fsync-interval", usage: "how often logged predictions are fsynced", dur: &c.Monitor.PredictionLog.FsyncInterval},
 		{env: "KILN_PREDICTION_LOG_SEGMENT_AGE", flag: "prediction-log-segment-age", usage: "age at which a prediction-log segment is shipped to the artifact store as Parquet", dur: &c.Monitor.PredictionLog.SegmentMaxAge},
 		{env: "KILN_PREDICTION_LOG_RETENTION", flag: "prediction-log-retention", usage: "how long shipped prediction logs are kept (0: forever)", dur: &c.Monitor.PredictionLog.Retention},
+		{env: "KILN_AUTH", flag: "auth", usage: "access control: auto (on unless listening on loopback), on or off (loopback only)", str: &c.Access.Auth},
+		{env: "KILN_ADMIN_PASSWORD", flag: "admin-password", usage: `password of the "admin" user created at the first start with access control on ("": generated and logged once)`, str: &c.Access.AdminPassword},
+		{env: "KILN_CREDENTIAL_CACHE_TTL", flag: "credential-cache-ttl", usage: "how long checked passwords and tokens are remembered", dur: &c.Access.CredentialCacheTTL},
 		{env: "KILN_NO_PIPELINES", flag: "no-pipelines", usage: "run no pipeline steps, schedules or triggers on this server", boolean: &c.Pipeline.Disabled},
 		{env: "KILN_PIPELINE_PARALLELISM", flag: "pipeline-parallelism", usage: "pipeline steps the local executor runs at once (0: the number of CPUs)", integer: &c.Pipeline.Parallelism},
 		{env: "KILN_PIPELINE_WORK_DIR", flag: "pipeline-work-dir", usage: `folder of the local executor's step attempts ("": in the temporary directory)`, str: &c.Pipeline.WorkDir},

@@ -367,6 +367,12 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	// runs and their steps with leases, step logs, the step cache, and the
 	// schedules' and triggers' state.
 	{Version: 9, Name: "pipelines", SQL: pipelineTables + triggerTables},
+	// Access control and audit (package access): users and service
+	// accounts, API tokens, workspaces and role grants, UI sessions, and
+	// the hash-chained audit log.
+	{Version: 10, Name: "access",
+		SQLiteSQL:   accessTables + auditImmutableSQLite,
+		PostgresSQL: accessTables + auditImmutablePostgres},
 }
 
 // scoreJobTables are the tables of migration 7.
