@@ -94,7 +94,10 @@ type Deps struct {
 	// their schedules' and triggers' states and webhooks (api/pipelines.go).
 	Pipelines Pipelines
 	Triggers  Triggers
-	Logger    *slog.Logger
+	// Access, if set, serves login, users, tokens, workspaces, grants and
+	// the audit log (api/access.go).
+	Access *Access
+	Logger *slog.Logger
 }
 
 // Handler serves the API.
@@ -139,6 +142,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerFeedback(mux)
 	h.registerMonitors(mux)
 	h.registerPipelines(mux)
+	h.registerAccess(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

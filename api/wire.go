@@ -237,3 +237,9 @@ func withFieldDetails(err error) error {
 	}
 	return err
 }
+
+// WriteError answers err in the API's error format (for middleware in
+// front of the API, such as access control).
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err)
+}

@@ -16,6 +16,7 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"time"
 
@@ -62,6 +63,16 @@ type Server struct {
 	pipelines *pipeline.Service // pipeline runs and their steps
 	triggers  *trigger.Service  // the pipelines' schedules and triggers
 	handler   http.Handler
+	access    *accessParts
+	// mux and inferenceMux hold the routes (inference: /v2… and
+	// /endpoints/{e}/invocations; mux: everything else).
+	mux, inferenceMux *routeMux
+}
+
+// Routes returns every route pattern the server serves, sorted: the
+// inference routes and the rest.
+func (s *Server) Routes() []string {
+	return slices.Sorted(slices.Values(append(s.inferenceMux.Patterns(), s.mux.Patterns()...)))
 }
 
 // New opens the stores named in cfg and builds the HTTP handler.
@@ -81,6 +92,12 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, fmt.Errorf("open artifact store: %w", err)
 	}
 	s := &Server{cfg: cfg, log: log, db: db, artifacts: bucket}
+	acc, err := newAccess(ctx, cfg, db, log)
+	if err != nil {
+		s.Close()
+		return nil, err
+	}
+	s.access = acc
 
 	datasets := dataset.NewStore(db)
 	trk := tracking.New(db, tracking.Options{InputsLogged: linkInputs(datasets, log)})
@@ -178,18 +195,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.deploy.SetServer(s.inference)
-	inference := http.NewServeMux()
+	inference := newRouteMux()
 	inference.Handle("/v2", s.inference.Handler())
 	inference.Handle("/v2/", s.inference.Handler())
 	inference.Handle("POST /endpoints/{endpoint}/invocations",
 		s.inference.InvocationsHandlerFunc(func(r *http.Request) string { return r.PathValue("endpoint") }))
 
-	mux := http.NewServeMux()
+	mux := newRouteMux()
 	mlflowapi.New(mlflowapi.Deps{Tracking: trk, Registry: reg, Artifacts: bucket, Logger: log}).Register(mux)
 	api.New(api.Deps{
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
+		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit},
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -198,7 +216,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
 		fmt.Fprintf(w, "Kiln is running.\nPoint the MLflow client at it: MLFLOW_TRACKING_URI=http://%s\n", r.Host)
 	})
-	s.handler = splitInference(inference, withMiddleware(mux, log, metrics))
+	s.mux, s.inferenceMux = mux, inference
+	// Access control sees every request: inference (which has its own
+	// error formats and metrics) and the rest, inside the request id.
+	s.handler = splitInference(acc.middleware(inference, trk, log), withMiddleware(acc.middleware(mux, trk, log), log, metrics))
 	return s, nil
 }
 

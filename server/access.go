@@ -1,0 +1,149 @@
+package server
+
+import (
+	"context"
+	"crypto/rand"
+	"encoding/base64"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"net/http"
+	"strings"
+
+	"github.com/kiln-ml/kiln/access"
+	"github.com/kiln-ml/kiln/api"
+	"github.com/kiln-ml/kiln/config"
+	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/mlflowapi"
+	"github.com/kiln-ml/kiln/store"
+	"github.com/kiln-ml/kiln/tracking"
+)
+
+// loopbackOnly reports whether addr (host:port) listens on loopback only.
+func loopbackOnly(addr string) bool {
+	host, _, err := net.SplitHostPort(addr)
+	if err != nil {
+		return false
+	}
+	if host == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(host)
+	return ip != nil && ip.IsLoopback()
+}
+
+// authOn decides whether access control is on: "auto" turns it on unless
+// the server listens on loopback only; "off" is refused beyond loopback.
+func authOn(c config.Config) (bool, error) {
+	loop := loopbackOnly(c.Server.Addr)
+	switch strings.ToLower(c.Access.Auth) {
+	case "", "auto":
+		return !loop, nil
+	case "on", "true":
+		return true, nil
+	case "off", "false":
+		if !loop {
+			return false, fmt.Errorf("access control cannot be off on %s, which is reachable beyond loopback: listen on 127.0.0.1, or drop --auth off", c.Server.Addr)
+		}
+		return false, nil
+	}
+	return false, fmt.Errorf("--auth %q: use auto, on or off", c.Access.Auth)
+}
+
+// accessParts are access control's pieces: Auth is nil when it is off.
+type accessParts struct {
+	users *access.Store
+	auth  *access.Authenticator
+	audit *access.Audit
+}
+
+func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
+	on, err := authOn(cfg)
+	if err != nil {
+		return nil, err
+	}
+	a := &accessParts{users: access.NewStore(db), audit: access.NewAudit(db)}
+	if !on {
+		log.Warn("access control is off: anyone who can reach " + cfg.Server.Addr + " may do anything (it is on by default beyond loopback; --auth on turns it on here)")
+		return a, nil
+	}
+	a.auth = access.NewAuthenticator(a.users, cfg.Access.CredentialCacheTTL)
+	if err := bootstrapAdmin(ctx, a.users, cfg.Access.AdminPassword, log); err != nil {
+		return nil, err
+	}
+	return a, nil
+}
+
+// bootstrapAdmin creates the "admin" user when there are no users yet,
+// with the configured password or a generated one, logged this once.
+func bootstrapAdmin(ctx context.Context, st *access.Store, password string, log *slog.Logger) error {
+	us, err := st.ListUsers(ctx)
+	if err != nil {
+		return err
+	}
+	if len(us) > 0 {
+		return nil
+	}
+	generated := password == ""
+	if generated {
+		b := make([]byte, 18)
+		if _, err := rand.Read(b); err != nil {
+			return fmt.Errorf("generate admin password: %w", err)
+		}
+		password = base64.RawURLEncoding.EncodeToString(b)
+	}
+	_, err = st.CreateUser(ctx, access.NewUser{Name: "admin", Password: password, Admin: true, DisplayName: "Server administrator"}, "kiln")
+	if errors.Is(err, errdefs.ErrAlreadyExists) {
+		return nil // another server made it first
+	}
+	if err != nil {
+		return fmt.Errorf("create the admin user: %w", err)
+	}
+	if generated {
+		log.Warn("created user admin with a generated password; it is shown only now: change it with kiln users passwd admin", "user", "admin", "password", password)
+	} else {
+		log.Info("created user admin with the configured password", "user", "admin")
+	}
+	return nil
+}
+
+// middleware wraps h with access control for the routes of policy.
+func (a *accessParts) middleware(h http.Handler, trk *tracking.Store, log *slog.Logger) http.Handler {
+	return access.Middleware(h, access.MiddlewareOptions{
+		Policy: access.DefaultPolicy(), Auth: a.auth, Audit: a.audit, Logger: log,
+		RunExperiment: func(ctx context.Context, runID string) (string, error) {
+			r, err := trk.GetRun(ctx, runID)
+			if err != nil {
+				return "", err
+			}
+			return r.Info.ExperimentID, nil
+		},
+		WriteError: func(w http.ResponseWriter, r *http.Request, err error) { writeAccessError(w, r, log, err) },
+	})
+}
+
+// writeAccessError answers a refusal in the format of the route's
+// protocol.
+func writeAccessError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	p := r.URL.Path
+	switch {
+	case strings.HasPrefix(p, "/api/2.0/") || strings.HasPrefix(p, "/ajax-api/") || p == "/get-artifact":
+		mlflowapi.WriteError(w, r, log, err)
+	case p == "/v2" || strings.HasPrefix(p, "/v2/"):
+		// The Open Inference Protocol's error body.
+		status := http.StatusForbidden
+		if errors.Is(err, errdefs.ErrUnauthenticated) {
+			status = http.StatusUnauthorized
+		} else if errors.Is(err, errdefs.ErrInvalidArgument) {
+			status = http.StatusBadRequest
+		}
+		w.Header().Set("Content-Type", "application/json")
+		w.WriteHeader(status)
+		fmt.Fprintf(w, "{\"error\":%q}\n", errdefs.Message(err))
+	case strings.HasPrefix(p, "/endpoints/") && strings.HasSuffix(p, "/invocations"):
+		mlflowapi.WriteError(w, r, log, err) // MLflow's scoring server answers in MLflow's format
+	default:
+		api.WriteError(w, r, log, err)
+	}
+}
