@@ -361,3 +361,9 @@ func (f Float64) MarshalJSON() ([]byte, error) {
 	}
 	return strconv.AppendFloat(nil, v, 'g', -1, 64), nil
 }
+
+// WriteError answers err in MLflow's error format (for middleware in
+// front of the MLflow routes, such as access control).
+func WriteError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err error) {
+	writeError(w, r, log, err)
+}
