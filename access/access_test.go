@@ -320,3 +320,45 @@ func TestAuditChain(t *testing.T) {
 		}
 	})
 }
+
+// FuzzAuthorization feeds arbitrary Authorization headers and cookies to
+// the authenticator: it never panics, and anything but no credentials at
+// all is either a known principal or an unauthenticated error.
+func FuzzAuthorization(f *testing.F) {
+	db := storetest.TestDatabases(f)["sqlite"](f)
+	st := NewStore(db)
+	if _, err := st.CreateUser(ctx, NewUser{Name: "ada", Password: "lovelace-1843"}, "test"); err != nil {
+		f.Fatal(err)
+	}
+	_, secret, err := st.CreateToken(ctx, NewToken{User: "ada"}, "test")
+	if err != nil {
+		f.Fatal(err)
+	}
+	a := NewAuthenticator(st, time.Minute)
+	for _, s := range []string{basic("ada", "lovelace-1843"), "Bearer " + secret, "Basic", "Bearer", "bearer  " + secret, "Basic Og==", "Basic " + base64.StdEncoding.EncodeToString([]byte("ada:"+secret)), "Negotiate x", "Bearer kiln_" + strings.Repeat("f", 12) + "_" + strings.Repeat("A", 43)} {
+		f.Add(s, "")
+	}
+	f.Add("", "abc")
+	f.Fuzz(func(t *testing.T, header, cookie string) {
+		r := httptest.NewRequest("GET", "/x", nil)
+		if header != "" {
+			r.Header["Authorization"] = []string{header}
+		}
+		if cookie != "" {
+			r.Header["Cookie"] = []string{SessionCookie + "=" + cookie}
+		}
+		p, err := a.Authenticate(ctx, r)
+		switch {
+		case err != nil:
+			if !errors.Is(err, errdefs.ErrUnauthenticated) {
+				t.Fatalf("%q: %v", header, err)
+			}
+		case p != nil:
+			if p.User != "ada" {
+				t.Fatalf("%q authenticated as %+v", header, p)
+			}
+		case header != "" && r.Header.Get("Authorization") != "":
+			t.Fatalf("%q: neither a principal nor an error", header)
+		}
+	})
+}

@@ -229,7 +229,10 @@ func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ev *Event, a
 	if isUnauthenticated(err) {
 		ev.Status = http.StatusUnauthorized
 	}
-	ev.Detail = clip(err.Error())
+	ev.Detail = err.Error()
+	if len(ev.Detail) > 1024 {
+		ev.Detail = ev.Detail[:1024] + "…"
+	}
 	if m.o.Audit != nil {
 		m.append(r.Context(), ev)
 	}

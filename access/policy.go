@@ -1,6 +1,7 @@
 package access
 
 import (
+	"fmt"
 	"net/http"
 	"strings"
 )
@@ -106,6 +107,20 @@ func DefaultPolicy() Policy {
 		p[method+" /ajax-api/2.0"+path] = perm
 	}
 	read, write, manage := Permission{Action: ActionRead}, Permission{Action: ActionWrite}, Permission{Action: ActionManage}
+	// The mlflow-artifacts proxy, under both prefixes.
+	for _, prefix := range []string{"/api/2.0", "/ajax-api/2.0"} {
+		for route, perm := range map[string]Permission{
+			"GET %s/mlflow-artifacts/artifacts":               read,
+			"GET %s/mlflow-artifacts/artifacts/{path...}":     read,
+			"PUT %s/mlflow-artifacts/artifacts/{path...}":     write,
+			"POST %s/mlflow-artifacts/mpu/create/{path...}":   write,
+			"POST %s/mlflow-artifacts/mpu/complete/{path...}": write,
+			"POST %s/mlflow-artifacts/mpu/abort/{path...}":    write,
+			"DELETE %s/mlflow-artifacts/artifacts/{path...}":  manage,
+		} {
+			p[fmt.Sprintf(route, prefix)] = perm
+		}
+	}
 	ep := func(a Action, wildcard string) Permission { return Permission{a, ResourceEndpoint, "path:" + wildcard} }
 	model := func(a Action) Permission { return Permission{a, ResourceModel, "path:model"} }
 	for route, perm := range map[string]Permission{
@@ -117,13 +132,6 @@ func DefaultPolicy() Policy {
 		"/api/": {Action: ActionAuthenticated}, "/ajax-api/": {Action: ActionAuthenticated}, "/api/v1/": {Action: ActionAuthenticated},
 		"GET /metrics": {Action: ActionAuthenticated},
 		// Artifacts (the mlflow-artifacts proxy and run artifact downloads).
-		"GET /api/2.0/mlflow-artifacts/artifacts":               read,
-		"GET /api/2.0/mlflow-artifacts/artifacts/{path...}":     read,
-		"PUT /api/2.0/mlflow-artifacts/artifacts/{path...}":     write,
-		"POST /api/2.0/mlflow-artifacts/mpu/create/{path...}":   write,
-		"POST /api/2.0/mlflow-artifacts/mpu/complete/{path...}": write,
-		"POST /api/2.0/mlflow-artifacts/mpu/abort/{path...}":    write,
-		"DELETE /api/2.0/mlflow-artifacts/artifacts/{path...}":  manage,
 		"GET /get-artifact":                                                 {ActionRead, ResourceExperiment, "run:run_id"},
 		"GET /ajax-api/2.0/mlflow/get-artifact":                             {ActionRead, ResourceExperiment, "run:run_id"},
 		"GET /ajax-api/2.0/mlflow/logged-models/{model_id}/artifacts/files": read,
@@ -164,7 +172,7 @@ func DefaultPolicy() Policy {
 		"POST /endpoints/{endpoint}/invocations": ep(ActionPredict, "endpoint"),
 		"POST /endpoints/{endpoint}/explain":     ep(ActionPredict, "endpoint"),
 		"GET /v2/health/live":                    {Action: ActionPublic}, "GET /v2/health/ready": {Action: ActionPublic},
-		"GET /v2":               {Action: ActionAuthenticated},
+		"/v2":                   {Action: ActionAuthenticated},
 		"/v2/":                  {Action: ActionAuthenticated},
 		"GET /v2/models/{name}": ep(ActionRead, "name"),
 		"GET /v2/models/{name}/versions/{version}":        ep(ActionRead, "name"),
