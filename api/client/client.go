@@ -30,8 +30,10 @@ import (
 type Client struct {
 	base string // scheme://host[/prefix], no trailing slash
 	hc   *http.Client
-	// Token, if set, is sent as a bearer token.
-	Token string
+	// Token, if set, is sent as a bearer token; else Username and
+	// Password, if set, as HTTP Basic credentials.
+	Token              string
+	Username, Password string
 	// UserAgent is sent with every request.
 	UserAgent string
 }
@@ -86,6 +88,8 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body io.Reade
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)
+	} else if c.Username != "" {
+		req.SetBasicAuth(c.Username, c.Password)
 	}
 	return req, nil
 }

@@ -69,8 +69,21 @@ func (f *clientFlags) client() (*client.Client, error) {
 		return nil, err
 	}
 	c.UserAgent = "kiln/" + version
-	c.Token = os.Getenv("KILN_TOKEN")
+	c.Token, c.Username, c.Password = credentials(os.Getenv)
 	return c, nil
+}
+
+// credentials picks what the client signs in with: $KILN_TOKEN, else
+// MLflow's variables as the mlflow client reads them (user name and
+// password, both set, win over $MLFLOW_TRACKING_TOKEN).
+func credentials(getenv func(string) string) (token, user, password string) {
+	if t := getenv("KILN_TOKEN"); t != "" {
+		return t, "", ""
+	}
+	if u, p := getenv("MLFLOW_TRACKING_USERNAME"), getenv("MLFLOW_TRACKING_PASSWORD"); u != "" && p != "" {
+		return "", u, p
+	}
+	return getenv("MLFLOW_TRACKING_TOKEN"), "", ""
 }
 
 // checkOutput validates --output before any work is done.

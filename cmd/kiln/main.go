@@ -53,5 +53,6 @@ Then, from Python:
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
+	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd())
 	return root
 }
