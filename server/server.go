@@ -25,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
@@ -273,7 +274,8 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if gln, err = net.Listen("tcp", addr); err != nil {
 			s.log.Error("gRPC inference disabled: cannot listen (set --grpc-addr to another address, or \"\" to disable it)", "addr", addr, "err", err)
 		} else {
-			gs = grpc.NewServer(grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()))
+			gs = grpc.NewServer(grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()),
+				grpc.UnaryInterceptor(access.UnaryInterceptor(s.access.auth)))
 			s.inference.RegisterGRPC(gs)
 			s.log.Info("endpoints listening on gRPC", "addr", gln.Addr().String())
 		}
