@@ -8,6 +8,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"sync"
 	"time"
 
 	"github.com/kiln-ml/kiln/store"
@@ -70,6 +71,16 @@ func Digest(b []byte) string {
 type Audit struct {
 	db  *store.DB
 	now func() time.Time
+
+	// On SQLite (one server per database) the chain's head is kept in
+	// memory after the first append, saving a query per event; head.ok is
+	// false until it is known (and after a failed append).
+	mu   sync.Mutex
+	head struct {
+		ok   bool
+		seq  int64
+		hash string
+	}
 }
 
 // NewAudit returns the audit log on db.
@@ -88,31 +99,52 @@ func (a *Audit) Append(ctx context.Context, e *Event) error {
 	if e.Time == 0 {
 		e.Time = a.now().UnixMilli()
 	}
-	return a.db.GroupTx(ctx, func(tx store.Tx) error {
+	err := a.db.GroupTx(ctx, func(tx store.Tx) error {
 		if a.db.Dialect == store.Postgres {
 			if _, err := tx.ExecContext(ctx, `SELECT pg_advisory_xact_lock($1)`, int64(auditLockKey)); err != nil {
 				return fmt.Errorf("access: audit lock: %w", err)
 			}
 		}
+		cache := a.db.Dialect == store.SQLite
+		if cache {
+			// Appends on SQLite run one at a time (one writer), so the
+			// lock is never contended; it guards the head across them.
+			a.mu.Lock()
+			defer a.mu.Unlock()
+		}
 		var seq int64
 		var prev string
-		err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
-		switch {
-		case errors.Is(err, sql.ErrNoRows):
-			seq, prev = 0, GenesisHash
-		case err != nil:
-			return fmt.Errorf("access: audit head: %w", err)
+		if cache && a.head.ok {
+			seq, prev = a.head.seq, a.head.hash
+		} else {
+			err := tx.QueryRowContext(ctx, `SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1`).Scan(&seq, &prev)
+			switch {
+			case errors.Is(err, sql.ErrNoRows):
+				seq, prev = 0, GenesisHash
+			case err != nil:
+				return fmt.Errorf("access: audit head: %w", err)
+			}
 		}
 		e.Seq, e.PrevHash = seq+1, prev
 		e.Hash = EventHash(e)
-		_, err = tx.ExecContext(ctx, a.db.Rebind(`INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
+		_, err := tx.ExecContext(ctx, a.db.Rebind(`INSERT INTO audit_events (`+auditCols+`) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`),
 			e.Seq, e.Time, e.Actor, e.Auth, e.Action, e.Method, e.Path, e.Workspace, e.Resource, e.RequestID, e.Status,
 			e.SourceIP, e.UserAgent, e.RequestDigest, e.ResponseDigest, e.Detail, e.PrevHash, e.Hash)
 		if err != nil {
+			a.head.ok = false
 			return fmt.Errorf("access: audit append: %w", err)
+		}
+		if cache {
+			a.head.ok, a.head.seq, a.head.hash = true, e.Seq, e.Hash
 		}
 		return nil
 	})
+	if err != nil && a.db.Dialect == store.SQLite {
+		a.mu.Lock()
+		a.head.ok = false // the shared transaction may have rolled back
+		a.mu.Unlock()
+	}
+	return err
 }
 
 // AuditQuery selects events: after a sequence number, by actor, in a

@@ -13,7 +13,9 @@ package store
 // the UI's cookie sessions (the SHA-256 of the cookie, its CSRF token).
 // audit_events is the append-only, hash-chained audit log: each row's
 // hash covers its fields and the previous row's hash; rows are never
-// updated (a trigger refuses it) and only the retention job deletes.
+// updated (a trigger refuses it). It has no secondary index: every
+// mutation appends to it, and reads (by actor, by time) are rare enough
+// to scan.
 const accessTables = `
 CREATE TABLE users (
 	name TEXT PRIMARY KEY,
@@ -86,8 +88,6 @@ CREATE TABLE audit_events (
 	prev_hash TEXT NOT NULL,
 	hash TEXT NOT NULL
 );
-CREATE INDEX audit_events_time ON audit_events (time);
-CREATE INDEX audit_events_actor ON audit_events (actor, seq);
 INSERT INTO workspaces (name, description, created_by, creation_time) VALUES ('default', 'The workspace of everything created without one', 'kiln', 0);
 `
 
