@@ -20,18 +20,18 @@ const MaxMessage = 4096
 
 // wireTask is a pipeline.Task as KILN_TASK holds it.
 type wireTask struct {
-	Pipeline      string               `json:"pipeline"`
-	RunID         string               `json:"run_id"`
-	Step          string               `json:"step"`
-	Attempt       int                  `json:"attempt"`
-	TrackingRunID string               `json:"tracking_run_id,omitempty"`
-	Image         string               `json:"image,omitempty"`
-	Command       []string             `json:"command"`
-	Env           map[string]string    `json:"env,omitempty"`
-	WorkingDir    string               `json:"working_dir,omitempty"`
-	Inputs        []wireInput          `json:"inputs,omitempty"`
-	Outputs       []pipeline.Output    `json:"outputs,omitempty"`
-	OutputPrefix  string               `json:"output_prefix,omitempty"`
+	Pipeline      string            `json:"pipeline"`
+	RunID         string            `json:"run_id"`
+	Step          string            `json:"step"`
+	Attempt       int               `json:"attempt"`
+	TrackingRunID string            `json:"tracking_run_id,omitempty"`
+	Image         string            `json:"image,omitempty"`
+	Command       []string          `json:"command"`
+	Env           map[string]string `json:"env,omitempty"`
+	WorkingDir    string            `json:"working_dir,omitempty"`
+	Inputs        []wireInput       `json:"inputs,omitempty"`
+	Outputs       []pipeline.Output `json:"outputs,omitempty"`
+	OutputPrefix  string            `json:"output_prefix,omitempty"`
 	// Timeout is a Go duration ("30m0s"); "" for none.
 	Timeout   string            `json:"timeout,omitempty"`
 	Resources map[string]string `json:"resources,omitempty"`
