@@ -2,17 +2,24 @@ package server
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"net"
+	neturl "net/url"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
+	"k8s.io/client-go/kubernetes"
+	"k8s.io/client-go/rest"
+	"k8s.io/client-go/tools/clientcmd"
 
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/monitor/alert"
 	"github.com/kiln-ml/kiln/pipeline"
+	"github.com/kiln-ml/kiln/pipeline/kube"
 	"github.com/kiln-ml/kiln/pipeline/local"
 	"github.com/kiln-ml/kiln/pipeline/trigger"
 	"github.com/kiln-ml/kiln/registry"
@@ -47,9 +54,11 @@ func newPipelines(d pipelineDeps) (*pipeline.Service, *trigger.Service, error) {
 		"local": local.New(local.Options{Parallelism: pc.Parallelism, WorkDir: pc.WorkDir, Stager: stager, Logger: d.log}),
 	}
 	if pc.Kubernetes.Enabled {
-		// The Kubernetes executor (package pipeline/kube) has not landed:
-		// refuse the setting rather than fail every such step later.
-		return nil, nil, fmt.Errorf("kubernetes executor: not available in this build (set pipeline.kubernetes.enabled to false)")
+		kx, err := newKubeExecutor(pc.Kubernetes, url, stager, d.log)
+		if err != nil {
+			return nil, nil, err
+		}
+		execs[pipeline.ExecutorKubernetes] = kx
 	}
 	ps, err := pipeline.NewService(pipeline.ServiceOptions{
 		DB: d.db, Tracking: d.tracking, Artifacts: d.artifacts, Datasets: d.datasets, Stager: stager,
@@ -64,6 +73,70 @@ func newPipelines(d pipelineDeps) (*pipeline.Service, *trigger.Service, error) {
 		return nil, nil, err
 	}
 	return ps, ts, nil
+}
+
+// newKubeExecutor builds the Kubernetes executor: the cluster from the
+// kubeconfig file named in the configuration, else the in-cluster
+// configuration (the server runs in a pod), else $KUBECONFIG or
+// ~/.kube/config. Nothing is asked of the cluster until a step runs.
+func newKubeExecutor(kc config.Kubernetes, externalURL string, stager pipeline.Stager, log *slog.Logger) (*kube.Executor, error) {
+	rc, where, err := kubeRESTConfig(kc.Kubeconfig)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes executor: %w", err)
+	}
+	cs, err := kubernetes.NewForConfig(rc)
+	if err != nil {
+		return nil, fmt.Errorf("kubernetes executor: a client of %s: %w", where, err)
+	}
+	if kc.ServerURL == "" && isLoopbackURL(externalURL) {
+		log.Warn("Kubernetes step pods call the server back at a loopback URL, which they cannot reach: set pipeline.kubernetes.server_url (--kubernetes-server-url) or pipeline.external_url",
+			"url", externalURL)
+	}
+	x, err := kube.New(kube.Options{Client: cs, Namespace: kc.Namespace, KilnImage: kc.KilnImage, DefaultImage: kc.DefaultImage,
+		ServerURL: kc.ServerURL, ServiceAccount: kc.ServiceAccount, TokenSecret: kc.TokenSecret, Stager: stager, Logger: log})
+	if err != nil {
+		return nil, err
+	}
+	log.Info("Kubernetes executor on", "cluster", where, "host", rc.Host, "namespace", kc.Namespace, "kiln_image", kc.KilnImage)
+	return x, nil
+}
+
+// kubeRESTConfig finds the cluster: path, else in-cluster, else the
+// default kubeconfig loading rules ($KUBECONFIG, ~/.kube/config).
+func kubeRESTConfig(path string) (*rest.Config, string, error) {
+	if path != "" {
+		rc, err := clientcmd.BuildConfigFromFlags("", path)
+		if err != nil {
+			return nil, "", fmt.Errorf("kubeconfig %s: %w", path, err)
+		}
+		return rc, "kubeconfig " + path, nil
+	}
+	rc, err := rest.InClusterConfig()
+	if err == nil {
+		return rc, "in-cluster", nil
+	}
+	if !errors.Is(err, rest.ErrNotInCluster) {
+		return nil, "", fmt.Errorf("in-cluster configuration: %w", err)
+	}
+	rules := clientcmd.NewDefaultClientConfigLoadingRules()
+	rc, kerr := clientcmd.NewNonInteractiveDeferredLoadingClientConfig(rules, &clientcmd.ConfigOverrides{}).ClientConfig()
+	if kerr != nil {
+		return nil, "", fmt.Errorf("not in a cluster and no usable kubeconfig (set pipeline.kubernetes.kubeconfig or $KUBECONFIG): %w", kerr)
+	}
+	return rc, "the default kubeconfig", nil
+}
+
+func isLoopbackURL(u string) bool {
+	p, err := neturl.Parse(u)
+	if err != nil {
+		return false
+	}
+	h := p.Hostname()
+	if h == "localhost" {
+		return true
+	}
+	ip := net.ParseIP(h)
+	return ip != nil && ip.IsLoopback()
 }
 
 // lateHook is the alert engine's Hook, bound to the triggers once they
