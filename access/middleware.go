@@ -6,12 +6,16 @@ import (
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"hash"
 	"io"
 	"log/slog"
 	"net"
 	"net/http"
+	"strconv"
 	"strings"
+
+	"github.com/kiln-ml/kiln/errdefs"
 )
 
 // WorkspaceHeader names the workspace a request acts in (default
@@ -45,6 +49,11 @@ type MiddlewareOptions struct {
 	// route's: MLflow's, /api/v1's, the Open Inference Protocol's).
 	WriteError func(w http.ResponseWriter, r *http.Request, err error)
 	Logger     *slog.Logger
+	// RateLimit is the requests per second each signed-in identity (a
+	// token, or a user signing in otherwise) may make, in bursts of up to
+	// RateBurst (default twice the rate); 0: no limit.
+	RateLimit float64
+	RateBurst int
 }
 
 // maxPeek bounds how much of a body is read to find a resource's name.
@@ -55,6 +64,7 @@ type middleware struct {
 	o      MiddlewareOptions
 	policy *http.ServeMux
 	log    *slog.Logger
+	limits *limiters
 }
 
 type matchKey struct{}
@@ -70,6 +80,9 @@ type match struct {
 // Permission), and records changes and refusals in the audit log.
 func Middleware(next http.Handler, o MiddlewareOptions) http.Handler {
 	m := &middleware{next: next, o: o, policy: http.NewServeMux(), log: o.Logger}
+	if o.RateLimit > 0 {
+		m.limits = newLimiters(o.RateLimit, o.RateBurst)
+	}
 	if m.log == nil {
 		m.log = slog.New(slog.DiscardHandler)
 	}
@@ -166,6 +179,15 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ev.Actor, ev.Auth = p.User, p.Auth
+	if m.limits != nil && p != Anonymous {
+		if wait, ok := m.limits.allow(p); !ok {
+			secs := int(wait.Seconds()) + 1
+			w.Header().Set("Retry-After", strconv.Itoa(secs))
+			m.refuse(w, r, ev, p.User, &errdefs.Error{Kind: errdefs.ErrRateLimited,
+				Msg: sprintf("Too many requests from %s: at most %g a second; retry in %ds", p.limitKey(), m.o.RateLimit, secs)})
+			return
+		}
+	}
 	if p.Auth == "session" && mutating(r.Method) && !constantEqual(r.Header.Get(CSRFHeader), p.csrf) {
 		m.refuse(w, r, ev, p.User, permissionDenied("Missing or wrong %s header: a signed-in browser session must send the CSRF token it got at login", CSRFHeader))
 		return
@@ -228,6 +250,8 @@ func (m *middleware) refuse(w http.ResponseWriter, r *http.Request, ev *Event, a
 	ev.Status = http.StatusForbidden
 	if isUnauthenticated(err) {
 		ev.Status = http.StatusUnauthorized
+	} else if errors.Is(err, errdefs.ErrRateLimited) {
+		ev.Status = http.StatusTooManyRequests
 	}
 	ev.Detail = err.Error()
 	if len(ev.Detail) > 1024 {

@@ -28,6 +28,7 @@ const (
 	CodePermissionDenied = "PERMISSION_DENIED"
 	CodeUnauthenticated  = "UNAUTHENTICATED"
 	CodeDeadlineExceeded = "DEADLINE_EXCEEDED"
+	CodeRateLimited      = "RATE_LIMITED"
 	CodeInternal         = "INTERNAL"
 )
 
@@ -62,6 +63,7 @@ var kinds = []struct {
 	{errdefs.ErrNotImplemented, CodeNotImplemented, http.StatusNotImplemented},
 	{errdefs.ErrPermission, CodePermissionDenied, http.StatusForbidden},
 	{errdefs.ErrUnauthenticated, CodeUnauthenticated, http.StatusUnauthorized},
+	{errdefs.ErrRateLimited, CodeRateLimited, http.StatusTooManyRequests},
 }
 
 // CodeKind returns the errdefs kind of an error code (nil for codes that

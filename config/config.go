@@ -44,12 +44,26 @@ type Access struct {
 	// CredentialCacheTTL is how long checked passwords and tokens are
 	// remembered (a revocation on another server takes effect within it).
 	CredentialCacheTTL time.Duration `yaml:"credential_cache_ttl"`
+	// PrivateWebhooks says whether alert webhooks may go to loopback,
+	// private and link-local addresses: "auto" (only while access control
+	// is off), "allow" or "deny". WebhookAllow lists CIDR prefixes
+	// allowed anyway (comma-separated).
+	PrivateWebhooks string `yaml:"private_webhooks"`
+	WebhookAllow    string `yaml:"webhook_allow"`
+	// RateLimit is the requests per second each signed-in identity (user
+	// or token) may make, with bursts of RateBurst (0: no limit).
+	RateLimit int `yaml:"rate_limit"`
+	RateBurst int `yaml:"rate_burst"`
 }
 
 // Server configures the HTTP server.
 type Server struct {
 	Addr            string        `yaml:"addr"`
 	ShutdownTimeout time.Duration `yaml:"shutdown_timeout"`
+	// TLSCert and TLSKey, both set, make the server speak HTTPS (and
+	// gRPC over TLS) with this certificate (PEM files).
+	TLSCert string `yaml:"tls_cert"`
+	TLSKey  string `yaml:"tls_key"`
 }
 
 // Store configures the metadata database.
@@ -205,7 +219,7 @@ func Default() Config {
 		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
 		Monitor: Monitor{PredictionLog: PredictionLog{FsyncInterval: 100 * time.Millisecond, SegmentMaxAge: time.Minute,
 			SegmentMaxBytes: 64 << 20, Retention: 30 * 24 * time.Hour}},
-		Access:   Access{Auth: "auto", CredentialCacheTTL: 30 * time.Second},
+		Access:   Access{Auth: "auto", CredentialCacheTTL: 30 * time.Second, PrivateWebhooks: "auto"},
 		Pipeline: Pipeline{LeaseTTL: 30 * time.Second, Kubernetes: Kubernetes{Namespace: "default", KilnImage: "ghcr.io/kiln-ml/kiln:latest"}},
 	}
 }
@@ -241,6 +255,12 @@ func (c *Config) settings() []setting {
 		{env: "KILN_PREDICTION_LOG_RETENTION", flag: "prediction-log-retention", usage: "how long shipped prediction logs are kept (0: forever)", dur: &c.Monitor.PredictionLog.Retention},
 		{env: "KILN_AUTH", flag: "auth", usage: "access control: auto (on unless listening on loopback), on or off (loopback only)", str: &c.Access.Auth},
 		{env: "KILN_ADMIN_PASSWORD", flag: "admin-password", usage: `password of the "admin" user created at the first start with access control on ("": generated and logged once)`, str: &c.Access.AdminPassword},
+		{env: "KILN_TLS_CERT", flag: "tls-cert", usage: "TLS certificate (PEM) for HTTPS and gRPC; with --tls-key", str: &c.Server.TLSCert},
+		{env: "KILN_TLS_KEY", flag: "tls-key", usage: "TLS private key (PEM); with --tls-cert", str: &c.Server.TLSKey},
+		{env: "KILN_PRIVATE_WEBHOOKS", flag: "private-webhooks", usage: "alert webhooks to loopback/private/link-local addresses: auto (only with access control off), allow or deny", str: &c.Access.PrivateWebhooks},
+		{env: "KILN_WEBHOOK_ALLOW", flag: "webhook-allow", usage: "CIDR prefixes alert webhooks may reach even when private ones are denied (comma-separated)", str: &c.Access.WebhookAllow},
+		{env: "KILN_RATE_LIMIT", flag: "rate-limit", usage: "requests per second per signed-in user or token (0: no limit)", integer: &c.Access.RateLimit},
+		{env: "KILN_RATE_BURST", flag: "rate-burst", usage: "burst of --rate-limit (0: twice the rate)", integer: &c.Access.RateBurst},
 		{env: "KILN_CREDENTIAL_CACHE_TTL", flag: "credential-cache-ttl", usage: "how long checked passwords and tokens are remembered", dur: &c.Access.CredentialCacheTTL},
 		{env: "KILN_NO_PIPELINES", flag: "no-pipelines", usage: "run no pipeline steps, schedules or triggers on this server", boolean: &c.Pipeline.Disabled},
 		{env: "KILN_PIPELINE_PARALLELISM", flag: "pipeline-parallelism", usage: "pipeline steps the local executor runs at once (0: the number of CPUs)", integer: &c.Pipeline.Parallelism},

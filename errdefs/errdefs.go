@@ -22,6 +22,8 @@ var (
 	ErrPermission      = errors.New("permission denied")
 	ErrUnauthenticated = errors.New("unauthenticated")
 	ErrTooLarge        = errors.New("too large")
+	// ErrRateLimited: the caller made too many requests; retry later.
+	ErrRateLimited = errors.New("rate limited")
 )
 
 // Error is a domain error: a kind and a message meant for clients.

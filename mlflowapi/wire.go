@@ -41,6 +41,7 @@ const (
 	codeNotImplemented   = "NOT_IMPLEMENTED"
 	codePermissionDenied = "PERMISSION_DENIED"
 	codeUnauthenticated  = "UNAUTHENTICATED"
+	codeRequestLimit     = "REQUEST_LIMIT_EXCEEDED"
 )
 
 var codeStatus = map[string]int{
@@ -54,6 +55,7 @@ var codeStatus = map[string]int{
 	codeNotImplemented:   http.StatusNotImplemented,
 	codePermissionDenied: http.StatusForbidden,
 	codeUnauthenticated:  http.StatusUnauthorized,
+	codeRequestLimit:     http.StatusTooManyRequests,
 }
 
 // apiError is an error with an explicit MLflow error code, for wire-level
@@ -94,6 +96,8 @@ func errorCode(err error) string {
 		return codePermissionDenied
 	case errors.Is(err, errdefs.ErrUnauthenticated):
 		return codeUnauthenticated
+	case errors.Is(err, errdefs.ErrRateLimited):
+		return codeRequestLimit
 	}
 	return codeInternal
 }

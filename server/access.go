@@ -3,17 +3,20 @@ package server
 import (
 	"context"
 	"crypto/rand"
+	"crypto/tls"
 	"encoding/base64"
 	"errors"
 	"fmt"
 	"log/slog"
 	"net"
 	"net/http"
+	"net/netip"
 	"strings"
 
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/api"
 	"github.com/kiln-ml/kiln/config"
+	"github.com/kiln-ml/kiln/egress"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/store"
@@ -56,6 +59,9 @@ type accessParts struct {
 	users *access.Store
 	auth  *access.Authenticator
 	audit *access.Audit
+	// egress is where alert webhooks may go.
+	egress               egress.Policy
+	rateLimit, rateBurst int
 }
 
 func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
@@ -63,7 +69,10 @@ func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	a := &accessParts{users: access.NewStore(db), audit: access.NewAudit(db)}
+	a := &accessParts{users: access.NewStore(db), audit: access.NewAudit(db), rateLimit: cfg.Access.RateLimit, rateBurst: cfg.Access.RateBurst}
+	if a.egress, err = egressPolicy(cfg.Access, on); err != nil {
+		return nil, err
+	}
 	if !on {
 		log.Warn("access control is off: anyone who can reach " + cfg.Server.Addr + " may do anything (it is on by default beyond loopback; --auth on turns it on here)")
 		return a, nil
@@ -120,6 +129,7 @@ func (a *accessParts) middleware(h http.Handler, trk *tracking.Store, log *slog.
 			return r.Info.ExperimentID, nil
 		},
 		WriteError: func(w http.ResponseWriter, r *http.Request, err error) { writeAccessError(w, r, log, err) },
+		RateLimit:  float64(a.rateLimit), RateBurst: a.rateBurst,
 	})
 }
 
@@ -137,6 +147,8 @@ func writeAccessError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 			status = http.StatusUnauthorized
 		} else if errors.Is(err, errdefs.ErrInvalidArgument) {
 			status = http.StatusBadRequest
+		} else if errors.Is(err, errdefs.ErrRateLimited) {
+			status = http.StatusTooManyRequests
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)
@@ -146,4 +158,63 @@ func writeAccessError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 	default:
 		api.WriteError(w, r, log, err)
 	}
+}
+
+// egressPolicy is where alert webhooks may go: private addresses only
+// while access control is off ("auto"), or as configured.
+func egressPolicy(c config.Access, authOn bool) (egress.Policy, error) {
+	var p egress.Policy
+	switch strings.ToLower(c.PrivateWebhooks) {
+	case "", "auto":
+		p.AllowPrivate = !authOn
+	case "allow":
+		p.AllowPrivate = true
+	case "deny":
+	default:
+		return p, fmt.Errorf("--private-webhooks %q: use auto, allow or deny", c.PrivateWebhooks)
+	}
+	for _, s := range strings.Split(c.WebhookAllow, ",") {
+		if s = strings.TrimSpace(s); s == "" {
+			continue
+		}
+		pre, err := netip.ParsePrefix(s)
+		if err != nil {
+			return p, fmt.Errorf("--webhook-allow %q: not a CIDR prefix (10.0.0.0/8)", s)
+		}
+		p.Allow = append(p.Allow, pre)
+	}
+	return p, nil
+}
+
+// securityHeaders sets the headers a browser needs to keep the UI and
+// the API's answers from being framed, sniffed or leaking referrers.
+func securityHeaders(next http.Handler, tls bool) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		h := w.Header()
+		h.Set("X-Content-Type-Options", "nosniff")
+		h.Set("X-Frame-Options", "DENY")
+		h.Set("Referrer-Policy", "no-referrer")
+		h.Set("Content-Security-Policy", "default-src 'self'; frame-ancestors 'none'; object-src 'none'; base-uri 'self'")
+		if tls {
+			h.Set("Strict-Transport-Security", "max-age=31536000")
+		}
+		next.ServeHTTP(w, r)
+	})
+}
+
+func tlsOn(c config.Config) bool { return c.Server.TLSCert != "" || c.Server.TLSKey != "" }
+
+// loadTLS reads the server's certificate and key; nil when none is set.
+func loadTLS(c config.Server) (*tls.Config, error) {
+	if c.TLSCert == "" && c.TLSKey == "" {
+		return nil, nil
+	}
+	if c.TLSCert == "" || c.TLSKey == "" {
+		return nil, errors.New("TLS needs both --tls-cert and --tls-key")
+	}
+	cert, err := tls.LoadX509KeyPair(c.TLSCert, c.TLSKey)
+	if err != nil {
+		return nil, fmt.Errorf("load TLS certificate: %w", err)
+	}
+	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, nil
 }

@@ -9,6 +9,7 @@ package server
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,6 +25,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/prometheus/client_golang/prometheus/promhttp"
 	"google.golang.org/grpc"
+	"google.golang.org/grpc/credentials"
 
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/api"
@@ -65,6 +67,7 @@ type Server struct {
 	triggers  *trigger.Service  // the pipelines' schedules and triggers
 	handler   http.Handler
 	access    *accessParts
+	tls       *tls.Config // nil: plain HTTP
 	// mux and inferenceMux hold the routes (inference: /v2… and
 	// /endpoints/{e}/invocations; mux: everything else).
 	mux, inferenceMux *routeMux
@@ -99,6 +102,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	s.access = acc
+	if s.tls, err = loadTLS(cfg.Server); err != nil {
+		s.Close()
+		return nil, err
+	}
 
 	datasets := dataset.NewStore(db)
 	trk := tracking.New(db, tracking.Options{InputsLogged: linkInputs(datasets, log)})
@@ -169,7 +176,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// feeding the alert engine (its notifications reach webhooks).
 	// A firing alert may start a pipeline run (the triggers, built below).
 	hook := &lateHook{}
-	s.alerts = alert.NewEngine(alert.EngineOptions{DB: db, Logger: log, Registerer: reg2, ExternalURL: externalURL(cfg.Server.Addr), Hook: hook})
+	s.alerts = alert.NewEngine(alert.EngineOptions{DB: db, Logger: log, Registerer: reg2, ExternalURL: externalURL(cfg.Server.Addr), Hook: hook,
+		Client: acc.egress.Client(0)})
 	mopts := monitor.ServiceOptions{
 		DB: db, Index: monitor.SummariesOf(logIndex), Datasets: datasets, Endpoints: s.deploy,
 		Feedback: monitor.PerformanceOf(fb), Alerts: s.alerts, Registerer: reg2, Logger: log,
@@ -208,7 +216,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
-		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit},
+		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg)},
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -220,7 +228,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	s.mux, s.inferenceMux = mux, inference
 	// Access control sees every request: inference (which has its own
 	// error formats and metrics) and the rest, inside the request id.
-	s.handler = splitInference(acc.middleware(inference, trk, log), withMiddleware(acc.middleware(mux, trk, log), log, metrics))
+	s.handler = securityHeaders(splitInference(acc.middleware(inference, trk, log), withMiddleware(acc.middleware(mux, trk, log), log, metrics)), tlsOn(cfg))
 	return s, nil
 }
 
@@ -263,7 +271,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		IdleTimeout:       120 * time.Second,
 		ErrorLog:          slog.NewLogLogger(s.log.Handler(), slog.LevelWarn),
 	}
-	s.log.Info("kiln server listening", "addr", "http://"+ln.Addr().String(),
+	scheme := "http://"
+	if s.tls != nil {
+		ln = tls.NewListener(ln, s.tls)
+		scheme = "https://"
+	}
+	s.log.Info("kiln server listening", "addr", scheme+ln.Addr().String(),
 		"db", redactURL(s.cfg.Store.URL), "artifacts", s.cfg.Artifacts.URL)
 	var gs *grpc.Server
 	var gln net.Listener
@@ -274,8 +287,12 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		if gln, err = net.Listen("tcp", addr); err != nil {
 			s.log.Error("gRPC inference disabled: cannot listen (set --grpc-addr to another address, or \"\" to disable it)", "addr", addr, "err", err)
 		} else {
-			gs = grpc.NewServer(grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()),
-				grpc.UnaryInterceptor(access.UnaryInterceptor(s.access.auth)))
+			opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()),
+				grpc.UnaryInterceptor(access.UnaryInterceptor(s.access.auth))}
+			if s.tls != nil {
+				opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
+			}
+			gs = grpc.NewServer(opts...)
 			s.inference.RegisterGRPC(gs)
 			s.log.Info("endpoints listening on gRPC", "addr", gln.Addr().String())
 		}
