@@ -204,6 +204,14 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/pipeline-runs":                        read, "GET /api/v1/pipeline-runs/{id}": read,
 		"GET /api/v1/pipeline-runs/{id}/steps/{step}/logs": read,
 		"POST /api/v1/pipeline-runs/{id}/cancel":           write, "POST /api/v1/pipeline-runs/{id}/resume": write,
+		// Approvals: asking is writing, deciding and setting policies is
+		// managing (the requester cannot decide their own request).
+		"GET /api/v1/approval-policies": read, "GET /api/v1/approval-policies/{name}": read,
+		"PUT /api/v1/approval-policies/{name}": manage, "DELETE /api/v1/approval-policies/{name}": manage,
+		"GET /api/v1/approval-requests": read, "GET /api/v1/approval-requests/{id}": read,
+		"POST /api/v1/approval-requests":              write,
+		"POST /api/v1/approval-requests/{id}/approve": manage,
+		"POST /api/v1/approval-requests/{id}/reject":  manage,
 		// Access control itself.
 		"POST /api/v1/logout": {Action: ActionAuthenticated}, "GET /api/v1/whoami": {Action: ActionAuthenticated},
 		"GET /api/v1/tokens": {Action: ActionAuthenticated}, "POST /api/v1/tokens": {Action: ActionAuthenticated},

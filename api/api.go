@@ -16,6 +16,7 @@ package api
 
 import (
 	_ "embed"
+	"github.com/kiln-ml/kiln/approval"
 	"log/slog"
 	"net/http"
 	"os"
@@ -97,7 +98,10 @@ type Deps struct {
 	// Access, if set, serves login, users, tokens, workspaces, grants and
 	// the audit log (api/access.go).
 	Access *Access
-	Logger *slog.Logger
+	// Approvals, if set, serves /approval-policies and
+	// /approval-requests (api/approvals.go).
+	Approvals *approval.Service
+	Logger    *slog.Logger
 }
 
 // Handler serves the API.
@@ -143,6 +147,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerMonitors(mux)
 	h.registerPipelines(mux)
 	h.registerAccess(mux)
+	h.registerApprovals(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

@@ -218,3 +218,31 @@ func loadTLS(c config.Server) (*tls.Config, error) {
 	}
 	return &tls.Config{Certificates: []tls.Certificate{cert}, MinVersion: tls.VersionTLS12, NextProtos: []string{"h2", "http/1.1"}}, nil
 }
+
+// promotionGuard is what guards a promotion: the registry's alias guard
+// and the deploy manager's route guard.
+type promotionGuard interface {
+	AllowAlias(ctx context.Context, model, alias string, version int64) error
+	AllowRoute(ctx context.Context, endpoint, model string, version int64) error
+}
+
+// guards asks each guard in turn; the first refusal wins.
+type guards []promotionGuard
+
+func (gs guards) AllowAlias(ctx context.Context, model, alias string, version int64) error {
+	for _, g := range gs {
+		if err := g.AllowAlias(ctx, model, alias, version); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (gs guards) AllowRoute(ctx context.Context, endpoint, model string, version int64) error {
+	for _, g := range gs {
+		if err := g.AllowRoute(ctx, endpoint, model, version); err != nil {
+			return err
+		}
+	}
+	return nil
+}

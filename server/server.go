@@ -29,6 +29,7 @@ import (
 
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/api"
+	"github.com/kiln-ml/kiln/approval"
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/dataset"
@@ -120,7 +121,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Artifacts: bucket,
 		SourceOptions: blobOpts, SourceSchemes: api.DefaultSourceSchemes, Logger: log,
 	})
-	reg.SetAliasGuard(gates) // protected aliases need a passing gate result
+	// Protected aliases need a passing gate result and, where an approval
+	// policy says so, enough approvals.
+	approvals := approval.NewService(db)
+	reg.SetAliasGuard(guards{gates, approvals})
 	s.scoreJobs = score.NewJobs(score.JobsDeps{DB: db, Models: model.NewStoreResolver(trk, reg, bucket, modelCache), Artifacts: bucket,
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), SourceOptions: blobOpts, Logger: log}, score.JobsOptions{})
 
@@ -139,7 +143,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	logIndex := predlog.NewIndex(db)
 	fb := feedback.NewService(feedback.NewStore(db), predlog.NewReader(logIndex, bucket))
 	s.deploy, err = deploy.NewManager(db, reg, model.NewStoreResolver(trk, reg, bucket, endpointCache), deploy.ManagerOptions{
-		Logger: log, Registerer: reg2, MemoryBudget: int64(cfg.Deploy.ModelMemory), CacheDir: endpointCache, Guard: gates,
+		Logger: log, Registerer: reg2, MemoryBudget: int64(cfg.Deploy.ModelMemory), CacheDir: endpointCache, Guard: guards{gates, approvals},
 		Quality: fb,
 	})
 	if err != nil {
@@ -216,7 +220,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
-		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg)},
+		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg)}, Approvals: approvals,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))

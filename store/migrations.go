@@ -373,6 +373,8 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	{Version: 10, Name: "access",
 		SQLiteSQL:   accessTables + auditImmutableSQLite,
 		PostgresSQL: accessTables + auditImmutablePostgres},
+	// Approvals (package approval): policies, requests and their votes.
+	{Version: 11, Name: "approvals", SQL: approvalTables},
 }
 
 // scoreJobTables are the tables of migration 7.

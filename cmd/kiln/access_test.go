@@ -13,6 +13,7 @@ import (
 	"testing"
 
 	"github.com/kiln-ml/kiln/access"
+	"github.com/kiln-ml/kiln/approval"
 	"github.com/kiln-ml/kiln/config"
 	"github.com/kiln-ml/kiln/server"
 	"github.com/kiln-ml/kiln/store"
@@ -162,5 +163,52 @@ func TestAccessCommands(t *testing.T) {
 	}
 	if out, _, code := runAs(t, hs.URL, admin, "", "audit", "verify"); code != 1 || !strings.Contains(out, "TAMPERED: event 5") {
 		t.Errorf("tampered database: %d %s", code, out)
+	}
+}
+
+func TestApprovalCommands(t *testing.T) {
+	cfg := config.Default()
+	dir := t.TempDir()
+	cfg.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
+	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
+	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
+	cfg.Deploy.GRPCAddr = ""
+	cfg.Pipeline.Disabled = true
+	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	hs := httptest.NewServer(srv.Handler())
+	t.Cleanup(func() { hs.Close(); srv.Close() })
+	must := func(args ...string) string {
+		t.Helper()
+		out, errOut, code := runAs(t, hs.URL, nil, "", args...)
+		if code != 0 {
+			t.Fatalf("kiln %s: exit %d\n%s%s", strings.Join(args, " "), code, out, errOut)
+		}
+		return out
+	}
+	must("approvals", "set-policy", "prod", "--model", "churn", "--aliases", "champion", "--endpoints", "churn-prod", "--required", "1")
+	if out := must("approvals", "policies"); !strings.Contains(out, "alias champion, endpoint churn-prod") {
+		t.Errorf("policies:\n%s", out)
+	}
+	if _, errOut, code := runAs(t, hs.URL, nil, "", "approvals", "request", "churn/2"); code == 0 || !strings.Contains(errOut, "exactly one of alias or endpoint") {
+		t.Errorf("request without a target: %d %s", code, errOut)
+	}
+	var r approval.Request
+	if err := json.Unmarshal([]byte(must("approvals", "request", "churn/2", "--alias", "champion", "--reason", "better", "-o", "json")), &r); err != nil || r.State != "pending" {
+		t.Fatalf("request: %v %+v", err, r)
+	}
+	// With access control off everyone is anonymous: the requester
+	// cannot approve their own request.
+	if _, errOut, code := runAs(t, hs.URL, nil, "", "approvals", "approve", r.ID); code == 0 || !strings.Contains(errOut, "cannot decide it") {
+		t.Errorf("self-approval: %d %s", code, errOut)
+	}
+	if out := must("approvals", "list", "--state", "pending"); !strings.Contains(out, r.ID) || !strings.Contains(out, "0/1") {
+		t.Errorf("list:\n%s", out)
+	}
+	must("approvals", "delete-policy", "prod")
+	if out := must("approvals", "policies", "-o", "json"); strings.TrimSpace(out) != "[]" {
+		t.Errorf("after delete: %s", out)
 	}
 }

@@ -53,6 +53,6 @@ Then, from Python:
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
-	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd())
+	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd(), newApprovalsCmd())
 	return root
 }
