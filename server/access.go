@@ -11,7 +11,9 @@ import (
 	"net"
 	"net/http"
 	"net/netip"
+	"os"
 	"strings"
+	"time"
 
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/api"
@@ -62,6 +64,7 @@ type accessParts struct {
 	// egress is where alert webhooks may go.
 	egress               egress.Policy
 	rateLimit, rateBurst int
+	noPipelines          bool
 }
 
 func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
@@ -69,7 +72,8 @@ func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.L
 	if err != nil {
 		return nil, err
 	}
-	a := &accessParts{users: access.NewStore(db), audit: access.NewAudit(db), rateLimit: cfg.Access.RateLimit, rateBurst: cfg.Access.RateBurst}
+	a := &accessParts{users: access.NewStore(db), audit: access.NewAudit(db), rateLimit: cfg.Access.RateLimit, rateBurst: cfg.Access.RateBurst,
+		noPipelines: cfg.Pipeline.Disabled}
 	if a.egress, err = egressPolicy(cfg.Access, on); err != nil {
 		return nil, err
 	}
@@ -245,4 +249,36 @@ func (gs guards) AllowRoute(ctx context.Context, endpoint, model string, version
 		}
 	}
 	return nil
+}
+
+// PipelineAccount is the service account local pipeline steps act as when
+// access control is on: a maintainer of the default workspace (defining a
+// pipeline, which runs commands, is a maintainer's already).
+const PipelineAccount = "kiln-pipelines"
+
+// pipelineToken makes sure the pipeline service account exists and mints
+// this server's token for it (it expires in 30 days; a server restarted
+// sooner makes another). It returns the step environment that carries it.
+func (a *accessParts) pipelineToken(ctx context.Context, log *slog.Logger) ([]string, error) {
+	if a.auth == nil || a.noPipelines {
+		return nil, nil
+	}
+	if _, err := a.users.GetUser(ctx, PipelineAccount); errors.Is(err, errdefs.ErrNotFound) {
+		if _, err := a.users.CreateUser(ctx, access.NewUser{Name: PipelineAccount, Kind: access.KindService, DisplayName: "Pipeline steps"}, "kiln"); err != nil && !errors.Is(err, errdefs.ErrAlreadyExists) {
+			return nil, err
+		}
+		if _, err := a.users.PutGrant(ctx, access.Grant{User: PipelineAccount, Workspace: access.DefaultWorkspace, Role: access.RoleMaintainer}, "kiln"); err != nil {
+			return nil, err
+		}
+	} else if err != nil {
+		return nil, err
+	}
+	host, _ := os.Hostname()
+	name := fmt.Sprintf("steps run by %s/%d", host, os.Getpid())
+	t, secret, err := a.users.CreateToken(ctx, access.NewToken{User: PipelineAccount, Name: name, TTL: 30 * 24 * time.Hour}, "kiln")
+	if err != nil {
+		return nil, err
+	}
+	log.Debug("pipeline steps sign in as "+PipelineAccount, "token_id", t.ID)
+	return []string{"KILN_TOKEN=" + secret, "MLFLOW_TRACKING_TOKEN=" + secret}, nil
 }

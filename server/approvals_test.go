@@ -1,12 +1,18 @@
 package server
 
 import (
+	"context"
+	"io"
+	"log/slog"
+	"net"
 	"net/http"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/approval"
+	"github.com/kiln-ml/kiln/pipeline"
 )
 
 // TestApprovalsBlockPromotion: a protected alias moves only after two
@@ -93,5 +99,63 @@ func TestApprovalsBlockPromotion(t *testing.T) {
 	mustCall(t, h, ed, "GET", "/api/v1/approval-requests?model=churn", "", http.StatusOK, &list)
 	if len(list.Requests) != 1 || list.Requests[0].State != approval.StateApproved {
 		t.Errorf("list: %+v", list.Requests)
+	}
+}
+
+// TestPipelineStepsSignIn: with access control on, local steps get the
+// kiln-pipelines service account's token and can call the server (here:
+// log a metric to their own MLflow child run and ask who they are).
+func TestPipelineStepsSignIn(t *testing.T) {
+	cfg := testConfig(t)
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	cfg.Server.Addr = ln.Addr().String()
+	cfg.Access.Auth, cfg.Access.AdminPassword = "on", "admin-password-1"
+	srv, err := New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithCancel(context.Background())
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve(ctx, ln) }()
+	defer func() { cancel(); <-served }()
+	h := srv.Handler()
+	admin := "Basic YWRtaW46YWRtaW4tcGFzc3dvcmQtMQ=="
+	doc := `{"apiVersion":"kiln.dev/v1","kind":"Pipeline","metadata":{"name":"signin"},"spec":{"steps":[{"name":"ask","command":["python3","-c",` +
+		`"import os,json,urllib.request as u\nh={'Authorization':'Bearer '+os.environ['MLFLOW_TRACKING_TOKEN'],'Content-Type':'application/json'}\n` +
+		`me=json.load(u.urlopen(u.Request(os.environ['KILN_URL']+'/api/v1/whoami',headers=h)))['user']\n` +
+		`u.urlopen(u.Request(os.environ['KILN_URL']+'/api/2.0/mlflow/runs/log-metric',data=json.dumps({'run_id':os.environ['MLFLOW_RUN_ID'],'key':'ok','value':1,'timestamp':1}).encode(),headers=h))\n` +
+		`open(os.environ['KILN_OUTPUTS']+'/me','w').write(me)"],"outputs":[{"name":"me","type":"parameter"}]}]}}`
+	mustCall(t, h, admin, "PUT", "/api/v1/pipelines/signin", doc, http.StatusCreated, nil)
+	var started struct {
+		Run pipeline.Run `json:"run"`
+	}
+	mustCall(t, h, admin, "POST", "/api/v1/pipelines/signin/runs", `{}`, http.StatusCreated, &started)
+	var run pipeline.Run
+	deadline := time.Now().Add(60 * time.Second)
+	for {
+		mustCall(t, h, admin, "GET", "/api/v1/pipeline-runs/"+started.Run.ID, "", http.StatusOK, &run)
+		if pipeline.Terminal(run.State) || time.Now().After(deadline) {
+			break
+		}
+		time.Sleep(50 * time.Millisecond)
+	}
+	if run.State != pipeline.StateSucceeded || len(run.Steps) != 1 || run.Steps[0].Outputs["me"] != PipelineAccount {
+		t.Fatalf("run %s (%s): %+v", run.State, run.Error, run.Steps)
+	}
+	// The service account is a maintainer of the default workspace, and
+	// its calls are audited under its name.
+	var evs struct {
+		Events []access.Event `json:"events"`
+	}
+	mustCall(t, h, admin, "GET", "/api/v1/audit?actor="+PipelineAccount, "", http.StatusOK, &evs)
+	found := false
+	for _, e := range evs.Events {
+		found = found || (e.Action == "POST /api/2.0/mlflow/runs/log-metric" && e.Status == 200)
+	}
+	if !found {
+		t.Errorf("no audited log-metric by %s: %+v", PipelineAccount, evs.Events)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	neturl "net/url"
+	"os"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -38,6 +39,9 @@ type pipelineDeps struct {
 	artifacts *blob.Bucket
 	reg       prometheus.Registerer
 	log       *slog.Logger
+	// stepEnv is added to the environment of local steps (the pipeline
+	// service account's token when access control is on).
+	stepEnv []string
 }
 
 // newPipelines builds the pipeline Service with its executors (local
@@ -51,7 +55,7 @@ func newPipelines(d pipelineDeps) (*pipeline.Service, *trigger.Service, error) {
 	}
 	stager := pipeline.NewBucketStager(d.artifacts, d.tracking, d.registry, d.datasets)
 	execs := map[string]pipeline.Executor{
-		"local": local.New(local.Options{Parallelism: pc.Parallelism, WorkDir: pc.WorkDir, Stager: stager, Logger: d.log}),
+		"local": local.New(local.Options{Parallelism: pc.Parallelism, WorkDir: pc.WorkDir, Stager: stager, Logger: d.log, BaseEnv: baseEnv(d.stepEnv)}),
 	}
 	if pc.Kubernetes.Enabled {
 		kx, err := newKubeExecutor(pc.Kubernetes, url, stager, d.log)
@@ -162,4 +166,13 @@ func (h *lateHook) AlertFiring(ctx context.Context, a alert.Alert) error {
 		return nil
 	}
 	return x.AlertFiring(ctx, a)
+}
+
+// baseEnv is this process's environment with extra on top (nil when
+// there is nothing extra: the executor's default).
+func baseEnv(extra []string) []string {
+	if len(extra) == 0 {
+		return nil
+	}
+	return append(os.Environ(), extra...)
 }

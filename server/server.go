@@ -195,8 +195,13 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		return nil, err
 	}
 	bounds.Set(s.monitors)
+	stepEnv, err := acc.pipelineToken(ctx, log)
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("pipeline service account: %w", err)
+	}
 	s.pipelines, s.triggers, err = newPipelines(pipelineDeps{cfg: cfg, db: db, tracking: trk, registry: reg, datasets: datasets,
-		artifacts: bucket, reg: reg2, log: log})
+		artifacts: bucket, reg: reg2, log: log, stepEnv: stepEnv})
 	if err != nil {
 		s.Close()
 		return nil, err
