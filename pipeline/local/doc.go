@@ -5,7 +5,9 @@
 // with inputs/ and outputs/ inside. Dataset and artifact inputs are fetched
 // through the pipeline.Stager to inputs/<name>; the command runs in its own
 // process group with the executor's environment, the task's Env, and
-// KILN_INPUTS, KILN_OUTPUTS and KILN_INPUT_<NAME> on top; its stdout and
+// KILN_INPUTS, KILN_OUTPUTS, KILN_INPUT_<NAME> and, for a dataset input,
+// KILN_INPUT_<NAME>_REF (the pinned name@N) on top, and the folder of the
+// kiln binary first on PATH (Options.KilnDir); its stdout and
 // stderr are merged and streamed to the attempt's log line by line as they
 // come. Cancellation and timeouts stop the whole process tree: SIGTERM to
 // the group, SIGKILL after a grace period; processes the step leaves behind

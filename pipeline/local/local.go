@@ -43,7 +43,11 @@ type Options struct {
 	// KillGrace is the time between SIGTERM and SIGKILL when a step is
 	// stopped (default DefaultKillGrace).
 	KillGrace time.Duration
-	Logger    *slog.Logger
+	// KilnDir is put first on each step's PATH, so that a step calling
+	// `kiln …` runs the server's own binary (default SelfDir(): the
+	// folder of the server's executable).
+	KilnDir string
+	Logger  *slog.Logger
 }
 
 // Executor is the local pipeline.Executor. It is safe for concurrent use.
@@ -67,6 +71,9 @@ func New(o Options) *Executor {
 	}
 	if o.KillGrace <= 0 {
 		o.KillGrace = DefaultKillGrace
+	}
+	if o.KilnDir == "" {
+		o.KilnDir = SelfDir()
 	}
 	if o.Logger == nil {
 		o.Logger = slog.New(slog.DiscardHandler)
@@ -112,7 +119,7 @@ func (e *Executor) Run(ctx context.Context, t *pipeline.Task, log io.Writer) (pi
 			}
 		}()
 	}
-	out, err := RunTask(ctx, t, TaskOptions{Dir: dir, Stager: e.o.Stager, BaseEnv: e.o.BaseEnv, KillGrace: e.o.KillGrace}, log)
+	out, err := RunTask(ctx, t, TaskOptions{Dir: dir, Stager: e.o.Stager, BaseEnv: e.o.BaseEnv, KillGrace: e.o.KillGrace, KilnDir: e.o.KilnDir}, log)
 	if e.o.Logger.Enabled(ctx, slog.LevelDebug) {
 		e.o.Logger.Debug("step attempt ended", "pipeline", t.Pipeline, "run", t.RunID, "step", t.Step, "attempt", t.Attempt,
 			"handle", out.Handle, "exit_code", out.ExitCode, "error", out.Error, "err", err)

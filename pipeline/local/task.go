@@ -40,6 +40,23 @@ type TaskOptions struct {
 	// KillGrace is the time between SIGTERM and SIGKILL (default
 	// DefaultKillGrace).
 	KillGrace time.Duration
+	// KilnDir is put first on the step's PATH, so that a step calling
+	// `kiln …` runs the kiln binary that runs it (default SelfDir(): the
+	// folder of this process's executable).
+	KilnDir string
+}
+
+// SelfDir is the folder of this process's executable (symbolic links
+// resolved), or "" when it cannot be told.
+func SelfDir() string {
+	exe, err := os.Executable()
+	if err != nil {
+		return ""
+	}
+	if p, err := filepath.EvalSymlinks(exe); err == nil {
+		exe = p
+	}
+	return filepath.Dir(exe)
 }
 
 // RunTask runs one attempt of t to its end, without a parallelism bound:
@@ -69,6 +86,9 @@ func RunTask(ctx context.Context, t *pipeline.Task, o TaskOptions, log io.Writer
 	}
 	if o.BaseEnv == nil {
 		o.BaseEnv = os.Environ()
+	}
+	if o.KilnDir == "" {
+		o.KilnDir = SelfDir()
 	}
 	if o.Dir == "" {
 		d, err := os.MkdirTemp("", "kiln-step-")
@@ -151,7 +171,7 @@ func (a *attempt) run() (pipeline.Outcome, error) {
 		}
 		paths[in.Name] = dst
 	}
-	env, err := buildEnv(a.o.BaseEnv, t, a.inDir, a.outDir, paths)
+	env, err := buildEnv(a.o.BaseEnv, t, a.inDir, a.outDir, paths, a.o.KilnDir)
 	if err != nil {
 		return notRun(errdefs.Message(err)), err
 	}
@@ -418,12 +438,21 @@ func EnvName(input string) string {
 	return string(b)
 }
 
+// RefSuffix ends the variable that names a dataset input's version:
+// KILN_INPUT_<NAME>_REF holds "name@N", the version the run pinned.
+const RefSuffix = "_REF"
+
 // buildEnv layers the step's environment: base, the task's identity
 // (MLFLOW_RUN_ID, KILN_PIPELINE, KILN_PIPELINE_RUN, KILN_STEP,
-// KILN_ATTEMPT), t.Env, then KILN_INPUTS, KILN_OUTPUTS and
-// KILN_INPUT_<NAME>. A later layer replaces an earlier one's variable.
-func buildEnv(base []string, t *pipeline.Task, inDir, outDir string, paths map[string]string) ([]string, error) {
-	env := make([]string, 0, len(base)+len(t.Env)+len(t.Inputs)+8)
+// KILN_ATTEMPT), t.Env, then KILN_INPUTS, KILN_OUTPUTS,
+// KILN_INPUT_<NAME>_REF of each dataset input and KILN_INPUT_<NAME>. A
+// later layer replaces an earlier one's variable (an input's own variable
+// wins over another's _REF of the same name). Last, kilnDir (when
+// absolute) is put first on PATH; a step environment without PATH gets
+// kilnDir followed by this process's PATH, which is where the command
+// would be looked up otherwise.
+func buildEnv(base []string, t *pipeline.Task, inDir, outDir string, paths map[string]string, kilnDir string) ([]string, error) {
+	env := make([]string, 0, len(base)+len(t.Env)+2*len(t.Inputs)+9)
 	idx := make(map[string]int, cap(env))
 	set := func(k, v string) {
 		kv := k + "=" + v
@@ -463,6 +492,11 @@ func buildEnv(base []string, t *pipeline.Task, inDir, outDir string, paths map[s
 	set("KILN_INPUTS", inDir)
 	set("KILN_OUTPUTS", outDir)
 	for _, in := range t.Inputs {
+		if ref, ok := strings.CutPrefix(in.URI, "dataset:"); ok && ref != "" {
+			set(EnvName(in.Name)+RefSuffix, ref)
+		}
+	}
+	for _, in := range t.Inputs {
 		if p, ok := paths[in.Name]; ok {
 			set(EnvName(in.Name), p)
 		} else {
@@ -470,6 +504,19 @@ func buildEnv(base []string, t *pipeline.Task, inDir, outDir string, paths map[s
 				return nil, errdefs.Invalid("step %s: input %s holds a NUL byte", t.Step, in.Name)
 			}
 			set(EnvName(in.Name), in.Value)
+		}
+	}
+	if kilnDir != "" && filepath.IsAbs(kilnDir) && !strings.ContainsRune(kilnDir, filepath.ListSeparator) {
+		cur := os.Getenv("PATH")
+		if i, found := idx["PATH"]; found {
+			cur = strings.TrimPrefix(env[i], "PATH=")
+		}
+		if first, _, _ := strings.Cut(cur, string(filepath.ListSeparator)); first != kilnDir {
+			if cur == "" {
+				set("PATH", kilnDir)
+			} else {
+				set("PATH", kilnDir+string(filepath.ListSeparator)+cur)
+			}
 		}
 	}
 	return env, nil
