@@ -7,9 +7,9 @@ package store
 // marks server administrators. password_hash is an argon2id PHC string.
 // api_tokens stores only a SHA-256 of each token's secret (the token is
 // shown once); scope narrows what the token may do below its user's
-// roles (read, write or all), workspace ('' any) where. role_grants give
+// roles (read, write or all), workspace (” any) where. role_grants give
 // a user a role in a workspace, on the whole workspace (resource_type
-// '') or on one experiment, registered model or endpoint. sessions are
+// ”) or on one experiment, registered model or endpoint. sessions are
 // the UI's cookie sessions (the SHA-256 of the cookie, its CSRF token).
 // audit_events is the append-only, hash-chained audit log: each row's
 // hash covers its fields and the previous row's hash; rows are never
