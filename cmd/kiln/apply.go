@@ -18,6 +18,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/monitor"
+	"github.com/kiln-ml/kiln/pipeline"
 )
 
 // gatePolicies is the API collection of GatePolicy documents.
@@ -62,12 +63,12 @@ func newApplyCmd() *cobra.Command {
 	var dryRun, noDiff bool
 	cmd := &cobra.Command{
 		Use:   "apply -f FILE|DIR|-",
-		Short: "Create or change endpoints, gate policies, monitors and alert receivers from YAML documents",
+		Short: "Create or change endpoints, gate policies, monitors, alert receivers and pipelines from YAML documents",
 		Long: `Make the server hold what the documents say. Each file may hold several
 YAML (or JSON) documents separated by ---; a folder stands for its .yaml, .yml
 and .json files in name order; - reads standard input. Kinds: Endpoint,
 GatePolicy (see docs/declarative.md), Monitor and AlertReceiver (see
-docs/monitors.md).
+docs/monitors.md), Pipeline (see docs/pipelines.md).
 
 Every document is read and checked first: unknown fields, values of the wrong
 type and invalid specs are reported as FILE:LINE:COL: message, and nothing is
@@ -217,6 +218,8 @@ func applyDocument(cmd *cobra.Command, c *client.Client, d *manifestDoc, opts cl
 		}
 	case monitor.KindMonitor, monitor.KindAlertReceiver:
 		return applyMonitorDocument(ctx, c, d, opts, res)
+	case pipeline.KindPipeline:
+		return applyPipelineDocument(ctx, c, d, opts, res)
 	default:
 		return res, fmt.Errorf("kind %q cannot be applied", d.Kind)
 	}
@@ -413,4 +416,46 @@ func documentYAML(v any) (string, error) {
 		return "", err
 	}
 	return b.String(), nil
+}
+
+// applyPipelineDocument applies a Pipeline. The diff is made here, against
+// the stored document (both normalized).
+func applyPipelineDocument(ctx context.Context, c *client.Client, d *manifestDoc, opts client.ChangeOptions, res applyResult) (applyResult, error) {
+	after, err := documentYAML(d.Pipeline)
+	if err != nil {
+		return res, err
+	}
+	live, err := c.GetPipeline(ctx, d.Name)
+	switch {
+	case errors.Is(err, errdefs.ErrNotFound):
+		res.Result = "created"
+		res.Diff = api.UnifiedDiff("/dev/null", d.Ref(), "", after)
+	case err != nil:
+		return res, err
+	default:
+		before, err := documentYAML(&live.Pipeline)
+		if err != nil {
+			return res, err
+		}
+		res.Result = "configured"
+		if res.Diff = api.UnifiedDiff(d.Ref()+" (live)", d.Ref()+" (applied)", before, after); res.Diff == "" {
+			res.Result = "unchanged"
+		}
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	out, err := c.ApplyPipeline(ctx, d.Pipeline, opts.Actor)
+	if err != nil {
+		return res, err
+	}
+	switch {
+	case out.Created:
+		res.Result = "created"
+	case out.Changed:
+		res.Result = "configured"
+	default:
+		res.Result, res.Diff = "unchanged", ""
+	}
+	return res, nil
 }

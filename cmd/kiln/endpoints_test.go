@@ -345,7 +345,7 @@ func TestDeclarativeArgs(t *testing.T) {
 	}{
 		{[]string{"apply"}, `required flag(s) "filename" not set`},
 		{[]string{"apply", "-f", "x.yaml", "-o", "xml"}, `unknown --output "xml"`},
-		{[]string{"get", "pods"}, `unknown resource type "pods": want endpoints, gatepolicies, monitors or alertreceivers`},
+		{[]string{"get", "pods"}, `unknown resource type "pods": want endpoints, gatepolicies, monitors, alertreceivers or pipelines`},
 		{[]string{"describe", "gatepolicy", "q"}, "describe shows endpoints"},
 		{[]string{"delete", "endpoint"}, "accepts 2 arg(s)"},
 		{[]string{"rollout", "status", "iris", "--interval", "0s"}, "--interval must be positive"},

@@ -23,6 +23,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/monitor"
+	"github.com/kiln-ml/kiln/pipeline"
 )
 
 // Resource types of kiln get, describe and delete, by every name they
@@ -32,6 +33,7 @@ const (
 	resGatePolicy = "gatepolicy"
 	resMonitor    = "monitor"
 	resReceiver   = "alertreceiver"
+	resPipeline   = "pipeline"
 )
 
 var resourceNames = map[string]string{
@@ -39,13 +41,14 @@ var resourceNames = map[string]string{
 	"gatepolicy": resGatePolicy, "gatepolicies": resGatePolicy, "gate-policy": resGatePolicy, "gate-policies": resGatePolicy, "gp": resGatePolicy,
 	"monitor": resMonitor, "monitors": resMonitor, "mon": resMonitor,
 	"alertreceiver": resReceiver, "alertreceivers": resReceiver, "alert-receiver": resReceiver, "alert-receivers": resReceiver, "ar": resReceiver,
+	"pipeline": resPipeline, "pipelines": resPipeline, "pl": resPipeline,
 }
 
 func resourceType(arg string) (string, error) {
 	if t, ok := resourceNames[strings.ToLower(arg)]; ok {
 		return t, nil
 	}
-	return "", fmt.Errorf("unknown resource type %q: want endpoints, gatepolicies, monitors or alertreceivers", arg)
+	return "", fmt.Errorf("unknown resource type %q: want endpoints, gatepolicies, monitors, alertreceivers or pipelines", arg)
 }
 
 // completeEndpoints completes endpoint names from the server.
@@ -85,8 +88,11 @@ func (f *clientFlags) completeTypeThenName(types ...string) cobra.CompletionFunc
 		case 0:
 			return types, cobra.ShellCompDirectiveNoFileComp
 		case 1:
-			if t, _ := resourceType(args[0]); t == resEndpoint {
+			switch t, _ := resourceType(args[0]); t {
+			case resEndpoint:
 				return f.completeEndpoints(cmd, toComplete)
+			case resPipeline:
+				return f.completePipelines(cmd, toComplete)
 			}
 		}
 		return nil, cobra.ShellCompDirectiveNoFileComp
@@ -96,8 +102,8 @@ func (f *clientFlags) completeTypeThenName(types ...string) cobra.CompletionFunc
 func newGetCmd() *cobra.Command {
 	f := &clientFlags{}
 	cmd := &cobra.Command{
-		Use:   "get endpoints|endpoint NAME|gatepolicies|gatepolicy NAME|monitors|monitor NAME|alertreceivers|alertreceiver NAME",
-		Short: "List endpoints, gate policies, monitors or alert receivers, or show one",
+		Use:   "get endpoints|endpoint NAME|gatepolicies|gatepolicy NAME|monitors|monitor NAME|alertreceivers|alertreceiver NAME|pipelines|pipeline NAME",
+		Short: "List endpoints, gate policies, monitors, alert receivers or pipelines, or show one",
 		Long: `List the endpoints or gate policies of the server, or show one.
 
 With --output yaml (or json) an endpoint or a gate policy is printed as the
@@ -112,9 +118,10 @@ status of an endpoint (routes, rollout, statistics, events) is what kiln
 describe shows.`,
 		Example: `  kiln get endpoints
   kiln get endpoint churn -o yaml
-  kiln get gatepolicies`,
+  kiln get gatepolicies
+  kiln get pipeline churn-retrain -o yaml > churn-retrain.yaml`,
 		Args:              cobra.RangeArgs(1, 2),
-		ValidArgsFunction: f.completeTypeThenName("endpoints", "gatepolicies", "monitors", "alertreceivers"),
+		ValidArgsFunction: f.completeTypeThenName("endpoints", "gatepolicies", "monitors", "alertreceivers", "pipelines"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
 				return err
@@ -137,6 +144,8 @@ describe shows.`,
 				return f.getEndpoints(ctx, w, c, name)
 			case resMonitor, resReceiver:
 				return f.getMonitorDocuments(ctx, w, c, t, name)
+			case resPipeline:
+				return f.getPipelineDocuments(ctx, w, c, name)
 			default:
 				return f.getGatePolicies(ctx, w, c, name)
 			}
@@ -653,7 +662,7 @@ func newDeleteCmd() *cobra.Command {
 	var files []string
 	var ignoreNotFound bool
 	cmd := &cobra.Command{
-		Use:   "delete endpoint|gatepolicy|monitor|alertreceiver NAME | delete -f FILE|DIR|-",
+		Use:   "delete endpoint|gatepolicy|monitor|alertreceiver|pipeline NAME | delete -f FILE|DIR|-",
 		Short: "Delete an endpoint or a gate policy, by name or by the documents that describe it",
 		Long: `Delete an endpoint (it stops serving; its events stay) or a gate policy, named
 on the command line or by the documents of -f (every Endpoint and GatePolicy
@@ -667,7 +676,7 @@ your login name) and why (--reason).`,
 			}
 			return cobra.ExactArgs(2)(cmd, args)
 		},
-		ValidArgsFunction: f.completeTypeThenName("endpoint", "gatepolicy", "monitor", "alertreceiver"),
+		ValidArgsFunction: f.completeTypeThenName("endpoint", "gatepolicy", "monitor", "alertreceiver", "pipeline"),
 		RunE: func(cmd *cobra.Command, args []string) error {
 			type target struct{ kind, name string }
 			var targets []target
@@ -685,6 +694,8 @@ your login name) and why (--reason).`,
 						t = resMonitor
 					case monitor.KindAlertReceiver:
 						t = resReceiver
+					case pipeline.KindPipeline:
+						t = resPipeline
 					}
 					targets = append(targets, target{t, d.Name})
 				}
@@ -709,6 +720,8 @@ your login name) and why (--reason).`,
 					err = c.DeleteMonitor(cmd.Context(), t.name)
 				case resReceiver:
 					err = c.DeleteAlertReceiver(cmd.Context(), t.name)
+				case resPipeline:
+					err = c.DeletePipeline(cmd.Context(), t.name)
 				default:
 					err = c.DeleteDocument(cmd.Context(), gatePolicies, t.name, opts)
 				}

@@ -31,6 +31,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/monitor"
+	"github.com/kiln-ml/kiln/pipeline"
 )
 
 // Limits of the manifest reader.
@@ -47,7 +48,7 @@ const (
 // Document kinds that kiln apply knows.
 const kindGatePolicy = "GatePolicy"
 
-var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy, monitor.KindMonitor, monitor.KindAlertReceiver}
+var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy, monitor.KindMonitor, monitor.KindAlertReceiver, pipeline.KindPipeline}
 
 // manifestDoc is one document of a manifest.
 type manifestDoc struct {
@@ -66,6 +67,8 @@ type manifestDoc struct {
 	// AlertReceiver.
 	Monitor  *monitor.Monitor
 	Receiver *monitor.AlertReceiver
+	// Pipeline is the document of kind Pipeline, normalized.
+	Pipeline *pipeline.Pipeline
 	// JSON is the document as the API takes it.
 	JSON json.RawMessage
 	// pos maps the field paths of the document to where they are.
@@ -396,6 +399,38 @@ func parseDocument(source string, index int, root *yaml.Node) (*manifestDoc, man
 			d.Receiver, d.Name = x, x.Metadata.Name
 		}
 		d.JSON = data
+	case pipeline.KindPipeline:
+		// Checked here as the pipeline API will check it; sent as JSON.
+		c.check("", root, reflect.TypeOf(pipeline.Pipeline{}))
+		if len(c.errs) > 0 {
+			return nil, c.errs
+		}
+		var p pipeline.Pipeline
+		if err := root.Decode(&p); err != nil {
+			c.failAt(root, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, c.errs
+		}
+		p.Normalize()
+		var fes errdefs.FieldErrors
+		if err := p.Validate(); errors.As(err, &fes) {
+			for _, fe := range fes {
+				if fe.Path == "" {
+					c.failAt(root, "%s", fe.Msg)
+				} else {
+					c.failPath(fe.Path, "%s: %s", fe.Path, fe.Msg)
+				}
+			}
+			return nil, c.errs
+		} else if err != nil {
+			c.failAt(root, "%s", errdefs.Message(err))
+			return nil, c.errs
+		}
+		data, err := json.Marshal(&p)
+		if err != nil {
+			c.failAt(root, "%v", err)
+			return nil, c.errs
+		}
+		d.Pipeline, d.Name, d.JSON = &p, p.Metadata.Name, data
 	default:
 		c.failAt(kindNode, "unknown kind %q (known kinds: %s)", clipString(d.Kind), strings.Join(manifestKinds, ", "))
 		return nil, c.errs
@@ -634,6 +669,9 @@ func (c *checker) check(path string, n *yaml.Node, t reflect.Type) {
 		if err := n.Decode(&v); err != nil || reflect.Zero(t).OverflowInt(v) {
 			c.failAt(n, "%sinteger out of range: %s", where(), clipString(n.Value))
 		}
+	case reflect.Interface:
+		// Any value that JSON can carry (a pipeline parameter's default).
+		c.toJSON(path, n)
 	default:
 		c.failAt(n, "%sunsupported field type %v", where(), t)
 	}
