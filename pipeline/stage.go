@@ -39,20 +39,7 @@ type bucketStager struct {
 func (s *bucketStager) key(ctx context.Context, uri string) (string, error) {
 	switch {
 	case strings.HasPrefix(uri, "mlflow-artifacts:"):
-		rest := strings.TrimPrefix(uri, "mlflow-artifacts:")
-		if strings.HasPrefix(rest, "//") {
-			rest = rest[2:]
-			if i := strings.IndexByte(rest, '/'); i >= 0 {
-				rest = rest[i:]
-			} else {
-				rest = ""
-			}
-		}
-		k, err := blob.CleanKey(strings.TrimLeft(rest, "/"))
-		if err != nil {
-			return "", errdefs.Invalid("artifact URI %q: %v", uri, err)
-		}
-		return k, nil
+		return MLflowArtifactKey(uri)
 	case strings.HasPrefix(uri, "runs:/"):
 		rest := strings.TrimPrefix(uri, "runs:/")
 		id, sub, _ := strings.Cut(rest, "/")
@@ -200,4 +187,24 @@ func (s *bucketStager) put(ctx context.Context, file, key string) error {
 		return fmt.Errorf("store %s: %w", key, err)
 	}
 	return nil
+}
+
+// MLflowArtifactKey returns the artifact-store key of an mlflow-artifacts:
+// URI (mlflow-artifacts:/path, or mlflow-artifacts://host/path, whose host
+// is ignored); errdefs invalid when the path is not a clean key.
+func MLflowArtifactKey(uri string) (string, error) {
+	rest := strings.TrimPrefix(uri, "mlflow-artifacts:")
+	if strings.HasPrefix(rest, "//") {
+		rest = rest[2:]
+		if i := strings.IndexByte(rest, '/'); i >= 0 {
+			rest = rest[i:]
+		} else {
+			rest = ""
+		}
+	}
+	k, err := blob.CleanKey(strings.TrimLeft(rest, "/"))
+	if err != nil {
+		return "", errdefs.Invalid("artifact URI %q: %v", uri, err)
+	}
+	return k, nil
 }

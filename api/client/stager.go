@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/pipeline"
 )
 
 // Stager moves a pipeline step's inputs and outputs between a Kiln
@@ -103,20 +104,7 @@ func (s *Stager) Store(ctx context.Context, src, uri string) error {
 func (s *Stager) key(ctx context.Context, uri string) (string, error) {
 	switch {
 	case strings.HasPrefix(uri, "mlflow-artifacts:"):
-		rest := strings.TrimPrefix(uri, "mlflow-artifacts:")
-		if strings.HasPrefix(rest, "//") {
-			rest = rest[2:]
-			if i := strings.IndexByte(rest, '/'); i >= 0 {
-				rest = rest[i:]
-			} else {
-				rest = ""
-			}
-		}
-		k, err := blob.CleanKey(strings.TrimLeft(rest, "/"))
-		if err != nil {
-			return "", errdefs.Invalid("artifact URI %q: %v", uri, err)
-		}
-		return k, nil
+		return pipeline.MLflowArtifactKey(uri)
 	case strings.HasPrefix(uri, "runs:/"):
 		id, sub, _ := strings.Cut(strings.TrimPrefix(uri, "runs:/"), "/")
 		if id == "" {
