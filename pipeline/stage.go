@@ -158,23 +158,7 @@ func (s *bucketStager) Store(ctx context.Context, src, uri string) error {
 	if err != nil {
 		return err
 	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return s.put(ctx, src, k)
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		return s.put(ctx, p, path.Join(k, filepath.ToSlash(rel)))
-	})
+	return PutTree(src, k, func(file, key string) error { return s.put(ctx, file, key) })
 }
 
 func (s *bucketStager) put(ctx context.Context, file, key string) error {
@@ -207,4 +191,27 @@ func MLflowArtifactKey(uri string) (string, error) {
 		return "", errdefs.Invalid("artifact URI %q: %v", uri, err)
 	}
 	return k, nil
+}
+
+// PutTree calls put for src at key when src is a file, or for each file
+// under the folder src at key/<its path inside src> (what a Stager's
+// Store does with a file or a folder).
+func PutTree(src, key string, put func(file, key string) error) error {
+	fi, err := os.Stat(src)
+	if err != nil {
+		return err
+	}
+	if !fi.IsDir() {
+		return put(src, key)
+	}
+	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
+		if err != nil || d.IsDir() {
+			return err
+		}
+		rel, err := filepath.Rel(src, p)
+		if err != nil {
+			return err
+		}
+		return put(p, path.Join(key, filepath.ToSlash(rel)))
+	})
 }

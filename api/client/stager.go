@@ -6,7 +6,6 @@ import (
 	"errors"
 	"fmt"
 	"io"
-	"io/fs"
 	"net/http"
 	"net/url"
 	"os"
@@ -81,23 +80,7 @@ func (s *Stager) Store(ctx context.Context, src, uri string) error {
 	if key == "" {
 		return errdefs.Invalid("cannot store %s at the artifact store's root", src)
 	}
-	fi, err := os.Stat(src)
-	if err != nil {
-		return err
-	}
-	if !fi.IsDir() {
-		return s.put(ctx, src, key)
-	}
-	return filepath.WalkDir(src, func(p string, d fs.DirEntry, err error) error {
-		if err != nil || d.IsDir() {
-			return err
-		}
-		rel, err := filepath.Rel(src, p)
-		if err != nil {
-			return err
-		}
-		return s.put(ctx, p, path.Join(key, filepath.ToSlash(rel)))
-	})
+	return pipeline.PutTree(src, key, func(file, key string) error { return s.put(ctx, file, key) })
 }
 
 // key maps an artifact URI to its key in the server's artifact store.
