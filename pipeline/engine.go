@@ -740,7 +740,11 @@ func (s *Service) resolveTask(ctx context.Context, ri *runInfo, step *Step, st *
 			ti.Value, key.Inputs[in.Name] = v, v
 		}
 		t.Inputs = append(t.Inputs, ti)
-		if ti.URI != "" {
+		if ref, ok := strings.CutPrefix(ti.URI, "dataset:"); ok {
+			// {{inputs.n}} of a dataset input is the version the run
+			// pinned, "name@N", which kiln data commands take as is.
+			sc.Inputs[in.Name] = ref
+		} else if ti.URI != "" {
 			sc.Inputs[in.Name] = ti.URI
 		} else {
 			sc.Inputs[in.Name] = ti.Value

@@ -117,8 +117,9 @@ type Step struct {
 
 // Input is one thing a step reads; exactly one of Dataset, Artifact, From
 // and Value is set. Dataset and Artifact inputs are materialized under
-// $KILN_INPUTS/<name>; every input's value (a path or a scalar) is also in
-// {{inputs.<name>}} and $KILN_INPUT_<NAME>.
+// $KILN_INPUTS/<name>. {{inputs.<name>}} is the pinned "name@N" of a
+// dataset input, the URI of an artifact input and the value of a scalar
+// one; $KILN_INPUT_<NAME> is the local path (or the scalar).
 type Input struct {
 	Name string `json:"name" yaml:"name"`
 	// Dataset is a dataset version, "name@version" or "name@latest".
