@@ -521,7 +521,6 @@ func (v *specValidator) steps() {
 }
 
 func (v *specValidator) step(path string, st *Step, onExit bool) {
-	s := v.spec
 	if len(st.Command) == 0 {
 		v.fail(path+".command", "is required (the argv to run)")
 	}
@@ -537,9 +536,6 @@ func (v *specValidator) step(path string, st *Step, onExit bool) {
 	if len(st.DependsOn) > maxDependsOn {
 		v.fail(path+".depends_on", "more than %d entries", maxDependsOn)
 		return
-	}
-	if s.Executor == ExecutorKubernetes && st.Image == "" {
-		v.fail(path+".image", "is required with executor kubernetes")
 	}
 	for _, k := range specSortedKeys(st.Env) {
 		if !specEnvRE.MatchString(k) {

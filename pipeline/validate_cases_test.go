@@ -23,7 +23,6 @@ func TestValidateFields(t *testing.T) {
 		{"bad step name", "spec:\n  steps: [{name: 'a b', command: [x]}]", "spec.steps[0].name"},
 		{"step twice", "spec:\n  steps: [{name: a, command: [x]}, {name: a, command: [y]}]", `step "a" is defined twice`},
 		{"no command", "spec:\n  steps: [{name: a}]", "spec.steps[0].command: is required"},
-		{"image with kubernetes", "spec:\n  executor: kubernetes\n  steps: [{name: a, command: [x]}]", "spec.steps[0].image: is required with executor kubernetes"},
 		{"env name", "spec:\n  steps: [{name: a, command: [x], env: {'1A': v}}]", "spec.steps[0].env.1A: is not an environment variable name"},
 		{"parameter name", "spec:\n  parameters: [{name: '9x'}]\n  steps: [{name: a, command: [x]}]", `spec.parameters[0].name: "9x" is not a parameter name`},
 		{"parameter twice", "spec:\n  parameters: [{name: x}, {name: x}]\n  steps: [{name: a, command: [x]}]", `parameter "x" is defined twice`},

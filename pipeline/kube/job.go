@@ -192,14 +192,18 @@ func (e *Executor) BuildJob(t *pipeline.Task) (*batchv1.Job, error) {
 
 	env := make([]corev1.EnvVar, 0, len(envs)+2)
 	for _, k := range slices.Sorted(maps.Keys(envs)) {
-		if k == TaskEnv || (k == "KILN_TOKEN" && o.TokenSecret != "") {
+		if k == TaskEnv || ((k == "KILN_TOKEN" || k == "MLFLOW_TRACKING_TOKEN") && o.TokenSecret != "") {
 			continue
 		}
 		env = append(env, corev1.EnvVar{Name: k, Value: envs[k]})
 	}
 	if o.TokenSecret != "" {
-		env = append(env, corev1.EnvVar{Name: "KILN_TOKEN", ValueFrom: &corev1.EnvVarSource{
-			SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.TokenSecret}, Key: TokenKey}}})
+		// The same token signs in kiln step exec (KILN_TOKEN) and an
+		// MLflow client in the step's command (MLFLOW_TRACKING_TOKEN).
+		for _, name := range []string{"KILN_TOKEN", "MLFLOW_TRACKING_TOKEN"} {
+			env = append(env, corev1.EnvVar{Name: name, ValueFrom: &corev1.EnvVarSource{
+				SecretKeyRef: &corev1.SecretKeySelector{LocalObjectReference: corev1.LocalObjectReference{Name: o.TokenSecret}, Key: TokenKey}}})
+		}
 	}
 	env = append(env, corev1.EnvVar{Name: TaskEnv, Value: task})
 
