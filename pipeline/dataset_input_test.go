@@ -84,3 +84,27 @@ func TestDatasetInputPinned(t *testing.T) {
 		})
 	}
 }
+
+// The log writer a re-attaching executor gets knows when the attempt's
+// last chunk was stored (pipeline.LogCursor), zero when none was.
+func TestLogCursor(t *testing.T) {
+	for name, open := range storetest.TestDatabases(t) {
+		t.Run(name, func(t *testing.T) {
+			e := setup(t, open(t))
+			e.exe.Script("talk", pipelinetest.Result{Log: "hello\n"})
+			put(t, e.svc, "talk", pipeline.Spec{Steps: []pipeline.Step{step("talk"), step("quiet")}})
+			r := run(t, e.svc, pipeline.RunRequest{Pipeline: "talk", NoCache: true})
+			logs, err := e.svc.Logs(context.Background(), r.ID, "talk", 0, 0, 0)
+			if err != nil || len(logs) == 0 {
+				t.Fatalf("logs %v, %v", logs, err)
+			}
+			attempt := logs[len(logs)-1].Attempt
+			if got, want := e.svc.LogCursorOf(r.ID, "talk", attempt), time.UnixMilli(logs[len(logs)-1].Time); !got.Equal(want) {
+				t.Errorf("cursor %v, want the last chunk's time %v", got, want)
+			}
+			if got := e.svc.LogCursorOf(r.ID, "talk", attempt+1); !got.IsZero() {
+				t.Errorf("cursor of an attempt with no log %v, want zero", got)
+			}
+		})
+	}
+}

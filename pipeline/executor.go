@@ -75,6 +75,15 @@ type Attacher interface {
 	Attach(ctx context.Context, t *Task, handle string, log io.Writer) (Outcome, error)
 }
 
+// LogCursor is implemented by the log writer a Service gives Attach:
+// StoredUntil is when the last chunk of the attempt's log was stored by
+// the server that started it (zero when nothing was). An executor that
+// can read the attempt's output from a point in time resumes after it,
+// so the stored lines are not written twice.
+type LogCursor interface {
+	StoredUntil() time.Time
+}
+
 // Stager moves a step's inputs and outputs between the artifact store and
 // a local folder: the local executor uses the server's blob bucket, and
 // `kiln step exec` inside a Kubernetes pod uses the server's HTTP API.

@@ -28,6 +28,9 @@ type logWriter struct {
 	cut     bool
 	timer   *time.Timer
 	started bool
+	// until is when the last chunk stored before this writer was made
+	// was written (LogCursor).
+	until time.Time
 }
 
 // HandleSetter is implemented by the log writer a Service gives an
@@ -40,11 +43,17 @@ type HandleSetter interface {
 
 func newLogWriter(s *Service, st *stepRow) *logWriter {
 	w := &logWriter{s: s, st: st}
-	if seq, err := s.lastLogSeq(context.Background(), st.runID, st.Step, st.Attempt); err == nil {
+	if seq, at, err := s.lastLog(context.Background(), st.runID, st.Step, st.Attempt); err == nil {
 		w.seq = seq
+		if at > 0 {
+			w.until = time.UnixMilli(at)
+		}
 	}
 	return w
 }
+
+// StoredUntil implements LogCursor.
+func (w *logWriter) StoredUntil() time.Time { return w.until }
 
 func (w *logWriter) Write(p []byte) (int, error) {
 	w.mu.Lock()

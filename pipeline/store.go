@@ -280,11 +280,13 @@ func (s *Service) appendLog(ctx context.Context, runID, step string, attempt int
 	return err
 }
 
-func (s *Service) lastLogSeq(ctx context.Context, runID, step string, attempt int) (int64, error) {
-	var seq sql.NullInt64
-	err := s.db.R.QueryRowContext(ctx, s.db.Rebind(`SELECT MAX(seq) FROM pipeline_logs WHERE run_id = ? AND step = ? AND attempt = ?`),
-		runID, step, attempt).Scan(&seq)
-	return seq.Int64, err
+// lastLog returns the last stored chunk's sequence number and time (Unix
+// ms) of an attempt's log, 0 and 0 when none is stored.
+func (s *Service) lastLog(ctx context.Context, runID, step string, attempt int) (seq, at int64, err error) {
+	var q, t sql.NullInt64
+	err = s.db.R.QueryRowContext(ctx, s.db.Rebind(`SELECT MAX(seq), MAX(time) FROM pipeline_logs WHERE run_id = ? AND step = ? AND attempt = ?`),
+		runID, step, attempt).Scan(&q, &t)
+	return q.Int64, t.Int64, err
 }
 
 // cacheLookup returns the newest cached outputs of a key.

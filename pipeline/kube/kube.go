@@ -2,6 +2,7 @@ package kube
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -162,7 +163,7 @@ func (e *Executor) Run(ctx context.Context, t *pipeline.Task, log io.Writer) (pi
 	if hs, ok := log.(pipeline.HandleSetter); ok {
 		hs.SetHandle(h)
 	}
-	return e.wait(ctx, t, job.Namespace, job.Name, log, false)
+	return e.wait(ctx, t, job.Namespace, job.Name, log, time.Time{})
 }
 
 // Attach waits on the Job of handle, which another server created.
@@ -188,8 +189,17 @@ func (e *Executor) Attach(ctx context.Context, t *pipeline.Task, handle string, 
 	if err := matches(job, t); err != nil {
 		return notRun(err.Error()), fmt.Errorf("kubernetes executor: %w", err)
 	}
-	fmt.Fprintf(log, "kiln: re-attached to the Job %s; its pod's log follows from the start\n", handle)
-	return e.wait(ctx, t, ns, name, log, true)
+	var since time.Time
+	if c, ok := log.(pipeline.LogCursor); ok {
+		since = c.StoredUntil()
+	}
+	if since.IsZero() {
+		fmt.Fprintf(log, "kiln: re-attached to the Job %s; its pod's log follows from the start\n", handle)
+	} else {
+		fmt.Fprintf(log, "kiln: re-attached to the Job %s; its pod's log follows from the lines after %s (the last stored)\n",
+			handle, since.UTC().Format(time.RFC3339Nano))
+	}
+	return e.wait(ctx, t, ns, name, log, since)
 }
 
 // stopped deletes the Job after a failure to follow it and reports err.
@@ -223,12 +233,15 @@ type watcher struct {
 	streaming map[string]bool // pods whose log is being streamed
 	wg        sync.WaitGroup
 	streamCtx context.Context
+	since     time.Time // skip log lines up to this time (a re-attach)
 }
 
 // wait polls the Job until it ends or ctx does.
-func (e *Executor) wait(ctx context.Context, t *pipeline.Task, ns, name string, log io.Writer, attached bool) (pipeline.Outcome, error) {
+// A non-zero since (a re-attach) skips the pod's log lines written
+// until then.
+func (e *Executor) wait(ctx context.Context, t *pipeline.Task, ns, name string, log io.Writer, since time.Time) (pipeline.Outcome, error) {
 	streamCtx, stopStreams := context.WithCancel(context.Background())
-	w := &watcher{e: e, t: t, ns: ns, name: name, log: &syncWriter{w: log}, notes: map[string]bool{},
+	w := &watcher{e: e, t: t, ns: ns, name: name, since: since, log: &syncWriter{w: log}, notes: map[string]bool{},
 		streaming: map[string]bool{}, streamCtx: streamCtx}
 	defer func() {
 		stopStreams()
@@ -334,7 +347,14 @@ func (w *watcher) follow(pod *corev1.Pod) {
 		return
 	}
 	w.streaming[pod.Name] = true
-	req := w.e.o.Client.CoreV1().Pods(w.ns).GetLogs(pod.Name, &corev1.PodLogOptions{Container: StepContainer, Follow: true})
+	opts := &corev1.PodLogOptions{Container: StepContainer, Follow: true}
+	if !w.since.IsZero() {
+		// The kubelet's times are exact; SinceTime has second precision,
+		// so the lines of that second are filtered here.
+		st := metav1.NewTime(w.since.Truncate(time.Second))
+		opts.SinceTime, opts.Timestamps = &st, true
+	}
+	req := w.e.o.Client.CoreV1().Pods(w.ns).GetLogs(pod.Name, opts)
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
@@ -346,13 +366,40 @@ func (w *watcher) follow(pod *corev1.Pod) {
 			return
 		}
 		defer rc.Close()
-		copyLines(rc, w.log)
+		if opts.Timestamps {
+			copyLinesAfter(rc, w.log, w.since)
+		} else {
+			copyLines(rc, w.log)
+		}
 	}()
+}
+
+// copyLinesAfter copies the lines of a log read with timestamps (each
+// line "RFC3339Nano-time SP text") whose time is after since, without the
+// time. A line whose time does not parse is kept whole.
+func copyLinesAfter(r io.Reader, w io.Writer, since time.Time) {
+	copyLinesFunc(r, w, func(line []byte) []byte {
+		ts, text, ok := bytes.Cut(line, []byte(" "))
+		t, err := time.Parse(time.RFC3339Nano, string(ts))
+		switch {
+		case !ok || err != nil:
+			return line
+		case t.After(since):
+			return text
+		}
+		return nil
+	})
 }
 
 // copyLines copies r to w a line at a time (a last line without a newline
 // gets one).
 func copyLines(r io.Reader, w io.Writer) {
+	copyLinesFunc(r, w, func(line []byte) []byte { return line })
+}
+
+// copyLinesFunc copies what keep returns of each line of r (newline
+// included; a last line without one gets one) to w.
+func copyLinesFunc(r io.Reader, w io.Writer, keep func([]byte) []byte) {
 	br := bufio.NewReaderSize(r, 64<<10)
 	for {
 		line, err := br.ReadBytes('\n')
@@ -360,7 +407,9 @@ func copyLines(r io.Reader, w io.Writer) {
 			if line[len(line)-1] != '\n' {
 				line = append(line, '\n')
 			}
-			w.Write(line)
+			if out := keep(line); len(out) > 0 {
+				w.Write(out)
+			}
 		}
 		if err != nil {
 			return

@@ -503,3 +503,70 @@ func TestWireRoundTrip(t *testing.T) {
 		}
 	}
 }
+
+// cursorLog is a recLog that knows what the server before had stored.
+type cursorLog struct {
+	recLog
+	until time.Time
+}
+
+func (l *cursorLog) StoredUntil() time.Time { return l.until }
+
+// After a re-attach the pod's log is read with timestamps from the second
+// of the last stored chunk, and only the lines after it are written.
+func TestAttachResumesLog(t *testing.T) {
+	until := time.Date(2026, 12, 3, 10, 0, 5, 500_000_000, time.UTC)
+	logs := "2026-12-03T10:00:05.200000000Z stored before\n" +
+		"2026-12-03T10:00:05.500000000Z stored at the cut\n" +
+		"2026-12-03T10:00:05.700000000Z after the cut\n" +
+		"not a timestamped line\n" +
+		"2026-12-03T10:00:09Z last line without a newline"
+	k := &cluster{t: t, c: fake.NewClientset()}
+	var opts *corev1.PodLogOptions
+	var mu sync.Mutex
+	k.c.PrependReactor("get", "pods", func(a k8stesting.Action) (bool, runtime.Object, error) {
+		if a.GetSubresource() != "log" {
+			return false, nil, nil
+		}
+		if g, ok := a.(k8stesting.GenericAction); ok {
+			mu.Lock()
+			opts, _ = g.GetValue().(*corev1.PodLogOptions)
+			mu.Unlock()
+		}
+		return true, &runtime.Unknown{Raw: []byte(logs)}, nil
+	})
+	other := newTestExecutor(t, Options{Client: k.c})
+	task := testTask()
+	job, _ := other.BuildJob(task)
+	if _, err := k.c.BatchV1().Jobs("ml").Create(context.Background(), job, metav1.CreateOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	k.pod(job, running)
+	e := newTestExecutor(t, Options{Client: k.c})
+	log := &cursorLog{until: until}
+	ch := make(chan result, 1)
+	go func() {
+		out, err := e.Attach(context.Background(), task, "ml/"+job.Name, log)
+		ch <- result{out, err}
+	}()
+	time.Sleep(20 * time.Millisecond)
+	msg, _ := EncodeOutcome(pipeline.Outcome{ExitCode: 0}, "")
+	k.pod(job, terminated(0, "Completed", msg))
+	k.finish(job, batchv1.JobComplete, "", "")
+	if r := await(t, ch); r.err != nil || r.out.ExitCode != 0 {
+		t.Fatalf("Attach = %+v, %v", r.out, r.err)
+	}
+	got := log.String()
+	want := "after the cut\nnot a timestamped line\nlast line without a newline\n"
+	if !strings.HasSuffix(got, want) || strings.Contains(got, "stored before") || strings.Contains(got, "stored at the cut") {
+		t.Errorf("log %q, want it to end with %q and hold no stored line", got, want)
+	}
+	if !strings.Contains(got, "after 2026-12-03T10:00:05.5Z") {
+		t.Errorf("log %q does not name the cursor", got)
+	}
+	mu.Lock()
+	defer mu.Unlock()
+	if opts == nil || !opts.Timestamps || opts.SinceTime == nil || !opts.SinceTime.Time.Equal(until.Truncate(time.Second)) {
+		t.Errorf("PodLogOptions %+v, want Timestamps and SinceTime %s", opts, until.Truncate(time.Second))
+	}
+}
