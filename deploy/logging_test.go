@@ -3,6 +3,8 @@ package deploy
 import (
 	"strings"
 	"testing"
+
+	"github.com/kiln-ml/kiln/pii"
 )
 
 func TestLoggingSpec(t *testing.T) {
@@ -25,6 +27,9 @@ func TestLoggingSpec(t *testing.T) {
 		{"rate above 1", &Logging{SampleRate: 1.5}, "spec.logging.sample_rate"},
 		{"negative rate", &Logging{SampleRate: -0.1}, "spec.logging.sample_rate"},
 		{"bad header", &Logging{SubjectHeader: "X Customer"}, "spec.logging.subject_header"},
+		{"pii", &Logging{PII: &LogPII{Mask: true, Kinds: []pii.Kind{pii.Email, pii.Card}, Custom: map[string]string{"employee": `EMP-\d{6}`}}}, ""},
+		{"pii unknown kind", &Logging{PII: &LogPII{Mask: true, Kinds: []pii.Kind{"passport"}}}, `spec.logging.pii: unknown PII kind "passport"`},
+		{"pii bad regexp", &Logging{PII: &LogPII{Mask: true, Custom: map[string]string{"x": "("}}}, `spec.logging.pii: custom PII detector "x"`},
 	}
 	for _, tc := range tests {
 		err := base(tc.l).Validate()

@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/pii"
 )
 
 // APIVersion is the apiVersion of Kiln's declarative documents.
@@ -93,6 +94,27 @@ type Logging struct {
 	// the request's subject key (a customer id, for erasure and slicing);
 	// default "X-Kiln-Subject".
 	SubjectHeader string `json:"subject_header,omitempty" yaml:"subject_header,omitempty"`
+	// PII masks personal data in the logged string inputs and outputs
+	// (and error messages) before they are written; nil logs them as
+	// they came.
+	PII *LogPII `json:"pii,omitempty" yaml:"pii,omitempty"`
+}
+
+// LogPII chooses what the prediction log masks (package pii): with Mask,
+// every built-in kind unless Kinds names some, plus the Custom detectors
+// (name → regular expression).
+type LogPII struct {
+	Mask   bool              `json:"mask" yaml:"mask"`
+	Kinds  []pii.Kind        `json:"kinds,omitempty" yaml:"kinds,omitempty"`
+	Custom map[string]string `json:"custom,omitempty" yaml:"custom,omitempty"`
+}
+
+// Scanner returns the detectors of p (nil when p masks nothing).
+func (p *LogPII) Scanner() (*pii.Scanner, error) {
+	if p == nil || !p.Mask {
+		return nil, nil
+	}
+	return pii.New(pii.Config{Kinds: p.Kinds, Custom: p.Custom})
 }
 
 // DefaultSubjectHeader is the subject header of Logging.
@@ -447,6 +469,9 @@ func (e *Endpoint) Validate() error {
 		}
 		if l.SubjectHeader != "" && !validHeaderName(l.SubjectHeader) {
 			add("spec.logging.subject_header", "is not a valid header name: %q", l.SubjectHeader)
+		}
+		if _, err := l.PII.Scanner(); err != nil {
+			add("spec.logging.pii", "%s", errdefs.Message(err))
 		}
 	}
 	if len(errs) == 0 {

@@ -15,12 +15,14 @@ package predlog
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
 	"math/rand/v2"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -31,6 +33,7 @@ import (
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/model"
+	"github.com/kiln-ml/kiln/pii"
 	"github.com/kiln-ml/kiln/serving"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/tensor"
@@ -138,6 +141,7 @@ type Log struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 	colNames sync.Map // *model.Signature → []string (or nil)
+	scanners sync.Map // JSON of a deploy.LogPII → *pii.Scanner
 
 	unshipped atomic.Int64
 }
@@ -245,6 +249,9 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 	if set.Mode == deploy.LogAll || set.Mode == deploy.LogResponse {
 		r.Outputs = c.Outputs
 	}
+	if sc := l.scanner(name, set.PII); sc != nil {
+		r.Inputs, r.Outputs, r.Error = maskTensors(sc, r.Inputs), maskTensors(sc, r.Outputs), sc.Mask(r.Error)
+	}
 	bp := framePool.Get().(*[]byte)
 	buf := appendFrame((*bp)[:0], &r)
 	l.write(name, buf)
@@ -252,6 +259,60 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 		*bp = buf[:0]
 		framePool.Put(bp)
 	}
+}
+
+// scanner returns the PII scanner of an endpoint's settings (nil when it
+// masks nothing), compiled once per distinct setting.
+func (l *Log) scanner(endpoint string, p *deploy.LogPII) *pii.Scanner {
+	if p == nil || !p.Mask {
+		return nil
+	}
+	key, _ := json.Marshal(p)
+	if v, ok := l.scanners.Load(string(key)); ok {
+		return v.(*pii.Scanner)
+	}
+	sc, err := p.Scanner()
+	if err != nil { // refused when the endpoint was applied; mask everything
+		l.opts.Logger.Warn("prediction log: invalid PII settings; masking every built-in kind", "endpoint", endpoint, "err", err)
+		sc = pii.Default
+	}
+	l.scanners.Store(string(key), sc)
+	return sc
+}
+
+// maskTensors returns ts with the string elements masked: a tensor with
+// nothing to mask is kept, one with something is copied (the caller's
+// tensors are the response's).
+func maskTensors(sc *pii.Scanner, ts []*tensor.Tensor) []*tensor.Tensor {
+	var out []*tensor.Tensor
+	for i, t := range ts {
+		s, ok := t.Data.([]string)
+		if !ok || t.DType != tensor.String {
+			continue
+		}
+		var masked []string
+		for j, v := range s {
+			if m := sc.Mask(v); m != v {
+				if masked == nil {
+					masked = slices.Clone(s)
+				}
+				masked[j] = m
+			}
+		}
+		if masked == nil {
+			continue
+		}
+		if out == nil {
+			out = slices.Clone(ts)
+		}
+		c := *t
+		c.Data = masked
+		out[i] = &c
+	}
+	if out == nil {
+		return ts
+	}
+	return out
 }
 
 // defaultLogging is what an endpoint the Settings do not know logs.

@@ -24,6 +24,7 @@ import (
 	"github.com/kiln-ml/kiln/dataset/table"
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/model"
+	"github.com/kiln-ml/kiln/pii"
 	"github.com/kiln-ml/kiln/serving"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/store/storetest"
@@ -597,5 +598,45 @@ func TestSummaryEncodingCompressesLargeOnes(t *testing.T) {
 	small, _ := encodeSummary(newSummary())
 	if strings.HasPrefix(small, summaryGzipPrefix) {
 		t.Fatal("small summary compressed")
+	}
+}
+
+// With logging.pii.mask the string inputs, outputs and errors are logged
+// masked, and the caller's tensors are left as they were.
+func TestPIIMasking(t *testing.T) {
+	e := newEnv(t, sqliteDB(t))
+	l := e.open(t, func(o *Options) {
+		o.Settings = fakeSettings{
+			"masked": {PII: &deploy.LogPII{Mask: true}},
+			"emails": {PII: &deploy.LogPII{Mask: true, Kinds: []pii.Kind{pii.Email}}},
+		}
+	})
+	text := func() []*tensor.Tensor {
+		return []*tensor.Tensor{{Name: "text", DType: tensor.String, Shape: []int64{2},
+			Data: []string{"mail ada@example.com, card 4242 4242 4242 4242", "no personal data"}}}
+	}
+	for _, ep := range []string{"masked", "emails", "plain"} {
+		in := text()
+		c := call(ep, ep, in, nil)
+		c.Err = errors.New("bad request from 10.1.2.3")
+		l.Observe(context.Background(), c)
+		if got := in[0].Data.([]string)[0]; got != "mail ada@example.com, card 4242 4242 4242 4242" {
+			t.Fatalf("%s: the caller's tensor changed: %q", ep, got)
+		}
+	}
+	if err := l.Flush(context.Background(), ""); err != nil {
+		t.Fatal(err)
+	}
+	for _, tc := range []struct {
+		ep, first, err string
+	}{
+		{"masked", "mail [EMAIL], card [CARD ••••4242]", "bad request from [IPV4]"},
+		{"emails", "mail [EMAIL], card 4242 4242 4242 4242", "bad request from 10.1.2.3"},
+		{"plain", "mail ada@example.com, card 4242 4242 4242 4242", "bad request from 10.1.2.3"},
+	} {
+		_, rows := e.scan(t, tc.ep)
+		if len(rows) != 2 || rows[0]["inputs.text"] != tc.first || rows[1]["inputs.text"] != "no personal data" || rows[0][ColError] != tc.err {
+			t.Errorf("%s: rows %v, want inputs.text %q and error %q", tc.ep, rows, tc.first, tc.err)
+		}
 	}
 }
