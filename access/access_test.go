@@ -362,3 +362,22 @@ func FuzzAuthorization(f *testing.F) {
 		}
 	})
 }
+
+// Text PostgreSQL would refuse (NUL, invalid UTF-8) is stored replaced,
+// and the chain still verifies.
+func TestAuditOddText(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB) {
+		au := NewAudit(db)
+		e := &Event{Actor: "ada", Action: "PUT /api/2.0/mlflow-artifacts/artifacts/{path...}", Status: 200,
+			Path: "/api/2.0/mlflow-artifacts/artifacts/a\x00b", Resource: "run/\xff\xfe", Detail: "bad\x00"}
+		if err := au.Append(ctx, e); err != nil {
+			t.Fatal(err)
+		}
+		if e.Path != "/api/2.0/mlflow-artifacts/artifacts/a\uFFFDb" || e.Resource != "run/\uFFFD" || e.Detail != "bad\uFFFD" {
+			t.Errorf("stored %+v", e)
+		}
+		if v, err := au.Verify(ctx); err != nil || !v.OK || v.Events != 1 {
+			t.Fatalf("verify: %+v %v", v, err)
+		}
+	})
+}

@@ -8,8 +8,10 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"sync"
 	"time"
+	"unicode/utf8"
 
 	"github.com/kiln-ml/kiln/store"
 )
@@ -96,6 +98,7 @@ const auditLockKey = 0x6b696c6e61756474 // "kilnaudt"
 // Hash. It returns when the event is committed (on SQLite, in a group
 // commit with the appends that arrive at the same time).
 func (a *Audit) Append(ctx context.Context, e *Event) error {
+	e.sanitize()
 	if e.Time == 0 {
 		e.Time = a.now().UnixMilli()
 	}
@@ -256,5 +259,18 @@ func (a *Audit) Verify(ctx context.Context) (Verification, error) {
 			return c.Result(), nil
 		}
 		after = evs[len(evs)-1].Seq
+	}
+}
+
+// sanitize makes the event's text storable in every database before it
+// is hashed: PostgreSQL's TEXT refuses NUL bytes and invalid UTF-8 (a
+// request path with %00, a name clipped inside a rune), which would lose
+// the event. NUL becomes U+FFFD, as do invalid sequences.
+func (e *Event) sanitize() {
+	for _, f := range []*string{&e.Actor, &e.Auth, &e.Action, &e.Method, &e.Path, &e.Workspace, &e.Resource,
+		&e.RequestID, &e.SourceIP, &e.UserAgent, &e.Detail} {
+		if !utf8.ValidString(*f) || strings.IndexByte(*f, 0) >= 0 {
+			*f = strings.ReplaceAll(strings.ToValidUTF8(*f, "\uFFFD"), "\x00", "\uFFFD")
+		}
 	}
 }
