@@ -139,6 +139,7 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/datasets": read, "GET /api/v1/datasets/{name}": read, "GET /api/v1/datasets/{name}/versions": read,
 		"GET /api/v1/datasets/{name}/versions/{version}": read, "GET /api/v1/datasets/{name}/versions/{version}/diff": read,
 		"GET /api/v1/datasets/{name}/versions/{version}/lineage": read, "GET /api/v1/datasets/{name}/versions/{version}/profile": read,
+		"GET /api/v1/datasets/{name}/versions/{version}/pii": read,
 		"GET /api/v1/datasets/{name}/versions/{version}/validations": read,
 		"POST /api/v1/datasets": write, "POST /api/v1/datasets/{name}/versions": write, "PATCH /api/v1/datasets/{name}": write,
 		"PATCH /api/v1/datasets/{name}/versions/{version}":                       write,

@@ -28,6 +28,7 @@ import (
 func (h *Handler) registerTables(mux Mux) {
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/diff", h.diff)
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/profile", h.getProfile)
+	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/pii", h.scanPII)
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/profile", h.computeProfile)
 	h.handle(mux, "GET", "/datasets/{name}/versions/{version}/validations", h.listValidations)
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/validations", h.validateVersion)

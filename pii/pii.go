@@ -228,17 +228,23 @@ func NewColumnReport(sc *Scanner) *ColumnReport {
 func (r *ColumnReport) AddRow(row map[string]string) {
 	r.Rows++
 	for col, v := range row {
-		if v == "" {
-			continue
-		}
-		c := r.Columns[col]
-		if c == nil {
-			c = Counts{}
-		}
-		if r.scanner.Count(c, v) {
-			r.Columns[col] = c
-			r.Values[col]++
-		}
+		r.Cell(col, v)
+	}
+}
+
+// Cell scans one cell of column (rows are counted by the caller, in Rows,
+// or by AddRow).
+func (r *ColumnReport) Cell(col, v string) {
+	if v == "" {
+		return
+	}
+	c := r.Columns[col]
+	if c == nil {
+		c = Counts{}
+	}
+	if r.scanner.Count(c, v) {
+		r.Columns[col] = c
+		r.Values[col]++
 	}
 }
 

@@ -302,6 +302,21 @@ func (c *Client) Profile(ctx context.Context, ref dataset.VersionRef) (*api.Prof
 	return &out, c.call(ctx, "GET", c.versionURL(ref, nil, "profile"), nil, &out)
 }
 
+// PII scans a version's table files for personal data on the server
+// (path: one table file, or "" for all; kinds: "" for every built-in
+// kind, else a comma-separated list).
+func (c *Client) PII(ctx context.Context, ref dataset.VersionRef, path, kinds string) (*api.PIIReport, error) {
+	q := url.Values{}
+	if path != "" {
+		q.Set("path", path)
+	}
+	if kinds != "" {
+		q.Set("kinds", kinds)
+	}
+	var out api.PIIReport
+	return &out, c.call(ctx, "GET", c.versionURL(ref, q, "pii"), nil, &out)
+}
+
 // ComputeProfile profiles a version on the server (path: one table file,
 // or "" for all).
 func (c *Client) ComputeProfile(ctx context.Context, ref dataset.VersionRef, path string) (*api.ProfileResponse, error) {

@@ -5,9 +5,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"maps"
 	"os"
 	"os/user"
 	"path/filepath"
+	"slices"
 	"sort"
 	"strconv"
 	"strings"
@@ -63,7 +65,7 @@ pull and checkout write folders from.`,
 	f.register(cmd)
 	cmd.PersistentFlags().StringVar(&f.cacheDir, "cache-dir", "", "local cache folder (default $KILN_CACHE_DIR, else <user cache dir>/kiln)")
 	cmd.AddCommand(f.addCmd(), f.pushCmd(), f.pullCmd(), f.checkoutCmd(), f.listCmd(), f.versionsCmd(), f.showCmd(),
-		f.diffCmd(), f.tagCmd(), f.profileCmd(), f.validateCmd(), f.splitCmd(), f.lineageCmd())
+		f.diffCmd(), f.tagCmd(), f.profileCmd(), f.piiCmd(), f.validateCmd(), f.splitCmd(), f.lineageCmd())
 	return cmd
 }
 
@@ -907,6 +909,75 @@ of one schema is profiled as one table; --path picks one file.`,
 	}
 	cmd.Flags().StringVar(&path, "path", "", "profile only this table file of the version (not stored)")
 	cmd.Flags().BoolVar(&recompute, "recompute", false, "compute the profile again")
+	return cmd
+}
+
+func (f *dataFlags) piiCmd() *cobra.Command {
+	var path, kinds string
+	var fail bool
+	cmd := &cobra.Command{
+		Use:   "pii NAME[@VERSION]",
+		Short: "Count personal data (emails, phones, cards, national ids, IPs) in a version's tables",
+		Long: `Scan the string columns of a version's table files on the server for
+personal data: email addresses, phone numbers, payment card numbers (Luhn
+checked), US SSNs, UK National Insurance numbers and IPv4/IPv6 addresses
+(see docs/data-protection.md). The report counts findings per file, column
+and kind; it never shows the values. With --fail the exit status is 1 when
+anything was found, so it can gate CI.`,
+		Example: `  kiln data pii tickets@3
+  kiln data pii tickets --kinds email,phone --fail
+  kiln data pii tickets@3 --path train.parquet -o json`,
+		Args:              cobra.ExactArgs(1),
+		ValidArgsFunction: f.completeDatasets,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			if err := f.checkOutput(); err != nil {
+				return err
+			}
+			ref, err := dataset.ParseVersionRef(args[0])
+			if err != nil {
+				return err
+			}
+			c, err := f.client()
+			if err != nil {
+				return err
+			}
+			rep, err := c.PII(cmd.Context(), ref, path, kinds)
+			if err != nil {
+				return err
+			}
+			found := 0
+			err = f.print(cmd.OutOrStdout(), rep, func(w io.Writer) error {
+				fmt.Fprintln(w, "FILE\tCOLUMN\tROWS\tCELLS WITH PII\tFINDINGS")
+				for _, fr := range rep.Files {
+					for _, col := range slices.Sorted(maps.Keys(fr.Columns)) {
+						var parts []string
+						for _, k := range rep.Kinds {
+							if n := fr.Columns[col][k]; n > 0 {
+								parts = append(parts, fmt.Sprintf("%s=%d", k, n))
+							}
+						}
+						fmt.Fprintf(w, "%s\t%s\t%d\t%d\t%s\n", fr.Path, col, fr.Rows, fr.Values[col], strings.Join(parts, " "))
+					}
+				}
+				return nil
+			})
+			for _, fr := range rep.Files {
+				for _, n := range fr.Values {
+					found += int(n)
+				}
+			}
+			if err == nil && f.output == "table" {
+				fmt.Fprintf(cmd.ErrOrStderr(), "%s: %d cells with personal data in %d files\n", rep.Version, found, len(rep.Files))
+			}
+			if err == nil && fail && found > 0 {
+				return exitError{code: 1}
+			}
+			return err
+		},
+	}
+	cmd.Flags().StringVar(&path, "path", "", "scan only this table file of the version")
+	cmd.Flags().StringVar(&kinds, "kinds", "", "comma-separated kinds to look for: email, card, ssn, nino, ipv4, ipv6, phone (default all)")
+	cmd.Flags().BoolVar(&fail, "fail", false, "exit 1 when personal data is found")
 	return cmd
 }
 
