@@ -116,4 +116,7 @@ def main() -> None:
 
 
 if __name__ == "__main__":
+    # A step that hangs says where: every 90 s the stacks go to the step's log.
+    import faulthandler
+    faulthandler.dump_traceback_later(90, repeat=True)
     main()
