@@ -15,7 +15,6 @@ package predlog
 
 import (
 	"context"
-	"encoding/json"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -141,7 +140,7 @@ type Log struct {
 	stop     chan struct{}
 	done     sync.WaitGroup
 	colNames sync.Map // *model.Signature → []string (or nil)
-	scanners sync.Map // JSON of a deploy.LogPII → *pii.Scanner
+	scanners sync.Map // endpoint → *maskSetting
 
 	unshipped atomic.Int64
 }
@@ -262,22 +261,31 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 }
 
 // scanner returns the PII scanner of an endpoint's settings (nil when it
-// masks nothing), compiled once per distinct setting.
+// masks nothing). It is compiled once per endpoint and setting: the
+// settings of an unchanged endpoint carry the same *LogPII, so the hot
+// path is one map load and a pointer compare.
 func (l *Log) scanner(endpoint string, p *deploy.LogPII) *pii.Scanner {
 	if p == nil || !p.Mask {
 		return nil
 	}
-	key, _ := json.Marshal(p)
-	if v, ok := l.scanners.Load(string(key)); ok {
-		return v.(*pii.Scanner)
+	if v, ok := l.scanners.Load(endpoint); ok {
+		if m := v.(*maskSetting); m.p == p {
+			return m.sc
+		}
 	}
 	sc, err := p.Scanner()
 	if err != nil { // refused when the endpoint was applied; mask everything
 		l.opts.Logger.Warn("prediction log: invalid PII settings; masking every built-in kind", "endpoint", endpoint, "err", err)
 		sc = pii.Default
 	}
-	l.scanners.Store(string(key), sc)
+	l.scanners.Store(endpoint, &maskSetting{p: p, sc: sc})
 	return sc
+}
+
+// maskSetting is an endpoint's compiled PII setting.
+type maskSetting struct {
+	p  *deploy.LogPII
+	sc *pii.Scanner
 }
 
 // maskTensors returns ts with the string elements masked: a tensor with
