@@ -881,14 +881,7 @@ of one schema is profiled as one table; --path picks one file.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: f.completeDatasets,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			ref, err := dataset.ParseVersionRef(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
+			ref, c, err := f.versionClient(args[0])
 			if err != nil {
 				return err
 			}
@@ -912,6 +905,20 @@ of one schema is profiled as one table; --path picks one file.`,
 	return cmd
 }
 
+// versionClient checks --output, parses a NAME[@VERSION] argument and
+// makes the server's client: the opening of the commands on one version.
+func (f *dataFlags) versionClient(arg string) (dataset.VersionRef, *client.Client, error) {
+	if err := f.checkOutput(); err != nil {
+		return dataset.VersionRef{}, nil, err
+	}
+	ref, err := dataset.ParseVersionRef(arg)
+	if err != nil {
+		return dataset.VersionRef{}, nil, err
+	}
+	c, err := f.client()
+	return ref, c, err
+}
+
 func (f *dataFlags) piiCmd() *cobra.Command {
 	var path, kinds string
 	var fail bool
@@ -930,14 +937,7 @@ anything was found, so it can gate CI.`,
 		Args:              cobra.ExactArgs(1),
 		ValidArgsFunction: f.completeDatasets,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			if err := f.checkOutput(); err != nil {
-				return err
-			}
-			ref, err := dataset.ParseVersionRef(args[0])
-			if err != nil {
-				return err
-			}
-			c, err := f.client()
+			ref, c, err := f.versionClient(args[0])
 			if err != nil {
 				return err
 			}
