@@ -152,7 +152,9 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/content/manifests/{digest}":                                 read, "GET /api/v1/content/objects/{digest}": read,
 		"POST /api/v1/content/objects": write, "POST /api/v1/content/objects/missing": read,
 		"PUT /api/v1/content/manifests/{digest}": write, "PUT /api/v1/content/objects/{digest}": write,
-		// Lineage.
+		// Lineage. The graph needs read access to the workspace: it names
+		// nodes across experiments, models and endpoints.
+		"GET /api/v1/lineage":                                              read,
 		"GET /api/v1/runs/{run_id}/datasets":                               {ActionRead, ResourceExperiment, "run:run_id"},
 		"GET /api/v1/models/{model}/versions/{model_version}/datasets":     model(ActionRead),
 		"GET /api/v1/models/{model}/versions/{model_version}/gate-results": model(ActionRead),

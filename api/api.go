@@ -101,7 +101,10 @@ type Deps struct {
 	// Approvals, if set, serves /approval-policies and
 	// /approval-requests (api/approvals.go).
 	Approvals *approval.Service
-	Logger    *slog.Logger
+	// Lineage, if set, serves the lineage graph (GET /lineage; a
+	// *lineage.Stores).
+	Lineage LineageGraph
+	Logger  *slog.Logger
 }
 
 // Handler serves the API.

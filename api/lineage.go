@@ -17,6 +17,7 @@ func (h *Handler) registerLineage(mux Mux) {
 	h.handle(mux, "POST", "/datasets/{name}/versions/{version}/lineage/model-versions", h.linkModel)
 	h.handle(mux, "GET", "/runs/{run_id}/datasets", h.runDatasets)
 	h.handle(mux, "GET", "/models/{model}/versions/{model_version}/datasets", h.modelDatasets)
+	h.handle(mux, "GET", "/lineage", h.lineageGraph)
 }
 
 func (h *Handler) lineage(ctx context.Context, v *dataset.Version) (*Lineage, error) {

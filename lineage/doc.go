@@ -4,6 +4,8 @@
 // "logged-model:ID", "model:NAME/V", "endpoint:NAME", "monitor:NAME",
 // "alert:MONITOR/RULE", "pipeline-run:ID") and the edges between them.
 //
-// This first part holds the node ids only; the walker, the API route and
-// the OpenLineage events are not written yet.
+// Walk walks the graph from a node over a Source, upstream, downstream or
+// both, bounded in depth and size; Stores is the Source over Kiln's
+// stores (served as GET /api/v1/lineage), and Graph.Dot renders an answer
+// for Graphviz.
 package lineage
