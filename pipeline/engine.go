@@ -788,6 +788,11 @@ func (s *Service) resolveTask(ctx context.Context, ri *runInfo, step *Step, st *
 	if s.o.ExternalURL != "" {
 		t.Env["KILN_URL"] = s.o.ExternalURL
 		t.Env["MLFLOW_TRACKING_URI"] = s.o.ExternalURL
+		// The registry too: an MLFLOW_REGISTRY_URI inherited from the
+		// server's environment would send register_model elsewhere.
+		if _, set := step.Env["MLFLOW_REGISTRY_URI"]; !set {
+			t.Env["MLFLOW_REGISTRY_URI"] = s.o.ExternalURL
+		}
 	}
 	t.OutputPrefix = fmt.Sprintf("mlflow-artifacts:/pipelines/%s/%s/%s/%d/outputs", ri.pipeline, ri.id, step.Name, st.Attempt)
 	return t, key, nil

@@ -161,7 +161,7 @@ func (c *CommandObjective) run(ctx context.Context, t *Trial, runID string) (flo
 	if uri == "" {
 		uri = c.Tracking.URL
 	}
-	env = append(env, "MLFLOW_TRACKING_URI="+uri, "MLFLOW_RUN_ID="+runID, "MLFLOW_EXPERIMENT_ID="+c.ExperimentID,
+	env = append(env, "MLFLOW_TRACKING_URI="+uri, "MLFLOW_REGISTRY_URI="+uri, "MLFLOW_RUN_ID="+runID, "MLFLOW_EXPERIMENT_ID="+c.ExperimentID,
 		"KILN_STUDY="+c.Study, "KILN_TRIAL="+strconv.Itoa(t.Number()))
 	for _, p := range sortedKeys(t.Params()) {
 		env = append(env, EnvName(p)+"="+t.Params().String(p))

@@ -164,6 +164,7 @@ func (e *Executor) BuildJob(t *pipeline.Task) (*batchv1.Job, error) {
 	if o.ServerURL != "" {
 		tt.Env["KILN_URL"] = o.ServerURL
 		tt.Env["MLFLOW_TRACKING_URI"] = o.ServerURL
+		tt.Env["MLFLOW_REGISTRY_URI"] = o.ServerURL
 	}
 	// The step's environment travels as the container's (visible to
 	// kubectl describe), not twice in KILN_TASK.

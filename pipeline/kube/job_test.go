@@ -144,7 +144,7 @@ func TestJobSpec(t *testing.T) {
 	for _, v := range c.Env {
 		env[v.Name] = v.Value
 	}
-	if env["KILN_URL"] != "http://kiln.svc:5000" || env["MLFLOW_TRACKING_URI"] != "http://kiln.svc:5000" || env["LR"] != "0.1" {
+	if env["KILN_URL"] != "http://kiln.svc:5000" || env["MLFLOW_TRACKING_URI"] != "http://kiln.svc:5000" || env["MLFLOW_REGISTRY_URI"] != "http://kiln.svc:5000" || env["LR"] != "0.1" {
 		t.Errorf("env %v", env)
 	}
 	got, err := DecodeTask(env[TaskEnv])

@@ -176,11 +176,11 @@ def new_trigger_run(kiln, known: set[str]) -> dict:
     return eventually("the alert's trigger starts a pipeline run", started, 30)
 
 
-# SQLite only for now: on PostgreSQL + S3 the register step (mlflow's
-# register_model) hangs in CI's clean clone, though it passes in a dev
-# checkout; see the stop note of 2026-12-03 (steps.py now dumps its stacks
-# when it hangs).
-@pytest.mark.parametrize("kiln", ["sqlite-file"], indirect=True)
+# On both backends. The second server starts while mlflow (set_registry_uri
+# sets MLFLOW_REGISTRY_URI) still names the first one in this process's
+# environment, which the server and its steps inherit: the engine must
+# point a step's registry at itself, or register_model retries a dead
+# address for minutes (pipeline.TestStepEnvPointsAtServer).
 def test_closed_loop(kiln, tmp_path):
     rng_ref, rng_drift = np.random.default_rng(7), np.random.default_rng(8)
     cache = tmp_path / "cache"
