@@ -1,8 +1,10 @@
 package deploy
 
 import (
+	"encoding/json"
 	"strings"
 	"testing"
+	"time"
 
 	"github.com/kiln-ml/kiln/pii"
 )
@@ -30,6 +32,9 @@ func TestLoggingSpec(t *testing.T) {
 		{"pii", &Logging{PII: &LogPII{Mask: true, Kinds: []pii.Kind{pii.Email, pii.Card}, Custom: map[string]string{"employee": `EMP-\d{6}`}}}, ""},
 		{"pii unknown kind", &Logging{PII: &LogPII{Mask: true, Kinds: []pii.Kind{"passport"}}}, `spec.logging.pii: unknown PII kind "passport"`},
 		{"pii bad regexp", &Logging{PII: &LogPII{Mask: true, Custom: map[string]string{"x": "("}}}, `spec.logging.pii: custom PII detector "x"`},
+		{"retention", &Logging{Retention: Duration(7 * 24 * time.Hour)}, ""},
+		{"retention zero is the default", &Logging{Retention: 0}, ""},
+		{"negative retention", &Logging{Retention: Duration(-time.Hour)}, "spec.logging.retention: must not be negative"},
 	}
 	for _, tc := range tests {
 		err := base(tc.l).Validate()
@@ -45,5 +50,54 @@ func TestLoggingSpec(t *testing.T) {
 	}
 	if e := (&Logging{SampleRate: 0.5}).Effective(); e.Mode != LogAll || e.SampleRate != 0.5 {
 		t.Errorf("partial: %+v", e)
+	}
+}
+
+func TestDurationDays(t *testing.T) {
+	const day = 24 * time.Hour
+	tests := []struct {
+		in   string
+		want time.Duration
+		err  bool
+	}{
+		{"30d", 30 * day, false},
+		{"1d12h", day + 12*time.Hour, false},
+		{"1.5d", 36 * time.Hour, false},
+		{"0d", 0, false},
+		{"-2d", -2 * day, false},
+		{"720h", 720 * time.Hour, false},
+		{"250ms", 250 * time.Millisecond, false},
+		{"d", 0, true},
+		{"xd", 0, true},
+		{"1d-1h", 0, true},
+		{"1e3d", 0, true},
+		{"1dd", 0, true},
+		{"200000000d", 0, true}, // past 292 years
+		{"30 days", 0, true},
+	}
+	for _, tc := range tests {
+		var d Duration
+		err := d.UnmarshalText([]byte(tc.in))
+		switch {
+		case tc.err && err == nil:
+			t.Errorf("%q: parsed as %v, want an error", tc.in, d.D())
+		case !tc.err && err != nil:
+			t.Errorf("%q: %v", tc.in, err)
+		case !tc.err && d.D() != tc.want:
+			t.Errorf("%q: %v, want %v", tc.in, d.D(), tc.want)
+		}
+	}
+	// In a spec, as JSON; and what is written reads back the same.
+	var l Logging
+	if err := json.Unmarshal([]byte(`{"retention":"30d"}`), &l); err != nil || l.Retention.D() != 30*day {
+		t.Fatalf("retention from JSON: %v %v", l.Retention.D(), err)
+	}
+	b, err := json.Marshal(l)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var back Logging
+	if err := json.Unmarshal(b, &back); err != nil || back.Retention != l.Retention {
+		t.Fatalf("round trip %s: %v %v", b, back.Retention.D(), err)
 	}
 }

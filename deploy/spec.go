@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"regexp"
 	"strconv"
 	"strings"
@@ -98,6 +99,11 @@ type Logging struct {
 	// (and error messages) before they are written; nil logs them as
 	// they came.
 	PII *LogPII `json:"pii,omitempty" yaml:"pii,omitempty"`
+	// Retention is how long the endpoint's shipped prediction logs are
+	// kept ("30d", "720h"), overriding the server's default
+	// (monitor.prediction_log.retention) for this endpoint; absent or 0
+	// means the default. It must not be negative.
+	Retention Duration `json:"retention,omitempty" yaml:"retention,omitempty"`
 }
 
 // LogPII chooses what the prediction log masks (package pii): with Mask,
@@ -244,6 +250,8 @@ type Capacity struct {
 }
 
 // Duration is a time.Duration written as Go writes it ("5m", "250ms").
+// It is read as Go reads it, or with a leading number of days: "30d",
+// "1.5d", "1d12h".
 type Duration time.Duration
 
 // D returns d as a time.Duration.
@@ -254,12 +262,48 @@ func (d Duration) MarshalText() ([]byte, error) { return []byte(time.Duration(d)
 
 // UnmarshalText implements encoding.TextUnmarshaler.
 func (d *Duration) UnmarshalText(b []byte) error {
-	v, err := time.ParseDuration(string(b))
+	v, err := parseDuration(string(b))
 	if err != nil {
-		return fmt.Errorf("invalid duration %q (use e.g. 30s, 5m, 250ms)", b)
+		return fmt.Errorf("invalid duration %q (use e.g. 30s, 5m, 250ms, 30d)", b)
 	}
 	*d = Duration(v)
 	return nil
+}
+
+// parseDuration is time.ParseDuration that also takes a leading number
+// of days ("30d", "-1.5d", "1d12h").
+func parseDuration(s string) (time.Duration, error) {
+	num, rest, ok := strings.Cut(s, "d")
+	if !ok {
+		return time.ParseDuration(s)
+	}
+	neg := strings.HasPrefix(num, "-")
+	num = strings.TrimPrefix(strings.TrimPrefix(num, "-"), "+")
+	if num == "" || strings.ContainsAny(num, "+-eEinfINFxX_") {
+		return 0, errors.New("invalid number of days")
+	}
+	days, err := strconv.ParseFloat(num, 64)
+	if err != nil {
+		return 0, err
+	}
+	v := days * float64(24*time.Hour)
+	if rest != "" {
+		if strings.ContainsAny(rest[:1], "+-") {
+			return 0, errors.New("sign after the days")
+		}
+		r, err := time.ParseDuration(rest)
+		if err != nil {
+			return 0, err
+		}
+		v += float64(r)
+	}
+	if v >= math.MaxInt64 {
+		return 0, errors.New("duration out of range")
+	}
+	if neg {
+		v = -v
+	}
+	return time.Duration(v), nil
 }
 
 // UnmarshalJSON accepts a duration string or a number of seconds.
@@ -472,6 +516,9 @@ func (e *Endpoint) Validate() error {
 		}
 		if _, err := l.PII.Scanner(); err != nil {
 			add("spec.logging.pii", "%s", errdefs.Message(err))
+		}
+		if l.Retention < 0 {
+			add("spec.logging.retention", "must not be negative, got %s (omit it or use 0 for the server's default)", l.Retention.D())
 		}
 	}
 	if len(errs) == 0 {

@@ -211,3 +211,9 @@ func (s *Service) Segments(ctx context.Context, endpoint string, from, to time.T
 func (s *Service) Export(ctx context.Context, endpoint string, from, to time.Time, w io.Writer, f table.Format) (int64, error) {
 	return s.Reader.Export(ctx, endpoint, from, to, w, f)
 }
+
+// Erase deletes the endpoint's records of a subject key (see
+// (*Log).Erase).
+func (s *Service) Erase(ctx context.Context, endpoint, subject string) (ErasureReport, error) {
+	return s.Log.Erase(ctx, endpoint, subject)
+}

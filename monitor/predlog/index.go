@@ -172,11 +172,15 @@ func (ix *Index) Summary(ctx context.Context, endpoint string, from, to time.Tim
 	return out, rows.Err()
 }
 
-// expired lists up to limit segments (any endpoint) whose last request is
-// before t.
-func (ix *Index) expired(ctx context.Context, t time.Time, limit int) ([]Segment, error) {
-	rows, err := ix.db.R.QueryContext(ctx, ix.db.Rebind(`SELECT `+segmentCols+` FROM prediction_segments
-		WHERE end_time < ? ORDER BY end_time LIMIT ?`), t.UnixMilli(), limit)
+// expired lists up to limit segments of endpoint ("" = any endpoint)
+// whose last request is before t.
+func (ix *Index) expired(ctx context.Context, endpoint string, t time.Time, limit int) ([]Segment, error) {
+	q, args := `SELECT `+segmentCols+` FROM prediction_segments WHERE end_time < ? ORDER BY end_time LIMIT ?`, []any{t.UnixMilli(), limit}
+	if endpoint != "" {
+		q, args = `SELECT `+segmentCols+` FROM prediction_segments WHERE endpoint = ? AND end_time < ? ORDER BY end_time LIMIT ?`,
+			[]any{endpoint, t.UnixMilli(), limit}
+	}
+	rows, err := ix.db.R.QueryContext(ctx, ix.db.Rebind(q), args...)
 	if err != nil {
 		return nil, err
 	}
@@ -192,10 +196,66 @@ func (ix *Index) expired(ctx context.Context, t time.Time, limit int) ([]Segment
 	return out, rows.Err()
 }
 
+// Endpoints lists the endpoints that have shipped segments, sorted.
+func (ix *Index) Endpoints(ctx context.Context) ([]string, error) {
+	rows, err := ix.db.R.QueryContext(ctx, `SELECT DISTINCT endpoint FROM prediction_segments ORDER BY endpoint`)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	out := []string{}
+	for rows.Next() {
+		var e string
+		if err := rows.Scan(&e); err != nil {
+			return nil, err
+		}
+		out = append(out, e)
+	}
+	return out, rows.Err()
+}
+
 // remove drops a segment's row.
 func (ix *Index) remove(ctx context.Context, id string) error {
 	return ix.db.Tx(ctx, func(tx store.Tx) error {
 		_, err := tx.ExecContext(ctx, ix.db.Rebind(`DELETE FROM prediction_segments WHERE segment_id = ?`), id)
 		return err
 	})
+}
+
+// removeIf drops a segment's row if it still names the object oldKey;
+// ok is false when it does not (another writer changed or removed it).
+func (ix *Index) removeIf(ctx context.Context, id, oldKey string) (ok bool, err error) {
+	err = ix.db.Tx(ctx, func(tx store.Tx) error {
+		res, err := tx.ExecContext(ctx, ix.db.Rebind(`DELETE FROM prediction_segments WHERE segment_id = ? AND object_key = ?`), id, oldKey)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	return ok, err
+}
+
+// update replaces a segment's row with s and its summary (a segment
+// rewritten by an erasure: same id, new object), if the row still names
+// the object oldKey; ok is false when it does not (another writer changed
+// or removed it, and s's object is not indexed).
+func (ix *Index) update(ctx context.Context, s Segment, sum *Summary, oldKey string) (ok bool, err error) {
+	doc, err := encodeSummary(sum)
+	if err != nil {
+		return false, fmt.Errorf("encode segment summary: %w", err)
+	}
+	err = ix.db.Tx(ctx, func(tx store.Tx) error {
+		res, err := tx.ExecContext(ctx, ix.db.Rebind(`UPDATE prediction_segments SET start_time = ?, end_time = ?, requests = ?,
+			rows = ?, size_bytes = ?, object_key = ?, summary = ? WHERE segment_id = ? AND object_key = ?`),
+			s.Start.UnixMilli(), s.End.UnixMilli(), s.Requests, s.Rows, s.SizeBytes, s.ObjectKey, string(doc), s.ID, oldKey)
+		if err != nil {
+			return err
+		}
+		n, err := res.RowsAffected()
+		ok = n == 1
+		return err
+	})
+	return ok, err
 }

@@ -83,7 +83,9 @@ type Options struct {
 	SegmentMaxBytes int64
 	SegmentMaxAge   time.Duration
 	// Retention deletes shipped segments whose last record is older
-	// (DefaultRetention when 0; negative keeps them forever).
+	// (DefaultRetention when 0; negative keeps them forever). An
+	// endpoint's spec.logging.retention, when positive, replaces it for
+	// that endpoint (see RetentionOf).
 	Retention time.Duration
 	// Settings gives each endpoint's logging settings (may be nil).
 	Settings Settings
@@ -197,10 +199,10 @@ func Open(ctx context.Context, opts Options) (*Log, error) {
 	l.done.Add(2)
 	go l.syncLoop()
 	go l.shipLoop()
-	if opts.Retention > 0 {
-		l.done.Add(1)
-		go l.retentionLoop()
-	}
+	// Endpoints may have their own retention (spec.logging.retention),
+	// so the loop runs even when the default keeps logs forever.
+	l.done.Add(1)
+	go l.retentionLoop()
 	return l, nil
 }
 

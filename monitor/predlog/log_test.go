@@ -252,7 +252,7 @@ func TestLogShipsParquet(t *testing.T) {
 				t.Fatalf("%d local bytes left", n)
 			}
 			// Retention removes the object and the row.
-			if n, err := l.Expire(context.Background(), time.Now().Add(time.Hour)); err != nil || n != 1 {
+			if n, err := l.Expire(context.Background(), "fraud", time.Now().Add(time.Hour)); err != nil || n != 1 {
 				t.Fatalf("expire: %d %v", n, err)
 			}
 			if ok, _ := e.bucket.Exists(context.Background(), segs[0].ObjectKey); ok {

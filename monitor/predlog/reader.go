@@ -11,6 +11,7 @@ import (
 
 	"github.com/kiln-ml/kiln/blob"
 	"github.com/kiln-ml/kiln/dataset/table"
+	"github.com/kiln-ml/kiln/errdefs"
 )
 
 // Reader reads the logged rows back from the bucket.
@@ -36,7 +37,25 @@ func (r *Reader) Scan(ctx context.Context, endpoint string, from, to time.Time, 
 	}
 	lo, hi := window(from, to)
 	for _, s := range segs {
-		if err := r.scanSegment(ctx, s, lo, hi, fn); err != nil {
+		err := r.scanSegment(ctx, s, lo, hi, fn)
+		// An erasure may have rewritten (new object) or emptied the
+		// segment since it was listed: read what its row says now.
+		for try := 0; errors.Is(err, errdefs.ErrNotFound) && try < 3; try++ {
+			cur, ok, gerr := r.ix.get(ctx, s.ID)
+			if gerr != nil {
+				return fmt.Errorf("segment %s: %w", s.ID, gerr)
+			}
+			if !ok {
+				err = nil // removed meanwhile
+				break
+			}
+			if cur.ObjectKey == s.ObjectKey {
+				break
+			}
+			s = cur
+			err = r.scanSegment(ctx, s, lo, hi, fn)
+		}
+		if err != nil {
 			return fmt.Errorf("segment %s: %w", s.ID, err)
 		}
 	}

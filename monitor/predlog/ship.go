@@ -279,14 +279,11 @@ func (l *Log) shipSegment(ctx context.Context, path, only string) error {
 	return done()
 }
 
-// retentionLoop deletes expired segments (object, then row) every
-// min(Retention/10, 1h).
+// retentionLoop deletes expired segments (object, then row), each
+// endpoint's after its own retention (see RetentionOf), every tenth of
+// the shortest retention, between 1s and 1h.
 func (l *Log) retentionLoop() {
 	defer l.done.Done()
-	every := min(l.opts.Retention/10, time.Hour)
-	every = max(every, time.Second)
-	t := time.NewTicker(every)
-	defer t.Stop()
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	go func() {
@@ -294,24 +291,73 @@ func (l *Log) retentionLoop() {
 		cancel()
 	}()
 	for {
-		if _, err := l.Expire(ctx, time.Now().Add(-l.opts.Retention)); err != nil && ctx.Err() == nil {
+		shortest, err := l.expireEach(ctx, time.Now())
+		if err != nil && ctx.Err() == nil {
 			l.log.Warn("prediction log: retention failed (will retry)", "err", err)
 		}
+		every := time.Hour
+		if shortest > 0 {
+			every = min(max(shortest/10, time.Second), time.Hour)
+		}
+		t := time.NewTimer(every)
 		select {
 		case <-l.stop:
+			t.Stop()
 			return
 		case <-t.C:
 		}
 	}
 }
 
-// Expire deletes every segment (object and index row) whose last request
-// is before t, and returns how many it deleted. The retention loop calls
-// it with now − Retention.
-func (l *Log) Expire(ctx context.Context, t time.Time) (int, error) {
+// RetentionOf returns how long the endpoint's shipped segments are kept:
+// its spec.logging.retention when positive, else Options.Retention
+// (negative: forever).
+func (l *Log) RetentionOf(endpoint string) time.Duration {
+	if l.opts.Settings != nil {
+		if s, ok := l.opts.Settings.Logging(endpoint); ok && s.Retention > 0 {
+			return s.Retention.D()
+		}
+	}
+	return l.opts.Retention
+}
+
+// expireEach expires the segments of every indexed endpoint per its
+// retention at now, and returns the shortest retention that applies
+// (0 when none does).
+func (l *Log) expireEach(ctx context.Context, now time.Time) (time.Duration, error) {
+	eps, err := l.index.Endpoints(ctx)
+	if err != nil {
+		return 0, err
+	}
+	var shortest time.Duration
+	var errs []error
+	for _, ep := range eps {
+		r := l.RetentionOf(ep)
+		if r <= 0 {
+			continue
+		}
+		if shortest == 0 || r < shortest {
+			shortest = r
+		}
+		n, err := l.Expire(ctx, ep, now.Add(-r))
+		if err != nil {
+			errs = append(errs, fmt.Errorf("endpoint %s: %w", ep, err))
+		}
+		if n > 0 {
+			l.log.Debug("prediction log: expired segments", "endpoint", ep, "segments", n, "retention", r)
+		}
+	}
+	return shortest, errors.Join(errs...)
+}
+
+// Expire deletes every segment (object and index row) of endpoint ("" =
+// every endpoint) whose last request is before t, and returns how many
+// it deleted. The retention loop calls it per endpoint with now minus the
+// endpoint's retention (RetentionOf).
+func (l *Log) Expire(ctx context.Context, endpoint string, t time.Time) (int, error) {
 	n := 0
 	for {
-		segs, err := l.index.expired(ctx, t, 500)
+		segs, err := l.index.expired(ctx, endpoint, t, 500)
 		if err != nil || len(segs) == 0 {
 			return n, err
 		}
