@@ -158,6 +158,9 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/runs/{run_id}/datasets":                               {ActionRead, ResourceExperiment, "run:run_id"},
 		"GET /api/v1/models/{model}/versions/{model_version}/datasets":     model(ActionRead),
 		"GET /api/v1/models/{model}/versions/{model_version}/gate-results": model(ActionRead),
+		// Model cards: read with the model; the edited text is a write.
+		"GET /api/v1/models/{model}/versions/{model_version}/card": model(ActionRead),
+		"PUT /api/v1/models/{model}/versions/{model_version}/card": model(ActionWrite),
 		// Batch scoring.
 		"GET /api/v1/score-jobs": read, "GET /api/v1/score-jobs/{id}": read, "POST /api/v1/score-jobs": write,
 		// Endpoints: deploying, rolling out and deleting are managing.
@@ -168,6 +171,7 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/endpoints/{endpoint}/predictions":           ep(ActionRead, "endpoint"),
 		"GET /api/v1/endpoints/{endpoint}/predictions/segments":  ep(ActionRead, "endpoint"),
 		"POST /api/v1/endpoints/{endpoint}/predictions/flush":    ep(ActionWrite, "endpoint"),
+		"POST /api/v1/endpoints/{endpoint}/predictions/erase":    ep(ActionManage, "endpoint"),
 		"POST /api/v1/endpoints/{endpoint}/feedback":             ep(ActionWrite, "endpoint"),
 		"GET /api/v1/endpoints/{endpoint}/feedback/{request_id}": ep(ActionRead, "endpoint"),
 		"GET /api/v1/endpoints/{endpoint}/performance":           ep(ActionRead, "endpoint"),

@@ -104,7 +104,10 @@ type Deps struct {
 	// Lineage, if set, serves the lineage graph (GET /lineage; a
 	// *lineage.Stores).
 	Lineage LineageGraph
-	Logger  *slog.Logger
+	// ModelCards, if set, serves model cards (a *lineage.Cards;
+	// api/modelcard.go).
+	ModelCards ModelCards
+	Logger     *slog.Logger
 }
 
 // Handler serves the API.
@@ -151,6 +154,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerPipelines(mux)
 	h.registerAccess(mux)
 	h.registerApprovals(mux)
+	h.registerModelCards(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

@@ -227,7 +227,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
 		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg)}, Approvals: approvals,
-		Lineage: &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines},
+		Lineage:    &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines},
+		ModelCards: &lineage.Cards{Registry: reg, Tracking: trk, Datasets: datasets, Gates: gates, Endpoints: s.deploy, Monitors: s.monitors, Artifacts: bucket},
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))

@@ -51,6 +51,7 @@ Then, from Python:
 	root.AddCommand(newPackageCmd(), newDeployCmd())
 	root.AddCommand(newExplainCmd())
 	root.AddCommand(newGateCmd())
+	root.AddCommand(newModelCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
 	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd(), newApprovalsCmd())
