@@ -67,3 +67,11 @@ func (c *Client) DownloadPredictions(ctx context.Context, endpoint string, w Pre
 	}
 	return n, nil
 }
+
+// ErasePredictions deletes every prediction the endpoint logged with the
+// subject key (right to erasure) and returns what the server did.
+func (c *Client) ErasePredictions(ctx context.Context, endpoint, subject string) (api.ErasePredictionsResponse, error) {
+	var out api.ErasePredictionsResponse
+	err := c.call(ctx, http.MethodPost, c.endpoint(nil, "endpoints", endpoint, "predictions", "erase"), api.ErasePredictionsRequest{Subject: subject}, &out)
+	return out, err
+}
