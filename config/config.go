@@ -30,6 +30,20 @@ type Config struct {
 	Monitor   Monitor   `yaml:"monitor"`
 	Pipeline  Pipeline  `yaml:"pipeline"`
 	Access    Access    `yaml:"access"`
+	Lineage   Lineage   `yaml:"lineage"`
+}
+
+// Lineage configures the OpenLineage events of pipeline runs and steps.
+type Lineage struct {
+	// OpenLineageURL receives each event as an HTTP POST (Marquez:
+	// http://HOST:5000/api/v1/lineage); OpenLineageFile gets them as JSON
+	// Lines. Neither set: no events.
+	OpenLineageURL  string `yaml:"openlineage_url"`
+	OpenLineageFile string `yaml:"openlineage_file"`
+	// OpenLineageAPIKey is sent as a Bearer token with the HTTP events.
+	OpenLineageAPIKey string `yaml:"openlineage_api_key"`
+	// OpenLineageNamespace is the jobs' namespace ("kiln").
+	OpenLineageNamespace string `yaml:"openlineage_namespace"`
 }
 
 // Access configures authentication, roles and the audit log.
@@ -267,6 +281,10 @@ func (c *Config) settings() []setting {
 		{env: "KILN_PIPELINE_WORK_DIR", flag: "pipeline-work-dir", usage: `folder of the local executor's step attempts ("": in the temporary directory)`, str: &c.Pipeline.WorkDir},
 		{env: "KILN_PIPELINE_LEASE_TTL", flag: "pipeline-lease-ttl", usage: "how long a server's lease on a pipeline step or trigger lasts; a dead server's work is taken over after it", dur: &c.Pipeline.LeaseTTL},
 		{env: "KILN_EXTERNAL_URL", flag: "external-url", usage: `the server's URL as pipeline steps see it ("": from --addr)`, str: &c.Pipeline.ExternalURL},
+		{env: "KILN_OPENLINEAGE_URL", flag: "openlineage-url", usage: "send OpenLineage run events of pipeline runs and steps to this HTTP endpoint (Marquez: http://HOST:5000/api/v1/lineage)", str: &c.Lineage.OpenLineageURL},
+		{env: "KILN_OPENLINEAGE_FILE", flag: "openlineage-file", usage: "append OpenLineage run events to this file (JSON Lines)", str: &c.Lineage.OpenLineageFile},
+		{env: "KILN_OPENLINEAGE_API_KEY", flag: "openlineage-api-key", usage: "Bearer token sent with the OpenLineage HTTP events", str: &c.Lineage.OpenLineageAPIKey},
+		{env: "KILN_OPENLINEAGE_NAMESPACE", flag: "openlineage-namespace", usage: "namespace of the pipelines' OpenLineage jobs", str: &c.Lineage.OpenLineageNamespace},
 		{env: "KILN_KUBERNETES", flag: "kubernetes", usage: "run pipeline steps with executor: kubernetes as Kubernetes Jobs", boolean: &c.Pipeline.Kubernetes.Enabled},
 		{env: "KILN_KUBECONFIG", flag: "kubeconfig", usage: `kubeconfig of the Kubernetes executor ("": in-cluster or $KUBECONFIG)`, str: &c.Pipeline.Kubernetes.Kubeconfig},
 		{env: "KILN_KUBERNETES_NAMESPACE", flag: "kubernetes-namespace", usage: "namespace of pipeline step Jobs", str: &c.Pipeline.Kubernetes.Namespace},

@@ -218,9 +218,13 @@ func (s *Service) execute(ctx context.Context, st *stepRow, lapsed bool) {
 		s.metrics.queueWait.Observe(float64(max(st.StartTime-st.readyTime, 0)) / 1000)
 	}
 	if !ri.started {
-		if _, err := s.db.W.ExecContext(bg, s.db.Rebind(`UPDATE pipeline_runs SET state = ?, start_time = ? WHERE run_id = ? AND state = ?`),
-			StateRunning, st.StartTime, ri.id, StatePending); err != nil {
+		res, err := s.db.W.ExecContext(bg, s.db.Rebind(`UPDATE pipeline_runs SET state = ?, start_time = ? WHERE run_id = ? AND state = ?`),
+			StateRunning, st.StartTime, ri.id, StatePending)
+		if err != nil {
 			log.Warn("marking a pipeline run running failed", "err", err)
+		} else if n, _ := res.RowsAffected(); n > 0 {
+			s.observe(Lifecycle{Phase: PhaseStart, Time: time.UnixMilli(st.StartTime), Pipeline: ri.pipeline, RunID: ri.id,
+				State: StateRunning, TrackingRunID: ri.trackingRunID, Parameters: ri.params})
 		}
 		ri.started = true
 	}
@@ -312,6 +316,10 @@ func (s *Service) execute(ctx context.Context, st *stepRow, lapsed bool) {
 		}
 		s.endChild(bg, st.TrackingRunID, StateCancelled, nil, nil)
 		return
+	}
+	if !attach {
+		s.observe(Lifecycle{Phase: PhaseStart, Time: time.UnixMilli(st.StartTime), Pipeline: ri.pipeline, RunID: ri.id, Step: st.Step,
+			Attempt: st.Attempt, State: StateRunning, TrackingRunID: st.TrackingRunID, Inputs: task.Inputs})
 	}
 
 	actx, cancel := context.WithCancelCause(ctx)
@@ -483,6 +491,15 @@ func (s *Service) complete(ctx context.Context, ri *runInfo, st *stepRow, res re
 	if Terminal(res.state) {
 		s.metrics.steps.WithLabelValues(res.state).Inc()
 		s.log.Info("pipeline step ended", "run", st.runID, "step", st.Step, "state", res.state, "attempt", st.Attempt, "error", res.errMsg)
+		ev := Lifecycle{Phase: phaseOf(res.state), Time: time.UnixMilli(now), RunID: st.runID, Step: st.Step, Attempt: st.Attempt,
+			State: res.state, TrackingRunID: st.TrackingRunID, Outputs: res.outputs, Error: res.errMsg}
+		if res.tracking != "" {
+			ev.TrackingRunID = res.tracking
+		}
+		if ri != nil {
+			ev.Pipeline = ri.pipeline
+		}
+		s.observe(ev)
 	} else if res.state == StateQueued {
 		delay := time.Duration(res.retryAt-now) * time.Millisecond
 		s.log.Info("pipeline step will be retried", "run", st.runID, "step", st.Step, "failures", res.failures, "after", delay)
@@ -631,6 +648,8 @@ func (s *Service) after(ctx context.Context, ri *runInfo, tr *transitions) {
 		s.log.Info("pipeline run ended", "pipeline", ri.pipeline, "run", ri.id, "state", tr.runState, "error", tr.runError)
 		s.endTracking(ctx, ri.trackingRunID, tr.runState)
 		s.forgetRun(ri.id)
+		s.observe(Lifecycle{Phase: phaseOf(tr.runState), Pipeline: ri.pipeline, RunID: ri.id, State: tr.runState,
+			TrackingRunID: ri.trackingRunID, Parameters: ri.params, Error: tr.runError})
 	}
 	if len(tr.queued) > 0 {
 		s.signal()

@@ -57,6 +57,8 @@ type ServiceOptions struct {
 	Logger       *slog.Logger
 	Registerer   prometheus.Registerer
 	Now          func() time.Time
+	// Observer, if set, hears of runs and steps starting and ending.
+	Observer Observer
 }
 
 // Service stores pipelines and runs them: Run is its loop, which leases
@@ -406,6 +408,10 @@ func (s *Service) CancelRun(ctx context.Context, id, actor, reason string) (*Run
 		s.stopLocal(id)
 		s.endTracking(context.WithoutCancel(ctx), r.TrackingRunID, StateCancelled)
 		s.forgetRun(id)
+		for _, step := range cancelled {
+			s.observe(Lifecycle{Phase: PhaseAbort, Pipeline: r.Pipeline, RunID: id, Step: step, State: StateCancelled, Error: reason})
+		}
+		s.observe(Lifecycle{Phase: PhaseAbort, Pipeline: r.Pipeline, RunID: id, State: StateCancelled, TrackingRunID: r.TrackingRunID, Error: reason})
 	}
 	return s.GetRun(ctx, id)
 }

@@ -39,6 +39,9 @@ type pipelineDeps struct {
 	artifacts *blob.Bucket
 	reg       prometheus.Registerer
 	log       *slog.Logger
+	// observer hears of pipeline runs and steps starting and ending (the
+	// OpenLineage emitter), if set.
+	observer pipeline.Observer
 	// stepEnv is added to the environment of local steps (the pipeline
 	// service account's token when access control is on).
 	stepEnv []string
@@ -66,7 +69,7 @@ func newPipelines(d pipelineDeps) (*pipeline.Service, *trigger.Service, error) {
 	}
 	ps, err := pipeline.NewService(pipeline.ServiceOptions{
 		DB: d.db, Tracking: d.tracking, Artifacts: d.artifacts, Datasets: d.datasets, Stager: stager,
-		Executors: execs, ExternalURL: url, LeaseTTL: pc.LeaseTTL, Logger: d.log, Registerer: d.reg,
+		Executors: execs, ExternalURL: url, LeaseTTL: pc.LeaseTTL, Logger: d.log, Registerer: d.reg, Observer: d.observer,
 	})
 	if err != nil {
 		return nil, nil, err

@@ -8,11 +8,15 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"os"
+	"path/filepath"
+	"slices"
 	"strings"
 	"testing"
 	"time"
 
 	"github.com/kiln-ml/kiln/api"
+	"github.com/kiln-ml/kiln/lineage"
 	"github.com/kiln-ml/kiln/pipeline"
 )
 
@@ -23,6 +27,8 @@ import (
 // field at fault.
 func TestPipelineEndToEnd(t *testing.T) {
 	cfg := testConfig(t)
+	olFile := filepath.Join(t.TempDir(), "openlineage.jsonl")
+	cfg.Lineage.OpenLineageFile = olFile
 	ln, err := net.Listen("tcp", "127.0.0.1:0")
 	if err != nil {
 		t.Fatal(err)
@@ -103,6 +109,48 @@ spec:
 	}
 	if len(run.Steps) != 2 || run.Steps[0].Outputs["greeting"] != "hello kiln" || run.TrackingRunID == "" {
 		t.Errorf("steps %+v, tracking run %q", run.Steps, run.TrackingRunID)
+	}
+
+	// Lineage: the pipeline run ran its parent tracking run and one per step.
+	var g lineage.Graph
+	if code := call("GET", "/lineage?direction=downstream&node=pipeline-run:"+run.ID, "", &g); code != http.StatusOK {
+		t.Fatalf("GET /lineage = %d", code)
+	}
+	ran := map[string]bool{}
+	for _, e := range g.Edges {
+		if e.From == "pipeline-run:"+run.ID && e.Relation == lineage.RelRan {
+			ran[e.To] = true
+		}
+	}
+	if len(run.Steps) == 2 && (!ran["run:"+run.TrackingRunID] || !ran["run:"+run.Steps[0].TrackingRunID] || !ran["run:"+run.Steps[1].TrackingRunID] || len(ran) != 3) {
+		t.Errorf("lineage of the pipeline run: %+v", g.Edges)
+	}
+	var bad0 api.ErrorBody
+	if code := call("GET", "/lineage?node=pipeline:hello", "", &bad0); code != http.StatusBadRequest || !strings.Contains(bad0.Error.Message, "node id") {
+		t.Errorf("bad node: %d %+v", code, bad0.Error)
+	}
+	if code := call("GET", "/lineage?node=run:nope", "", &bad0); code != http.StatusNotFound {
+		t.Errorf("unknown run: %d %+v", code, bad0.Error)
+	}
+
+	// OpenLineage: START and COMPLETE of the run and of each step, in the file.
+	var kinds []string
+	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
+		data, _ := os.ReadFile(olFile)
+		kinds = kinds[:0]
+		for _, line := range strings.Split(strings.TrimSpace(string(data)), "\n") {
+			var ev lineage.OLEvent
+			if json.Unmarshal([]byte(line), &ev) == nil {
+				kinds = append(kinds, ev.Job.Name+" "+ev.EventType)
+			}
+		}
+		if len(kinds) >= 6 {
+			break
+		}
+	}
+	slices.Sort(kinds)
+	if want := "hello COMPLETE,hello START,hello.consume COMPLETE,hello.consume START,hello.produce COMPLETE,hello.produce START"; strings.Join(kinds, ",") != want {
+		t.Errorf("OpenLineage events %v, want %s", kinds, want)
 	}
 
 	var bad api.ErrorBody

@@ -54,22 +54,23 @@ import (
 
 // Server is a running Kiln process.
 type Server struct {
-	cfg       config.Config
-	log       *slog.Logger
-	db        *store.DB
-	artifacts *blob.Bucket
-	tracking  *tracking.Store
-	scoreJobs *score.Jobs
-	deploy    *deploy.Manager // deployed endpoints
-	inference *serving.Server // serves the endpoints (REST and gRPC)
-	predlog   *predlog.Log    // the endpoints' prediction log; nil when disabled
-	alerts    *alert.Engine   // alert states and notifications
-	monitors  *monitor.Service
-	pipelines *pipeline.Service // pipeline runs and their steps
-	triggers  *trigger.Service  // the pipelines' schedules and triggers
-	handler   http.Handler
-	access    *accessParts
-	tls       *tls.Config // nil: plain HTTP
+	cfg         config.Config
+	log         *slog.Logger
+	db          *store.DB
+	artifacts   *blob.Bucket
+	tracking    *tracking.Store
+	scoreJobs   *score.Jobs
+	deploy      *deploy.Manager // deployed endpoints
+	inference   *serving.Server // serves the endpoints (REST and gRPC)
+	predlog     *predlog.Log    // the endpoints' prediction log; nil when disabled
+	alerts      *alert.Engine   // alert states and notifications
+	monitors    *monitor.Service
+	pipelines   *pipeline.Service // pipeline runs and their steps
+	openlineage *lineage.Emitter  // OpenLineage events of pipeline runs, if configured
+	triggers    *trigger.Service  // the pipelines' schedules and triggers
+	handler     http.Handler
+	access      *accessParts
+	tls         *tls.Config // nil: plain HTTP
 	// mux and inferenceMux hold the routes (inference: /v2… and
 	// /endpoints/{e}/invocations; mux: everything else).
 	mux, inferenceMux *routeMux
@@ -201,8 +202,19 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, fmt.Errorf("pipeline service account: %w", err)
 	}
+	var observer2 pipeline.Observer
+	if lc := cfg.Lineage; lc.OpenLineageURL != "" || lc.OpenLineageFile != "" {
+		s.openlineage, err = lineage.NewEmitter(lineage.EmitterOptions{URL: lc.OpenLineageURL, File: lc.OpenLineageFile,
+			APIKey: lc.OpenLineageAPIKey, Namespace: lc.OpenLineageNamespace, DatasetNamespace: datasetNamespace(cfg), Logger: log})
+		if err != nil {
+			s.Close()
+			return nil, err
+		}
+		observer2 = s.openlineage
+		log.Info("OpenLineage events on", "url", lc.OpenLineageURL, "file", lc.OpenLineageFile)
+	}
 	s.pipelines, s.triggers, err = newPipelines(pipelineDeps{cfg: cfg, db: db, tracking: trk, registry: reg, datasets: datasets,
-		artifacts: bucket, reg: reg2, log: log, stepEnv: stepEnv})
+		artifacts: bucket, reg: reg2, log: log, stepEnv: stepEnv, observer: observer2})
 	if err != nil {
 		s.Close()
 		return nil, err
@@ -432,6 +444,13 @@ func (s *Server) Close() error {
 	if s.deploy != nil {
 		s.deploy.Close() // the endpoints' models
 	}
+	if s.openlineage != nil {
+		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+		if err := s.openlineage.Close(ctx); err != nil {
+			s.log.Warn("OpenLineage events not all sent on shutdown", "err", err)
+		}
+		cancel()
+	}
 	err := errors.Join(s.artifacts.Close(), s.db.Close())
 	if err == nil {
 		s.log.Info("stores closed cleanly")
@@ -452,4 +471,17 @@ func externalURL(addr string) string {
 		host = "localhost"
 	}
 	return "http://" + net.JoinHostPort(host, port)
+}
+
+// datasetNamespace is the OpenLineage namespace of this server's datasets
+// and models: kiln://HOST:PORT of its external URL.
+func datasetNamespace(cfg config.Config) string {
+	u := cfg.Pipeline.ExternalURL
+	if u == "" {
+		u = externalURL(cfg.Server.Addr)
+	}
+	if _, rest, ok := strings.Cut(u, "://"); ok {
+		u = rest
+	}
+	return "kiln://" + strings.TrimSuffix(u, "/")
 }

@@ -49,7 +49,7 @@ Then, from Python:
 	root.AddCommand(newServerCmd(), newServeCmd(), newDataCmd(), newScoreCmd(), newVersionCmd())
 	root.AddCommand(newApplyCmd(), newGetCmd(), newDescribeCmd(), newDeleteCmd(), newRolloutCmd(), newEndpointsCmd())
 	root.AddCommand(newPackageCmd(), newDeployCmd())
-	root.AddCommand(newExplainCmd())
+	root.AddCommand(newExplainCmd(), newLineageCmd())
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newModelCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())

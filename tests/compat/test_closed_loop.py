@@ -24,6 +24,7 @@ monitor's window and schedule are set here):
 from __future__ import annotations
 
 import importlib.util
+import json
 import sys
 import threading
 import time
@@ -250,6 +251,33 @@ def test_closed_loop(kiln, tmp_path):
     assert train_run.data.metrics["val_roc_auc"] == pytest.approx(float(st["train"]["outputs"]["val_auc"]), abs=1e-6)
     parent = client.get_run(run["tracking_run_id"])
     assert parent.data.tags.get("kiln.pipeline") == PIPELINE, parent.data.tags
+
+    # The lineage graph, upstream from the new version: its logged model, the
+    # training run and its data, the pipeline run and the alert that started it.
+    g = api(kiln, "GET", "lineage", params={"node": f"model:{MODEL}/2", "direction": "upstream", "depth": 10}).json()
+    edges = {(e["from"], e["relation"], e["to"]) for e in g["edges"]}
+    lm = st["train"]["outputs"]["model"].removeprefix("models:/")  # the logged model, m-…
+    assert lm.startswith("m-"), st["train"]["outputs"]
+    chain = [(f"dataset:{DATA}@2", "input", f"run:{mv.run_id}"),
+             (f"pipeline-run:{run['run_id']}", "ran", f"run:{mv.run_id}"),
+             (f"alert:{MONITOR}/data-drift", "triggered", f"pipeline-run:{run['run_id']}"),
+             (f"monitor:{MONITOR}", "fired", f"alert:{MONITOR}/data-drift"),
+             (f"endpoint:{ENDPOINT}", "watches", f"monitor:{MONITOR}")]
+    chain += [(f"run:{mv.run_id}", "output", f"logged-model:{lm}"), (f"logged-model:{lm}", "registered", f"model:{MODEL}/2")]
+    missing = [e for e in chain if e not in edges]
+    assert not missing, (missing, sorted(edges))
+    assert g["root"] == f"model:{MODEL}/2" and g["nodes"][0]["attrs"].get("aliases") == "champion", g["nodes"][0]
+    # Downstream from the drifted data: the run, the version and the endpoint now serving it.
+    down = api(kiln, "GET", "lineage", params={"node": f"dataset:{DATA}@2", "direction": "downstream", "depth": 4}).json()
+    ids = {n["id"] for n in down["nodes"]}
+    assert {f"run:{mv.run_id}", f"model:{MODEL}/2", f"endpoint:{ENDPOINT}"} <= ids, sorted(ids)
+    assert f"dataset:{DATA}@1" not in ids, sorted(ids)  # upstream of nothing here: not a sibling walk
+    dot = api(kiln, "GET", "lineage", params={"node": f"model:{MODEL}/2", "format": "dot"})
+    assert dot.text.startswith("digraph lineage {") and f'"model:{MODEL}/2" [' in dot.text, dot.text[:300]
+    cli = json.loads(kiln_cli(kiln.url, "lineage", f"model:{MODEL}/2", "--direction", "upstream", "--depth", "10", "-o", "json").stdout)
+    assert {(e["from"], e["relation"], e["to"]) for e in cli["edges"]} == edges
+    table = kiln_cli(kiln.url, "lineage", f"alert:{MONITOR}/data-drift", "--direction", "downstream").stdout
+    assert f"* alert:{MONITOR}/data-drift" in table and f"pipeline-run:{run['run_id']}" in table, table
 
     # 2. A worse model is refused by the gate; the endpoint stays on the champion.
     put_pipeline(kiln, pipeline_doc(label_noise=1.0))
