@@ -52,7 +52,7 @@ Then, from Python:
 	root.AddCommand(newExplainCmd(), newLineageCmd())
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newModelCmd())
-	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd())
+	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd(), newPredictionsCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
 	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd(), newApprovalsCmd())
 	return root
