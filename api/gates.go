@@ -3,6 +3,7 @@ package api
 import (
 	"context"
 	"errors"
+	"github.com/kiln-ml/kiln/access"
 	"io"
 	"net/http"
 	"strconv"
@@ -73,9 +74,14 @@ func policyName(r *http.Request) (string, error) {
 	return name, nil
 }
 
-// gateActor is who makes a change: the X-Kiln-Actor header, else
-// DefaultActor.
+// gateActor is who makes a change: the signed-in user when access
+// control saw the request (a body's actor is then ignored: it cannot
+// speak for someone else), else the body's actor, the X-Kiln-Actor
+// header, or DefaultActor.
 func gateActor(r *http.Request, fromBody string) (string, error) {
+	if p := access.FromContext(r.Context()); p != nil && p != access.Anonymous {
+		return p.User, nil
+	}
 	a := fromBody
 	if a == "" {
 		a = r.Header.Get(ActorHeader)
