@@ -87,8 +87,8 @@ type ModelDetails struct {
 	Status      string            `json:"status,omitempty"`
 	RunID       string            `json:"run_id,omitempty"`
 	ModelID     string            `json:"model_id,omitempty"`
-	// Endpoints are the endpoints whose live routes or shadow reach the
-	// version.
+	// Endpoints are the endpoints whose live routes send the version
+	// traffic (a weight above 0) or whose shadow mirrors to it.
 	Endpoints []string `json:"endpoints,omitempty"`
 	// TextUpdatedBy and TextUpdatedAt say who edited the card's text last
 	// and when.
@@ -766,8 +766,13 @@ func (b *cardBuild) gates(ctx context.Context) error {
 	return nil
 }
 
-// monitors adds the performance of the latest evaluation of each monitor
-// of each endpoint that serves the version.
+// monitors adds the performance that the monitors of the endpoints serving
+// the version measured in their latest evaluation. Figures are this
+// version's only: a monitor's slice by model_version (or model) for it, or
+// the whole window when the version had all the endpoint's traffic for all
+// of the window (it is the only version with weight, and the endpoint has
+// not changed since the window began). Other windows are left out, with a
+// note.
 func (b *cardBuild) monitors(ctx context.Context) error {
 	if b.c.Endpoints == nil {
 		return nil
@@ -776,10 +781,9 @@ func (b *cardBuild) monitors(ctx context.Context) error {
 	if err != nil {
 		return fmt.Errorf("list endpoints: %w", err)
 	}
-	me := NodeID{Type: ModelVersion, Name: b.mv.Name, Version: b.mv.Version}
 	for _, st := range eps {
-		served := servedBy(st)
-		if !slices.Contains(served, me) {
+		live, shadow := b.reach(st)
+		if !live && !shadow {
 			continue
 		}
 		ep := st.Endpoint.Metadata.Name
@@ -791,37 +795,94 @@ func (b *cardBuild) monitors(ctx context.Context) error {
 		if err != nil {
 			return fmt.Errorf("list the monitors of endpoint %s: %w", ep, err)
 		}
-		note := ""
-		if len(served) > 1 {
-			note = fmt.Sprintf("endpoint %s serves %d model versions: the figures are over all its labelled traffic (a route slice is this route's)", ep, len(served))
-		}
+		sole := live && b.soleVersion(st)
 		for _, sm := range ms {
 			name := sm.Monitor.Metadata.Name
 			res, err := b.c.Monitors.Latest(ctx, name)
 			if err != nil {
 				return fmt.Errorf("latest result of monitor %s: %w", name, err)
 			}
-			if res == nil || res.Performance == nil {
+			if res == nil || res.Performance == nil || (len(res.Performance.Metrics) == 0 && len(res.Performance.Slices) == 0) {
 				continue
 			}
-			perf := res.Performance
-			src := "monitor:" + name
-			window := res.WindowStart.UTC().Format(time.RFC3339) + "/" + res.WindowEnd.UTC().Format(time.RFC3339)
-			for _, k := range sortedKeysOf(perf.Metrics) {
-				b.addMetric(PerformanceMetric{Type: k, Value: perf.Metrics[k], Source: src, Dataset: "endpoint:" + ep, Window: window, Note: note})
-			}
-			for _, col := range sortedKeysOf(perf.Slices) {
-				for _, val := range sortedKeysOf(perf.Slices[col]) {
-					for _, k := range sortedKeysOf(perf.Slices[col][val]) {
-						b.addMetric(PerformanceMetric{Type: k, Value: perf.Slices[col][val][k], Slice: col + "=" + val, Source: src,
-							Dataset: "endpoint:" + ep, Window: window, Note: note})
-					}
-				}
-			}
+			b.monitorResult(ep, name, res, sole && res.WindowStart.UnixMilli() >= st.Status.UpdatedAt)
 		}
 	}
 	slices.Sort(b.card.ModelDetails.Endpoints)
 	return nil
+}
+
+// versionColumns are the prediction-log columns that name the model
+// version a prediction came from: serving.Model.Version, and
+// "NAME/VERSION".
+var versionColumns = []string{"model_version", "model"}
+
+func (b *cardBuild) monitorResult(ep, name string, res *monitor.Result, whole bool) {
+	perf := res.Performance
+	src, data := "monitor:"+name, "endpoint:"+ep
+	window := res.WindowStart.UTC().Format(time.RFC3339) + "/" + res.WindowEnd.UTC().Format(time.RFC3339)
+	found := false
+	for i, col := range versionColumns {
+		val := strconv.FormatInt(b.mv.Version, 10)
+		if i == 1 {
+			val = b.mv.Name + "/" + val
+		}
+		vm, ok := perf.Slices[col][val]
+		if !ok || found {
+			continue
+		}
+		found = true
+		for _, k := range sortedKeysOf(vm) {
+			b.addMetric(PerformanceMetric{Type: k, Value: vm[k], Source: src, Dataset: data, Window: window,
+				Note: "this version's predictions (the monitor's slice " + col + "=" + val + ")"})
+		}
+	}
+	if !whole {
+		if !found {
+			b.note("monitor %s of endpoint %s: its latest window (%s) is left out: the version did not have all the endpoint's traffic for all of it (slice the monitor's performance by model_version to have this version's figures)",
+				name, ep, window)
+		}
+		return
+	}
+	if !found {
+		for _, k := range sortedKeysOf(perf.Metrics) {
+			b.addMetric(PerformanceMetric{Type: k, Value: perf.Metrics[k], Source: src, Dataset: data, Window: window})
+		}
+	}
+	for _, col := range sortedKeysOf(perf.Slices) {
+		if slices.Contains(versionColumns, col) {
+			continue
+		}
+		for _, val := range sortedKeysOf(perf.Slices[col]) {
+			for _, k := range sortedKeysOf(perf.Slices[col][val]) {
+				b.addMetric(PerformanceMetric{Type: k, Value: perf.Slices[col][val][k], Slice: col + "=" + val, Source: src, Dataset: data, Window: window})
+			}
+		}
+	}
+}
+
+// reach says whether an endpoint's live routes send the version traffic
+// (a weight above 0), and whether its shadow mirrors traffic to it.
+func (b *cardBuild) reach(st *deploy.State) (live, shadow bool) {
+	for _, r := range st.Status.Routes {
+		if r.Model == b.mv.Name && r.Version == b.mv.Version && r.Weight > 0 {
+			live = true
+		}
+	}
+	if sh := st.Status.Shadow; sh != nil && sh.Model == b.mv.Name && sh.Version == b.mv.Version {
+		shadow = true
+	}
+	return live, shadow
+}
+
+// soleVersion says whether every live route with weight is the version.
+func (b *cardBuild) soleVersion(st *deploy.State) bool {
+	for _, r := range st.Status.Routes {
+		if r.Weight > 0 && (r.Model != b.mv.Name || r.Version != b.mv.Version) {
+			return false
+		}
+	}
+	return true
 }
 
 func sortedKeysOf[V any](m map[string]V) []string {

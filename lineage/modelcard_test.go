@@ -136,18 +136,37 @@ func newCardFixture(t *testing.T, open func(testing.TB) (*tracking.Store, *regis
 				Slices: []gate.SliceReport{{Column: "region", Slices: []gate.SliceValues{{Key: "us", Rows: 40, Values: map[string]*float64{"roc_auc": ptr(0.79)}}}}}},
 		}},
 		Endpoints: fakeEndpoints{[]*deploy.State{
-			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "churn-api"}}, Status: deploy.Status{Routes: []deploy.LiveRoute{{Name: "stable", Model: "churn", Version: mv.Version, Weight: 1}}}},
+			// The version has all the traffic since before the window.
+			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "churn-api"}}, Status: deploy.Status{UpdatedAt: start.Add(-time.Hour).UnixMilli(),
+				Routes: []deploy.LiveRoute{{Name: "stable", Model: "churn", Version: mv.Version, Weight: 1}}}},
+			// Another model.
 			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "other"}}, Status: deploy.Status{Routes: []deploy.LiveRoute{{Name: "stable", Model: "other", Version: 1, Weight: 1}}}},
+			// A canary of the version, its monitor sliced by model_version.
+			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "canary-ep"}}, Status: deploy.Status{Routes: []deploy.LiveRoute{
+				{Name: "stable", Model: "churn", Version: 7, Weight: 90}, {Name: "canary", Model: "churn", Version: mv.Version, Weight: 10}}}},
+			// The version since the middle of the window.
+			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "stale-ep"}}, Status: deploy.Status{UpdatedAt: start.Add(30 * time.Minute).UnixMilli(),
+				Routes: []deploy.LiveRoute{{Name: "stable", Model: "churn", Version: mv.Version, Weight: 1}}}},
+			// The version kept loaded for a rollback only.
+			{Endpoint: deploy.Endpoint{Metadata: deploy.Metadata{Name: "prev-ep"}}, Status: deploy.Status{Routes: []deploy.LiveRoute{
+				{Name: "stable", Model: "churn", Version: 7, Weight: 1}, {Name: "previous", Model: "churn", Version: mv.Version, Weight: 0}}}},
 		}},
 		Monitors: fakeMonitors{
 			byEndpoint: map[string][]*monitor.StoredMonitor{
 				"churn-api": {{Monitor: &monitor.Monitor{Metadata: monitor.Metadata{Name: "churn-quality"}}}},
 				"other":     {{Monitor: &monitor.Monitor{Metadata: monitor.Metadata{Name: "other-quality"}}}},
+				"canary-ep": {{Monitor: &monitor.Monitor{Metadata: monitor.Metadata{Name: "canary-quality"}}}},
+				"stale-ep":  {{Monitor: &monitor.Monitor{Metadata: monitor.Metadata{Name: "stale-quality"}}}},
+				"prev-ep":   {{Monitor: &monitor.Monitor{Metadata: monitor.Metadata{Name: "prev-quality"}}}},
 			},
 			latest: map[string]*monitor.Result{
 				"churn-quality": {WindowStart: start, WindowEnd: start.Add(time.Hour), Performance: &monitor.Performance{Labelled: 50,
 					Metrics: map[string]float64{"f1": 0.8}, Slices: map[string]map[string]map[string]float64{"segment": {"smb": {"f1": 0.7}}}}},
 				"other-quality": {Performance: &monitor.Performance{Metrics: map[string]float64{"f1": 0.1}}},
+				"canary-quality": {WindowStart: start, WindowEnd: start.Add(time.Hour), Performance: &monitor.Performance{Metrics: map[string]float64{"f1": 0.2},
+					Slices: map[string]map[string]map[string]float64{"model_version": {"1": {"f1": 0.75}, "7": {"f1": 0.1}}, "route": {"canary": {"f1": 0.75}}}}},
+				"stale-quality": {WindowStart: start, WindowEnd: start.Add(time.Hour), Performance: &monitor.Performance{Metrics: map[string]float64{"f1": 0.3}}},
+				"prev-quality":  {WindowStart: start, WindowEnd: start.Add(time.Hour), Performance: &monitor.Performance{Metrics: map[string]float64{"f1": 0.4}}},
 			},
 		},
 		Now: func() time.Time { return start },
@@ -188,7 +207,7 @@ func TestCardBuilder(t *testing.T) {
 			d := card.ModelDetails
 			if d.Name != "churn" || d.Version != 1 || d.Description != "Predicts churn." || d.RunID != f.runID || d.VersionDate == "" ||
 				d.Stage != "None" || strings.Join(d.Aliases, ",") != "champion" || d.Tags["team"] != "retention" ||
-				strings.Join(d.Endpoints, ",") != "churn-api" {
+				strings.Join(d.Endpoints, ",") != "canary-ep,churn-api,stale-ep" {
 				t.Errorf("details: %+v", d)
 			}
 			if len(d.Owners) != 2 || d.Owners[0].Name != "bob" || d.Owners[1].Name != "alice" {
@@ -218,6 +237,7 @@ func TestCardBuilder(t *testing.T) {
 				{"roc_auc", "region=us", "gate:quality", 0.79},
 				{"f1", "", "monitor:churn-quality", 0.8},
 				{"f1", "segment=smb", "monitor:churn-quality", 0.7},
+				{"f1", "", "monitor:canary-quality", 0.75}, // its model_version slice, nothing else
 			}
 			for _, w := range want {
 				m, ok := findMetric(card, w.typ, w.slice, w.source)
@@ -231,7 +251,11 @@ func TestCardBuilder(t *testing.T) {
 			if m, _ := findMetric(card, "f1", "", "monitor:churn-quality"); m.Window != "2026-12-01T00:00:00Z/2026-12-01T01:00:00Z" || m.Dataset != "endpoint:churn-api" {
 				t.Errorf("monitor metric: %+v", m)
 			}
-			if len(card.Notes) != 0 {
+			if m, _ := findMetric(card, "f1", "", "monitor:canary-quality"); !strings.Contains(m.Note, "model_version=1") {
+				t.Errorf("canary metric: %+v", m)
+			}
+			// The window that began before the version served is left out, and said so.
+			if len(card.Notes) != 1 || !strings.Contains(card.Notes[0], "monitor stale-quality of endpoint stale-ep") {
 				t.Errorf("notes: %v", card.Notes)
 			}
 
