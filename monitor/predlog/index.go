@@ -214,14 +214,6 @@ func (ix *Index) Endpoints(ctx context.Context) ([]string, error) {
 	return out, rows.Err()
 }
 
-// remove drops a segment's row.
-func (ix *Index) remove(ctx context.Context, id string) error {
-	return ix.db.Tx(ctx, func(tx store.Tx) error {
-		_, err := tx.ExecContext(ctx, ix.db.Rebind(`DELETE FROM prediction_segments WHERE segment_id = ?`), id)
-		return err
-	})
-}
-
 // removeIf drops a segment's row if it still names the object oldKey;
 // ok is false when it does not (another writer changed or removed it).
 func (ix *Index) removeIf(ctx context.Context, id, oldKey string) (ok bool, err error) {

@@ -365,10 +365,16 @@ func (l *Log) Expire(ctx context.Context, endpoint string, t time.Time) (int, er
 			if err := l.opts.Bucket.Delete(ctx, s.ObjectKey); err != nil && !errors.Is(err, errdefs.ErrNotFound) {
 				return n, err
 			}
-			if err := l.index.remove(ctx, s.ID); err != nil {
+			// Only the row that names the deleted object: an erasure may
+			// have rewritten the segment meanwhile (the next query lists
+			// it again, with its new object).
+			ok, err := l.index.removeIf(ctx, s.ID, s.ObjectKey)
+			if err != nil {
 				return n, err
 			}
-			n++
+			if ok {
+				n++
+			}
 		}
 	}
 }
