@@ -169,8 +169,8 @@ type PerformanceMetric struct {
 	// Slice is empty for the whole data, else "column=value" (a run
 	// metric's slice is what its name has after SliceMetricInfix).
 	Slice string `json:"slice,omitempty"`
-	// Source is where the value is from: run:ID, gate:POLICY or
-	// monitor:NAME.
+	// Source is where the value is from: logged-model:ID, run:ID,
+	// gate:POLICY or monitor:NAME.
 	Source string `json:"source"`
 	// Dataset is the data it was computed on, where known; Window the
 	// monitor window (RFC 3339 start/end).
@@ -542,12 +542,18 @@ func (b *cardBuild) run(ctx context.Context) error {
 		return err
 	}
 	p := &b.card.ModelParameters
+	modelKeys := map[string]bool{}
 	if lm != nil {
 		if lm.ModelType != "" {
 			p.ModelArchitecture = lm.ModelType
 		}
 		for _, kv := range lm.Params {
 			p.Params = append(p.Params, Param{Name: kv.Key, Value: kv.Value})
+		}
+		// Metrics logged with the model's id are the model's own.
+		for _, m := range sortedMetrics(lm.Metrics) {
+			modelKeys[m.Key] = true
+			b.addLoggedMetric("logged-model:"+lm.ID, m)
 		}
 	}
 	if id == "" {
@@ -585,20 +591,40 @@ func (b *cardBuild) run(ctx context.Context) error {
 			p.ModelArchitecture = t.Value
 		}
 	}
-	ms := slices.Clone(r.Metrics)
-	sort.SliceStable(ms, func(i, j int) bool { return ms[i].Key < ms[j].Key })
-	for _, m := range ms {
-		typ, slice := m.Key, ""
-		if k, s, ok := strings.Cut(m.Key, SliceMetricInfix); ok && k != "" && s != "" {
-			col, val, ok := strings.Cut(s, ":")
-			if ok {
-				s = col + "=" + val
-			}
-			typ, slice = k, s
+	for _, m := range sortedMetrics(r.Metrics) {
+		if modelKeys[m.Key] {
+			continue // the logged model's own value is above
 		}
-		b.addMetric(PerformanceMetric{Type: typ, Value: m.Value, Slice: slice, Source: "run:" + id, Dataset: m.DatasetName})
+		b.addLoggedMetric("run:"+id, m)
 	}
 	return nil
+}
+
+// sortedMetrics returns the last value of each key (the list is in
+// logging order), sorted by key.
+func sortedMetrics(ms []tracking.Metric) []tracking.Metric {
+	last := map[string]tracking.Metric{}
+	for _, m := range ms {
+		last[m.Key] = m
+	}
+	out := make([]tracking.Metric, 0, len(last))
+	for _, k := range sortedKeysOf(last) {
+		out = append(out, last[k])
+	}
+	return out
+}
+
+// addLoggedMetric adds a metric of a run or a logged model; a name
+// with SliceMetricInfix is a slice's.
+func (b *cardBuild) addLoggedMetric(source string, m tracking.Metric) {
+	typ, slice := m.Key, ""
+	if k, s, ok := strings.Cut(m.Key, SliceMetricInfix); ok && k != "" && s != "" {
+		if col, val, ok := strings.Cut(s, ":"); ok {
+			s = col + "=" + val
+		}
+		typ, slice = k, s
+	}
+	b.addMetric(PerformanceMetric{Type: typ, Value: m.Value, Slice: slice, Source: source, Dataset: m.DatasetName})
 }
 
 // addMetric adds a metric whose value is a number JSON can hold.

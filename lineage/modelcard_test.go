@@ -350,3 +350,63 @@ func TestCardWithoutArtifacts(t *testing.T) {
 		t.Errorf("no registry: %v", err)
 	}
 }
+
+// An MLflow 3 version: its logged model's metrics, params and type are
+// the model's own; a run metric of the same key is not repeated.
+func TestCardLoggedModel(t *testing.T) {
+	for name, open := range realStores(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			trk, reg, _ := open(t)
+			exp, err := trk.CreateExperiment(ctx, "lm", "", nil)
+			if err != nil {
+				t.Fatal(err)
+			}
+			run, err := trk.CreateRun(ctx, tracking.CreateRunInput{ExperimentID: exp, StartTime: 1})
+			if err != nil {
+				t.Fatal(err)
+			}
+			id := run.Info.RunID
+			lm, err := trk.CreateLoggedModel(ctx, tracking.CreateLoggedModelInput{ExperimentID: exp, Name: "model", ModelType: "xgboost.XGBClassifier",
+				SourceRunID: id, Params: []tracking.KV{{Key: "eta", Value: "0.3"}}})
+			if err != nil {
+				t.Fatal(err)
+			}
+			if err := trk.LogBatch(ctx, id, []tracking.Metric{
+				{Key: "auc", Value: 0.7, Timestamp: 1, Step: 0, ModelID: lm.ID},
+				{Key: "auc", Value: 0.8, Timestamp: 2, Step: 1, ModelID: lm.ID},
+				{Key: "auc/slice/plan:pro", Value: 0.6, Timestamp: 2, Step: 1, ModelID: lm.ID},
+				{Key: "loss", Value: 0.4, Timestamp: 2},
+			}, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.CreateRegisteredModel(ctx, "x", "", nil); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := reg.CreateModelVersion(ctx, registry.CreateModelVersionInput{Name: "x", Source: "models:/" + lm.ID, ModelID: lm.ID}); err != nil {
+				t.Fatal(err)
+			}
+			card, err := (&lineage.Cards{Registry: reg, Tracking: trk}).Card(ctx, "x", 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if card.ModelDetails.RunID != id || card.ModelDetails.ModelID != lm.ID || card.ModelParameters.ModelArchitecture != "xgboost.XGBClassifier" ||
+				len(card.ModelParameters.Params) != 1 || card.ModelParameters.Params[0].Name != "eta" {
+				t.Errorf("card: %+v %+v", card.ModelDetails, card.ModelParameters)
+			}
+			got := map[string]float64{}
+			for _, m := range card.QuantitativeAnalysis.PerformanceMetrics {
+				got[m.Source+" "+m.Type+"["+m.Slice+"]"] = m.Value
+			}
+			want := map[string]float64{"logged-model:" + lm.ID + " auc[]": 0.8, "logged-model:" + lm.ID + " auc[plan=pro]": 0.6, "run:" + id + " loss[]": 0.4}
+			if len(got) != len(want) {
+				t.Errorf("metrics %v, want %v", got, want)
+			}
+			for k, v := range want {
+				if got[k] != v {
+					t.Errorf("metric %s = %v, want %v (all: %v)", k, got[k], v, got)
+				}
+			}
+		})
+	}
+}
