@@ -6,10 +6,12 @@ import (
 	"errors"
 	"path"
 	"sort"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/metadata"
 
 	"github.com/kiln-ml/kiln/deploy"
@@ -296,4 +298,122 @@ func TestExpireFiltersByEndpoint(t *testing.T) {
 	if n, err := l.Expire(ctx, "", later); err != nil || n != 1 {
 		t.Fatalf("expire all: %d %v", n, err)
 	}
+}
+
+// Erasures of two subjects at once (as on two replicas) and logging
+// going on meanwhile: neither erasure undoes the other's.
+func TestEraseConcurrent(t *testing.T) {
+	for name, open := range storetest.TestDatabases(t) {
+		t.Run(name, func(t *testing.T) {
+			ctx := context.Background()
+			e := newEnv(t, open(t))
+			l := e.open(t, func(o *Options) { o.Settings = fakeSettings{"ep": {SubjectHeader: "X-Customer"}} })
+			subjects := []string{"A", "B", "C"}
+			for seg := 0; seg < 6; seg++ {
+				for i := 0; i < 30; i++ {
+					l.Observe(asSubject(subjects[i%3]), call("ep", "r", []*tensor.Tensor{f32("x", 1, 0, float32(i))}, nil))
+				}
+				if err := l.Flush(ctx, "ep"); err != nil {
+					t.Fatal(err)
+				}
+			}
+			// A second Log on the same index and bucket stands for another
+			// replica.
+			other := *e
+			other.dir = t.TempDir()
+			other.reg = prometheus.NewRegistry()
+			l2 := other.open(t, func(o *Options) { o.Settings = fakeSettings{"ep": {SubjectHeader: "X-Customer"}} })
+			stop := make(chan struct{})
+			logged := make(chan int)
+			go func() { // logs C throughout
+				n := 0
+				for {
+					select {
+					case <-stop:
+						logged <- n
+						return
+					default:
+					}
+					l.Observe(asSubject("C"), call("ep", "late", nil, nil))
+					n++
+					time.Sleep(time.Millisecond)
+				}
+			}()
+			reps := make([]ErasureReport, 2)
+			errs := make([]error, 2)
+			done := make(chan struct{})
+			go func() { reps[1], errs[1] = l2.Erase(ctx, "ep", "B"); close(done) }()
+			reps[0], errs[0] = l.Erase(ctx, "ep", "A")
+			<-done
+			close(stop)
+			late := <-logged
+			for i, err := range errs {
+				if err != nil {
+					t.Fatalf("erasure %d: %v", i, err)
+				}
+			}
+			if reps[0].RecordsDeleted != 60 || reps[1].RecordsDeleted != 60 {
+				t.Fatalf("reports %+v", reps)
+			}
+			if err := l.Flush(ctx, "ep"); err != nil {
+				t.Fatal(err)
+			}
+			_, rows := e.scan(t, "ep")
+			if len(rows) != 60+late {
+				t.Fatalf("%d rows left, want %d", len(rows), 60+late)
+			}
+			for _, r := range rows {
+				if r[ColSubject] != "C" {
+					t.Fatalf("a row of %v is left", r[ColSubject])
+				}
+			}
+			sum, err := l.Index().Summary(ctx, "ep", time.Time{}, time.Time{})
+			if err != nil || sum.Requests != int64(60+late) {
+				t.Fatalf("summary: %d requests, want %d (%v)", sum.Requests, 60+late, err)
+			}
+		})
+	}
+}
+
+// BenchmarkErase erases one subject of 100 from an endpoint of 20
+// segments of 5000 requests (a subject has rows in every segment, so each
+// erasure rewrites all 20); "absent" erases a key that is nowhere (reads
+// only).
+func BenchmarkErase(b *testing.B) {
+	ctx := context.Background()
+	e := newEnv(b, sqliteDB(b))
+	l := e.open(b, func(o *Options) { o.Settings = fakeSettings{"ep": {SubjectHeader: "X-Customer"}} })
+	ctxs := make([]context.Context, 100)
+	for i := range ctxs {
+		ctxs[i] = asSubject("customer-" + strconv.Itoa(i))
+	}
+	in := []*tensor.Tensor{f32("x", 1, 4, 0)}
+	out := []*tensor.Tensor{f32("y", 1, 0, 1)}
+	for seg := 0; seg < 20; seg++ {
+		for i := 0; i < 5000; i++ {
+			l.Observe(ctxs[i%100], call("ep", "r"+strconv.Itoa(i), in, out))
+		}
+		if err := l.Flush(ctx, "ep"); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.Run("absent", func(b *testing.B) {
+		for i := 0; i < b.N; i++ {
+			if rep, err := l.Erase(ctx, "ep", "nobody"); err != nil || rep.SegmentsScanned != 20 {
+				b.Fatal(rep, err)
+			}
+		}
+	})
+	next := 0 // b.Run calls the function more than once
+	b.Run("rewrite", func(b *testing.B) {
+		if next+b.N > 100 {
+			b.Skip("100 subjects")
+		}
+		for i := 0; i < b.N; i++ {
+			next++
+			if rep, err := l.Erase(ctx, "ep", "customer-"+strconv.Itoa(next-1)); err != nil || rep.SegmentsRewritten != 20 || rep.RecordsDeleted != 1000 {
+				b.Fatal(rep, err)
+			}
+		}
+	})
 }
