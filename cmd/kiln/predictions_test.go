@@ -85,3 +85,25 @@ func TestPredictionsEraseCommand(t *testing.T) {
 		}
 	}
 }
+
+// spec.logging.retention in a manifest, as kiln apply reads it: days
+// accepted, a negative value refused at its line.
+func TestManifestLoggingRetention(t *testing.T) {
+	const doc = "kind: Endpoint\nmetadata: {name: churn}\nspec:\n  model: churn\n  routes: [{version: \"1\", weight: 100}]\n  logging:\n    retention: %s\n"
+	docs, err := parseManifests("e.yaml", []byte(strings.Replace(doc, "%s", "30d", 1)))
+	if err != nil || len(docs) != 1 || docs[0].Endpoint.Spec.Logging.Retention.D() != 30*24*time.Hour {
+		t.Fatalf("30d: %v %+v", err, docs)
+	}
+	if !strings.Contains(string(docs[0].JSON), `"retention":"720h0m0s"`) {
+		t.Fatalf("sent as %s", docs[0].JSON)
+	}
+	for in, want := range map[string]string{
+		"-1d":     "e.yaml:7:16: spec.logging.retention: must not be negative", // at the value
+		"30 days": "invalid duration",
+	} {
+		_, err := parseManifests("e.yaml", []byte(strings.Replace(doc, "%s", in, 1)))
+		if err == nil || !strings.Contains(err.Error(), want) {
+			t.Errorf("retention %q: %v, want an error with %q", in, err, want)
+		}
+	}
+}
