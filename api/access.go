@@ -18,6 +18,9 @@ type Access struct {
 	Audit *access.Audit
 	// Secure marks the session cookie Secure (the server speaks TLS).
 	Secure bool
+	// OIDC, if set, signs users in through an OpenID Connect provider
+	// (api/oidc.go).
+	OIDC *access.OIDC
 }
 
 // LoginRequest is the body of POST /login.
@@ -73,6 +76,7 @@ func (h *Handler) registerAccess(mux Mux) {
 	h.handle(mux, "DELETE", "/workspaces/{name}/grants", h.deleteGrant)
 	h.handle(mux, "GET", "/audit", h.listAudit)
 	h.handle(mux, "GET", "/audit/verify", h.verifyAudit)
+	h.registerOIDC(mux)
 }
 
 func (h *Handler) access() (*Access, error) {

@@ -68,6 +68,34 @@ type Access struct {
 	// or token) may make, with bursts of RateBurst (0: no limit).
 	RateLimit int `yaml:"rate_limit"`
 	RateBurst int `yaml:"rate_burst"`
+	// OIDC is sign-in through an OpenID Connect provider (off while its
+	// issuer is empty).
+	OIDC OIDC `yaml:"oidc"`
+}
+
+// OIDC configures single sign-on through an OpenID Connect provider
+// (Keycloak, Dex, Okta, Google, Azure AD), alongside passwords and tokens.
+type OIDC struct {
+	// Issuer is the provider's issuer URL ("": OIDC is off).
+	Issuer       string `yaml:"issuer"`
+	ClientID     string `yaml:"client_id"`
+	ClientSecret string `yaml:"client_secret"`
+	// RedirectURL is the callback the provider sends browsers back to
+	// ("": the external URL + /api/v1/oidc/callback).
+	RedirectURL string `yaml:"redirect_url"`
+	// Scopes are asked for (comma-separated).
+	Scopes string `yaml:"scopes"`
+	// UsernameClaim names the Kiln user (the email claim when the token
+	// has none).
+	UsernameClaim string `yaml:"username_claim"`
+	// GroupsClaim lists the user's groups; members of AdminGroup are
+	// server administrators (and others are not).
+	GroupsClaim string `yaml:"groups_claim"`
+	AdminGroup  string `yaml:"admin_group"`
+	// DefaultRole ("none": no grant) is given in Workspace to users
+	// created on their first sign-in.
+	DefaultRole string `yaml:"default_role"`
+	Workspace   string `yaml:"workspace"`
 }
 
 // Server configures the HTTP server.
@@ -233,7 +261,8 @@ func Default() Config {
 		Deploy:    Deploy{GRPCAddr: "127.0.0.1:5001", ModelMemory: 2 << 30, ModelCacheDir: "./kiln-data/model-cache"},
 		Monitor: Monitor{PredictionLog: PredictionLog{FsyncInterval: 100 * time.Millisecond, SegmentMaxAge: time.Minute,
 			SegmentMaxBytes: 64 << 20, Retention: 30 * 24 * time.Hour}},
-		Access:   Access{Auth: "auto", CredentialCacheTTL: 30 * time.Second, PrivateWebhooks: "auto"},
+		Access: Access{Auth: "auto", CredentialCacheTTL: 30 * time.Second, PrivateWebhooks: "auto",
+			OIDC: OIDC{Scopes: "openid,email,profile", UsernameClaim: "preferred_username", DefaultRole: "viewer", Workspace: "default"}},
 		Pipeline: Pipeline{LeaseTTL: 30 * time.Second, Kubernetes: Kubernetes{Namespace: "default", KilnImage: "ghcr.io/kiln-ml/kiln:latest"}},
 	}
 }
@@ -276,6 +305,16 @@ func (c *Config) settings() []setting {
 		{env: "KILN_RATE_LIMIT", flag: "rate-limit", usage: "requests per second per signed-in user or token (0: no limit)", integer: &c.Access.RateLimit},
 		{env: "KILN_RATE_BURST", flag: "rate-burst", usage: "burst of --rate-limit (0: twice the rate)", integer: &c.Access.RateBurst},
 		{env: "KILN_CREDENTIAL_CACHE_TTL", flag: "credential-cache-ttl", usage: "how long checked passwords and tokens are remembered", dur: &c.Access.CredentialCacheTTL},
+		{env: "KILN_OIDC_ISSUER", flag: "oidc-issuer", usage: `OpenID Connect provider's issuer URL for single sign-on ("": off)`, str: &c.Access.OIDC.Issuer},
+		{env: "KILN_OIDC_CLIENT_ID", flag: "oidc-client-id", usage: "OIDC client id of Kiln at the provider", str: &c.Access.OIDC.ClientID},
+		{env: "KILN_OIDC_CLIENT_SECRET", flag: "oidc-client-secret", usage: `OIDC client secret ("": a public client; prefer the environment variable, which ps does not show)`, str: &c.Access.OIDC.ClientSecret},
+		{env: "KILN_OIDC_REDIRECT_URL", flag: "oidc-redirect-url", usage: `OIDC callback URL registered at the provider ("": --external-url + /api/v1/oidc/callback)`, str: &c.Access.OIDC.RedirectURL},
+		{env: "KILN_OIDC_SCOPES", flag: "oidc-scopes", usage: "OIDC scopes asked for (comma-separated)", str: &c.Access.OIDC.Scopes},
+		{env: "KILN_OIDC_USERNAME_CLAIM", flag: "oidc-username-claim", usage: "ID token claim that names the Kiln user (email when the token has none)", str: &c.Access.OIDC.UsernameClaim},
+		{env: "KILN_OIDC_GROUPS_CLAIM", flag: "oidc-groups-claim", usage: `ID token claim that lists the user's groups ("": none)`, str: &c.Access.OIDC.GroupsClaim},
+		{env: "KILN_OIDC_ADMIN_GROUP", flag: "oidc-admin-group", usage: `members of this group are server administrators, others not ("": admin is managed in Kiln)`, str: &c.Access.OIDC.AdminGroup},
+		{env: "KILN_OIDC_DEFAULT_ROLE", flag: "oidc-default-role", usage: "role given to users on their first OIDC sign-in: viewer, editor, maintainer, admin or none", str: &c.Access.OIDC.DefaultRole},
+		{env: "KILN_OIDC_WORKSPACE", flag: "oidc-workspace", usage: "workspace of --oidc-default-role", str: &c.Access.OIDC.Workspace},
 		{env: "KILN_NO_PIPELINES", flag: "no-pipelines", usage: "run no pipeline steps, schedules or triggers on this server", boolean: &c.Pipeline.Disabled},
 		{env: "KILN_PIPELINE_PARALLELISM", flag: "pipeline-parallelism", usage: "pipeline steps the local executor runs at once (0: the number of CPUs)", integer: &c.Pipeline.Parallelism},
 		{env: "KILN_PIPELINE_WORK_DIR", flag: "pipeline-work-dir", usage: `folder of the local executor's step attempts ("": in the temporary directory)`, str: &c.Pipeline.WorkDir},
@@ -448,6 +487,9 @@ func (c Config) Validate() error {
 	}
 	if p := c.Pipeline; p.LeaseTTL < time.Second {
 		errs = append(errs, fmt.Errorf("pipeline.lease_ttl %v is under 1s", p.LeaseTTL))
+	}
+	if o := c.Access.OIDC; o.Issuer != "" && o.ClientID == "" {
+		errs = append(errs, errors.New("access.oidc.issuer is set without access.oidc.client_id"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("config: %w", err)

@@ -65,6 +65,9 @@ type accessParts struct {
 	egress               egress.Policy
 	rateLimit, rateBurst int
 	noPipelines          bool
+	// oidc signs users in through an OpenID Connect provider, if
+	// configured.
+	oidc *access.OIDC
 }
 
 func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
@@ -79,13 +82,61 @@ func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.L
 	}
 	if !on {
 		log.Warn("access control is off: anyone who can reach " + cfg.Server.Addr + " may do anything (it is on by default beyond loopback; --auth on turns it on here)")
+		if cfg.Access.OIDC.Issuer != "" {
+			log.Warn("OIDC sign-in is configured but access control is off: it is not offered", "issuer", cfg.Access.OIDC.Issuer)
+		}
 		return a, nil
 	}
 	a.auth = access.NewAuthenticator(a.users, cfg.Access.CredentialCacheTTL)
 	if err := bootstrapAdmin(ctx, a.users, cfg.Access.AdminPassword, log); err != nil {
 		return nil, err
 	}
+	if a.oidc, err = newOIDC(ctx, cfg, a.users, log); err != nil {
+		return nil, err
+	}
 	return a, nil
+}
+
+// newOIDC builds OIDC sign-in when an issuer is configured. The
+// provider's discovery document is fetched now; when the provider cannot
+// be reached the server still starts (with a warning), and the first
+// sign-in tries again.
+func newOIDC(ctx context.Context, cfg config.Config, users *access.Store, log *slog.Logger) (*access.OIDC, error) {
+	oc := cfg.Access.OIDC
+	if oc.Issuer == "" {
+		return nil, nil
+	}
+	redirect := oc.RedirectURL
+	if redirect == "" {
+		base := cfg.Pipeline.ExternalURL
+		if base == "" {
+			base = externalURL(cfg.Server.Addr)
+			if tlsOn(cfg) {
+				base = "https://" + strings.TrimPrefix(base, "http://")
+			}
+		}
+		redirect = strings.TrimSuffix(base, "/") + api.Prefix + "/oidc/callback"
+	}
+	var scopes []string
+	for _, s := range strings.Split(oc.Scopes, ",") {
+		if s = strings.TrimSpace(s); s != "" {
+			scopes = append(scopes, s)
+		}
+	}
+	o, err := access.NewOIDC(access.OIDCConfig{Issuer: oc.Issuer, ClientID: oc.ClientID, ClientSecret: oc.ClientSecret, RedirectURL: redirect,
+		Scopes: scopes, UsernameClaim: oc.UsernameClaim, GroupsClaim: oc.GroupsClaim, AdminGroup: oc.AdminGroup,
+		DefaultRole: oc.DefaultRole, Workspace: oc.Workspace, Logger: log}, users)
+	if err != nil {
+		return nil, err
+	}
+	dctx, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	if err := o.Discover(dctx); err != nil {
+		log.Warn("OIDC provider not reachable at start: sign-ins will try it again", "issuer", oc.Issuer, "err", errors.Unwrap(err))
+	} else {
+		log.Info("OIDC sign-in on", "issuer", oc.Issuer, "client_id", oc.ClientID, "redirect_url", redirect)
+	}
+	return o, nil
 }
 
 // bootstrapAdmin creates the "admin" user when there are no users yet,

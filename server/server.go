@@ -238,7 +238,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Datasets: datasets, Content: dataset.NewBucketRemote(bucket), Tracking: trk,
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
-		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg)}, Approvals: approvals,
+		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg), OIDC: acc.oidc}, Approvals: approvals,
 		Lineage:    &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines},
 		ModelCards: &lineage.Cards{Registry: reg, Tracking: trk, Datasets: datasets, Gates: gates, Endpoints: s.deploy, Monitors: s.monitors, Artifacts: bucket},
 	}).Register(mux)
