@@ -21,7 +21,6 @@ var cardFuncs = map[string]any{
 	"cell": markdownCell,
 	"md":   markdownText,
 	"join": strings.Join,
-	"code": func(s string) string { return "`" + strings.ReplaceAll(s, "`", "'") + "`" },
 	"owner": func(o Owner) string {
 		if o.Role == "" {
 			return o.Name

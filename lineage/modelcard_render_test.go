@@ -41,7 +41,7 @@ func TestCardMarkdown(t *testing.T) {
 		"| accuracy | 0.912346 | all | run:0123abcd |", "| roc_auc | 0.79 | region=us | gate:quality | eval@1 |",
 		"| max_depth | 4 |", "| train@1 | run | training | 0123abcd |", "- Model architecture: sklearn.ensemble.RandomForestClassifier",
 		"- Input: amount: double", "- Output: long", "- retention team", "- EU &lt;and&gt; US only", "- bob (registered the version)",
-		"model_uri: `models:/churn/3`", "| team | retention |", "Not written yet.", "&lt;script&gt;alert(1)&lt;/script&gt;",
+		"model_uri: models:/churn/3", "| team | retention |", "Not written yet.", "&lt;script&gt;alert(1)&lt;/script&gt;",
 	} {
 		if !strings.Contains(s, want) {
 			t.Errorf("Markdown has no %q:\n%s", want, s)
@@ -86,4 +86,59 @@ func TestCardHTML(t *testing.T) {
 			t.Errorf("empty card: %v\n%s", err, out)
 		}
 	}
+}
+
+// FuzzCardRender puts arbitrary text in every edited and stored text of a
+// card: the Markdown never holds a '<' (no raw HTML reaches a Markdown
+// renderer), and the HTML has exactly the tags of the same card with
+// plain text (or none, for the empty string).
+func FuzzCardRender(f *testing.F) {
+	for _, s := range []string{"", "<script>alert(1)</script>", "a|b\nc", `"><img src=x onerror=alert(1)>`, "&lt;", "{{.}}", "\x00\xff"} {
+		f.Add(s)
+	}
+	fill := func(s string) *lineage.ModelCard {
+		c := sampleCard()
+		d := &c.ModelDetails
+		d.Name, d.Description, d.Stage, d.TextUpdatedBy = s, s, s, s // the overview's paragraphs are split: it keeps its text
+		d.Tags = map[string]string{s: s}
+		d.Owners = []lineage.Owner{{Name: s, Role: s}}
+		d.Licenses = []lineage.License{{CustomText: s}}
+		d.References = []lineage.Reference{{Reference: s, Kind: s}}
+		c.ModelParameters.ModelArchitecture = s
+		c.ModelParameters.Params = []lineage.Param{{Name: s, Value: s}}
+		c.ModelParameters.Data = []lineage.CardDataset{{Name: s, Via: s, Context: s, Source: s}}
+		c.QuantitativeAnalysis.PerformanceMetrics = []lineage.PerformanceMetric{{Type: s, Slice: s, Source: s, Note: s}}
+		c.Considerations = lineage.Considerations{Users: []string{s}, UseCases: []string{s}, Limitations: []string{s}, Tradeoffs: []string{s}, EthicalConsiderations: []string{s}}
+		c.Notes = []string{s}
+		return c
+	}
+	plain := map[bool][]byte{}
+	for _, empty := range []bool{false, true} {
+		text := "x"
+		if empty {
+			text = ""
+		}
+		h, err := fill(text).HTML()
+		if err != nil {
+			f.Fatal(err)
+		}
+		plain[empty] = h
+	}
+	f.Fuzz(func(t *testing.T, s string) {
+		c := fill(s)
+		md, err := c.Markdown()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if strings.Contains(string(md), "<") {
+			t.Fatalf("a '<' in the Markdown of %q", s)
+		}
+		h, err := c.HTML()
+		if err != nil {
+			t.Fatal(err)
+		}
+		if a, b := strings.Count(string(h), "<"), strings.Count(string(plain[s == ""]), "<"); a != b {
+			t.Fatalf("%d '<' in the HTML of %q, %d with plain text", a, s, b)
+		}
+	})
 }
