@@ -101,3 +101,24 @@ func TestDurationDays(t *testing.T) {
 		t.Fatalf("round trip %s: %v %v", b, back.Retention.D(), err)
 	}
 }
+
+// The Manager hands an applied spec.logging.retention to the prediction
+// log (its Settings) as written; an endpoint without one has none (the
+// server's default applies).
+func TestManagerLoggingRetention(t *testing.T) {
+	f := newFixture(t, openSQLite(t))
+	f.register(t, "clf", "skl_svc_rbf_multi")
+	m := f.manager(t, ManagerOptions{})
+	for name, logging := range map[string]string{"kept": `,"logging":{"retention":"7d","subject_header":"X-Customer"}`, "plain": ""} {
+		e := parseDoc(t, `{"metadata":{"name":"`+name+`"},"spec":{"model":"clf","routes":[{"version":"1","weight":100}]`+logging+`}}`)
+		if _, err := m.Apply(bg, e, "a", ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if l, ok := m.Logging("kept"); !ok || l.Retention.D() != 7*24*time.Hour || l.SubjectHeader != "X-Customer" {
+		t.Fatalf("kept: %+v %v", l, ok)
+	}
+	if l, ok := m.Logging("plain"); !ok || l.Retention != 0 {
+		t.Fatalf("plain: %+v %v", l, ok)
+	}
+}
