@@ -327,6 +327,9 @@ func TestOIDCLogin(t *testing.T) {
 	if code := post("/api/2.0/mlflow/experiments/create", csrf); code != http.StatusOK {
 		t.Errorf("a change with the CSRF token: %d", code)
 	}
+	if code := post("/api/v1/tokens", csrf); code != http.StatusCreated {
+		t.Errorf("an OIDC user making a token for themselves: %d", code)
+	}
 
 	// The user as stored: an OIDC user without a password, with the
 	// default role.
