@@ -14,6 +14,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 	"google.golang.org/grpc/metadata"
 
+	"github.com/kiln-ml/kiln/dataset/table"
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/store/storetest"
@@ -416,4 +417,39 @@ func BenchmarkErase(b *testing.B) {
 			}
 		}
 	})
+}
+
+// A reader that listed the segments before an erasure rewrote one and
+// deleted another reads the rewrite and skips the deleted one.
+func TestScanDuringErasure(t *testing.T) {
+	ctx := context.Background()
+	e := newEnv(t, sqliteDB(t))
+	l := e.open(t, func(o *Options) { o.Settings = fakeSettings{"ep": {SubjectHeader: "X-Customer"}} })
+	for _, seg := range [][]string{{"B"}, {"A", "B"}, {"A"}, {"B"}} {
+		for _, who := range seg {
+			l.Observe(asSubject(who), call("ep", who, nil, nil))
+		}
+		if err := l.Flush(ctx, "ep"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	var subjects []string
+	erased := false
+	err := NewReader(l.Index(), e.bucket).Scan(ctx, "ep", time.Time{}, time.Time{}, func(s table.Schema, b *table.Batch) error {
+		col := &b.Columns[s.Index(ColSubject)]
+		for i := 0; i < b.Len; i++ {
+			subjects = append(subjects, col.Str(i))
+		}
+		if !erased {
+			erased = true
+			rep, err := l.Erase(ctx, "ep", "A")
+			if err != nil || rep.SegmentsRewritten != 1 || rep.SegmentsDeleted != 1 {
+				t.Errorf("erasure: %+v %v", rep, err)
+			}
+		}
+		return nil
+	})
+	if err != nil || strings.Join(subjects, ",") != "B,B,B" {
+		t.Fatalf("scan during an erasure: %v %v", subjects, err)
+	}
 }
