@@ -184,7 +184,9 @@ func (h *Handler) erasePredictions(w http.ResponseWriter, r *http.Request) error
 	case len(req.Subject) > maxSubjectKey:
 		return errdefs.Invalid("Invalid 'subject': longer than %d bytes", maxSubjectKey)
 	}
-	rep, err := h.d.Predictions.Erase(r.Context(), name, req.Subject)
+	// An erasure, once asked for, runs to its end even if the client
+	// goes away (each segment is rewritten atomically either way).
+	rep, err := h.d.Predictions.Erase(context.WithoutCancel(r.Context()), name, req.Subject)
 	digest := access.Digest([]byte(req.Subject))
 	h.auditErasure(w, r, rep, digest, err)
 	if err != nil {
