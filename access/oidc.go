@@ -182,11 +182,11 @@ func (o *OIDC) discovered(ctx context.Context) (*oidc.Provider, *oidc.IDTokenVer
 	if o.provider != nil {
 		return o.provider, o.verifier, nil
 	}
-	if now := o.now(); !o.lastTry.IsZero() && now.Sub(o.lastTry) < discoverEvery {
+	now := o.now()
+	if !o.lastTry.IsZero() && now.Sub(o.lastTry) < discoverEvery {
 		return nil, nil, providerDown(o.cfg.Issuer, errors.New("the last attempt failed moments ago"))
-	} else {
-		o.lastTry = now
 	}
+	o.lastTry = now
 	ctx, cancel := context.WithTimeout(oidc.ClientContext(ctx, o.cfg.HTTPClient), 15*time.Second)
 	defer cancel()
 	p, err := oidc.NewProvider(ctx, o.cfg.Issuer)
