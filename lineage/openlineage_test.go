@@ -190,6 +190,13 @@ func TestEngineEmitsOpenLineage(t *testing.T) {
 			if r.State != pipeline.StateFailed {
 				t.Fatalf("run %s: %s", r.State, r.Error)
 			}
+			// The run's end is observed just after it is stored: wait for
+			// its event (6 in all) before closing.
+			for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(5 * time.Millisecond) {
+				if sent, _, _ := em.Stats(); sent >= 6 {
+					break
+				}
+			}
 			if err := em.Close(ctx); err != nil {
 				t.Fatal(err)
 			}

@@ -137,7 +137,7 @@ spec:
   rollout:
     strategy: canary
     steps: [{weight: 10, interval: 5 minutes}]
-`, []string{`e.yaml:8:36: spec.rollout.steps[0].interval: invalid duration "5 minutes" (use e.g. 30s, 5m, 250ms)`}},
+`, []string{`e.yaml:8:36: spec.rollout.steps[0].interval: invalid duration "5 minutes" (use e.g. 30s, 5m, 250ms, 30d)`}},
 		{"duplicate field", `kind: Endpoint
 metadata: {name: a}
 spec:
