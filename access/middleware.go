@@ -54,6 +54,10 @@ type MiddlewareOptions struct {
 	// RateBurst (default twice the rate); 0: no limit.
 	RateLimit float64
 	RateBurst int
+	// Owners, if set, makes workspaces namespaces: a request sees only
+	// the experiments, registered models and endpoints of its workspace
+	// (isolation.go).
+	Owners *Owners
 }
 
 // maxPeek bounds how much of a body is read to find a resource's name.
@@ -65,6 +69,7 @@ type middleware struct {
 	policy *http.ServeMux
 	log    *slog.Logger
 	limits *limiters
+	runs   runExperiments
 }
 
 type matchKey struct{}
@@ -179,6 +184,11 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		}
 	}
 	ev.Actor, ev.Auth = p.User, p.Auth
+	if p.TokenWorkspace != "" && r.Header.Get(WorkspaceHeader) == "" && !strings.HasPrefix(perm.From, "workspace:") {
+		// A token bound to a workspace acts in it unless told otherwise
+		// (the mlflow client cannot send X-Kiln-Workspace).
+		ws, ev.Workspace = p.TokenWorkspace, p.TokenWorkspace
+	}
 	if m.limits != nil && p != Anonymous {
 		if wait, ok := m.limits.allow(p); !ok {
 			secs := int(wait.Seconds()) + 1
@@ -193,8 +203,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 		return
 	}
 	allowed := p.Can(perm.Action, ws, "", "")
+	rn := resourceOf{m: m, perm: perm, mt: mt, r: r}
 	if !allowed && mt != nil && p.needsResource(perm.Action, ws, perm.Resource) {
-		name, err := m.resourceName(ctx, perm, mt.req, r)
+		name, err := rn.name(ctx)
 		if err == nil && name != "" {
 			allowed = p.Can(perm.Action, ws, perm.Resource, name)
 			ev.Resource = string(perm.Resource) + "/" + clip(name)
@@ -207,15 +218,33 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.o.Auth != nil {
 		r.Header.Set(ActorHeader, p.User)
 	}
-	r2 := r.WithContext(WithPrincipal(ctx, p))
-	m.serve(w, r2, ev, perm, p)
+	ctx = WithPrincipal(ctx, p)
+	var after func(*lifecycleWriter)
+	if m.o.Owners != nil {
+		ctx = withScope(ctx, m.o.Owners, ws)
+		if mt != nil {
+			var err error
+			if after, err = m.isolate(ctx, ws, pattern, &rn); err != nil {
+				m.hidden(w, r, ev, err)
+				return
+			}
+		}
+	}
+	r2 := r.WithContext(ctx)
+	if after != nil {
+		lw := &lifecycleWriter{ResponseWriter: w, status: http.StatusOK}
+		m.serve(lw, r2, ev, perm, p)
+		after(lw)
+	} else {
+		m.serve(w, r2, ev, perm, p)
+	}
 	r.Pattern = r2.Pattern // for the metrics and logs of the middleware outside
 }
 
 // serve runs the handler, recording the request in the audit log when it
 // changes something.
 func (m *middleware) serve(w http.ResponseWriter, r *http.Request, ev *Event, perm Permission, p *Principal) {
-	if m.o.Audit == nil || !audited(perm.Action, r.Method) {
+	if m.o.Audit == nil || !(audited(perm.Action, r.Method) || auditedReads[ev.Action]) {
 		m.next.ServeHTTP(w, r)
 		return
 	}
@@ -303,7 +332,14 @@ func (m *middleware) resourceName(ctx context.Context, perm Permission, matched,
 		if err != nil || id == "" || m.o.RunExperiment == nil {
 			return "", err
 		}
-		return m.o.RunExperiment(ctx, id)
+		if exp, ok := m.runs.get(id); ok {
+			return exp, nil
+		}
+		exp, err := m.o.RunExperiment(ctx, id)
+		if err == nil {
+			m.runs.put(id, exp) // a run never changes experiment
+		}
+		return exp, err
 	}
 	return "", nil
 }

@@ -163,6 +163,9 @@ func DefaultPolicy() Policy {
 		// Model cards: read with the model; the edited text is a write.
 		"GET /api/v1/models/{model}/versions/{model_version}/card": model(ActionRead),
 		"PUT /api/v1/models/{model}/versions/{model_version}/card": model(ActionWrite),
+		// Copying a version: read here; the handler checks the principal
+		// may write registered models in the target workspace.
+		"POST /api/v1/models/{model}/versions/{model_version}/copy": model(ActionRead),
 		// Batch scoring.
 		"GET /api/v1/score-jobs": read, "GET /api/v1/score-jobs/{id}": read, "POST /api/v1/score-jobs": write,
 		// Endpoints: deploying, rolling out and deleting are managing.

@@ -107,7 +107,10 @@ type Deps struct {
 	// ModelCards, if set, serves model cards (a *lineage.Cards;
 	// api/modelcard.go).
 	ModelCards ModelCards
-	Logger     *slog.Logger
+	// Registry, if set, copies model versions between workspaces
+	// (api/modelcopy.go; a *registry.Store).
+	Registry ModelRegistry
+	Logger   *slog.Logger
 }
 
 // Handler serves the API.
@@ -155,6 +158,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerAccess(mux)
 	h.registerApprovals(mux)
 	h.registerModelCards(mux)
+	h.registerModelCopy(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/errdefs"
 )
@@ -203,6 +204,7 @@ func (h *Handler) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	states = access.FilterVisible(r.Context(), access.ResourceEndpoint, states, func(s *deploy.State) string { return s.Endpoint.Metadata.Name })
 	if states == nil {
 		states = []*deploy.State{}
 	}
@@ -261,6 +263,10 @@ func (h *Handler) applyEndpoint(w http.ResponseWriter, r *http.Request) error {
 	}
 	var before *deploy.Endpoint
 	if cur != nil {
+		if !access.Visible(ctx, access.ResourceEndpoint, name) {
+			// Names are shared by all workspaces.
+			return access.OwnedElsewhere(access.ResourceEndpoint, name, access.RequestWorkspace(ctx))
+		}
 		before = &cur.Endpoint
 	}
 	diff, err := endpointDiff(before, e)

@@ -327,6 +327,9 @@ func (h *Handler) listLoggedModelArtifacts(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	uri, _, err := h.tracking.LoggedModelLocation(r.Context(), r.PathValue("model_id"))
 	if err != nil {
 		return nil, err
@@ -363,6 +366,10 @@ func (h *Handler) getRunArtifact(w http.ResponseWriter, r *http.Request) {
 }
 
 func (h *Handler) getLoggedModelArtifact(w http.ResponseWriter, r *http.Request) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		writeError(w, r, h.log, err)
+		return
+	}
 	uri, _, err := h.tracking.LoggedModelLocation(r.Context(), r.PathValue("model_id"))
 	if err != nil {
 		writeError(w, r, h.log, err)

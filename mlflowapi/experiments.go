@@ -3,6 +3,8 @@ package mlflowapi
 import (
 	"net/http"
 
+	"github.com/kiln-ml/kiln/access"
+	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/tracking"
 )
 
@@ -84,6 +86,9 @@ func (h *Handler) getExperimentByName(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !access.Visible(r.Context(), access.ResourceExperiment, e.ID) {
+		return nil, errdefs.NotFound("Could not find experiment with name '%s' in workspace '%s'", *req.Name, access.RequestWorkspace(r.Context()))
+	}
 	return map[string]any{"experiment": toExperimentJSON(e)}, nil
 }
 
@@ -108,6 +113,7 @@ func (h *Handler) searchExperiments(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	exps = access.FilterVisible(r.Context(), access.ResourceExperiment, exps, func(e *tracking.Experiment) string { return e.ID })
 	out := struct {
 		Experiments   []experimentJSON `json:"experiments,omitempty"`
 		NextPageToken string           `json:"next_page_token,omitempty"`

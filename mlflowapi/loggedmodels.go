@@ -3,6 +3,8 @@ package mlflowapi
 import (
 	"net/http"
 
+	"github.com/kiln-ml/kiln/access"
+	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/tracking"
 )
 
@@ -48,10 +50,16 @@ func (h *Handler) getLoggedModel(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	if !access.Visible(r.Context(), access.ResourceExperiment, m.ExperimentID) {
+		return nil, errdefs.NotFound("Logged model '%s' not found in workspace '%s'", m.ID, access.RequestWorkspace(r.Context()))
+	}
 	return map[string]any{"model": toLoggedModelJSON(m)}, nil
 }
 
 func (h *Handler) finalizeLoggedModel(r *http.Request) (any, error) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	var req struct {
 		Status string `json:"status"`
 	}
@@ -69,10 +77,16 @@ func (h *Handler) finalizeLoggedModel(r *http.Request) (any, error) {
 }
 
 func (h *Handler) deleteLoggedModel(r *http.Request) (any, error) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	return nil, h.tracking.DeleteLoggedModel(r.Context(), r.PathValue("model_id"))
 }
 
 func (h *Handler) setLoggedModelTags(r *http.Request) (any, error) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	var req struct {
 		Tags []kvJSON `json:"tags"`
 	}
@@ -91,10 +105,16 @@ func (h *Handler) setLoggedModelTags(r *http.Request) (any, error) {
 }
 
 func (h *Handler) deleteLoggedModelTag(r *http.Request) (any, error) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	return nil, h.tracking.DeleteLoggedModelTag(r.Context(), r.PathValue("model_id"), r.PathValue("tag_key"))
 }
 
 func (h *Handler) logLoggedModelParams(r *http.Request) (any, error) {
+	if err := h.checkLoggedModel(r.Context(), r.PathValue("model_id")); err != nil {
+		return nil, err
+	}
 	var req struct {
 		Params []kvJSON `json:"params"`
 	}
@@ -116,6 +136,9 @@ func (h *Handler) searchLoggedModels(r *http.Request) (any, error) {
 		} `json:"order_by"`
 	}
 	if err := decode(r, &req); err != nil {
+		return nil, err
+	}
+	if err := checkExperiments(r.Context(), req.ExperimentIDs); err != nil {
 		return nil, err
 	}
 	q := tracking.SearchLoggedModelsQuery{ExperimentIDs: req.ExperimentIDs, Filter: req.Filter,

@@ -4,6 +4,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/registry"
 )
 
@@ -234,6 +235,7 @@ func (h *Handler) searchRegisteredModels(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	models = access.FilterVisible(r.Context(), access.ResourceModel, models, func(m *registry.RegisteredModel) string { return m.Name })
 	out := struct {
 		RegisteredModels []registeredModelJSON `json:"registered_models,omitempty"`
 		NextPageToken    string                `json:"next_page_token,omitempty"`
@@ -441,6 +443,7 @@ func (h *Handler) searchModelVersions(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
+	vs = access.FilterVisible(r.Context(), access.ResourceModel, vs, func(v *registry.ModelVersion) string { return v.Name })
 	out := struct {
 		ModelVersions []modelVersionJSON `json:"model_versions,omitempty"`
 		NextPageToken string             `json:"next_page_token,omitempty"`

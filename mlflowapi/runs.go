@@ -144,6 +144,9 @@ func (h *Handler) searchRuns(r *http.Request) (any, error) {
 	if !ok {
 		return nil, invalidParam("Invalid value '%s' for parameter 'run_view_type'", req.RunViewType)
 	}
+	if err := checkExperiments(r.Context(), req.ExperimentIDs); err != nil {
+		return nil, err
+	}
 	runs, next, err := h.tracking.SearchRuns(r.Context(), tracking.SearchRunsQuery{
 		ExperimentIDs: req.ExperimentIDs, Filter: req.Filter, ViewType: vt, MaxResults: int(req.MaxResults),
 		OrderBy: req.OrderBy, PageToken: req.PageToken,
@@ -455,6 +458,9 @@ func (h *Handler) getMetricHistoryBulkInterval(r *http.Request) (any, error) {
 	if req.MetricKey == nil {
 		return nil, missing("metric_key")
 	}
+	if err := h.checkRuns(r.Context(), req.RunIDs); err != nil {
+		return nil, err
+	}
 	maxResults := 0 // the store's default
 	if req.MaxResults != nil {
 		if *req.MaxResults < 1 || *req.MaxResults > tracking.MaxBulkIntervalResults {
@@ -503,6 +509,9 @@ func (h *Handler) getMetricHistoryBulk(r *http.Request) (any, error) {
 	limit := int(req.MaxResults)
 	if limit <= 0 || limit > 2500 {
 		limit = 2500
+	}
+	if err := h.checkRuns(r.Context(), req.RunIDs); err != nil {
+		return nil, err
 	}
 	var all []tracking.Metric
 	for _, id := range req.RunIDs {

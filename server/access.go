@@ -68,6 +68,8 @@ type accessParts struct {
 	// oidc signs users in through an OpenID Connect provider, if
 	// configured.
 	oidc *access.OIDC
+	// owners makes workspaces namespaces (with access control on).
+	owners *access.Owners
 }
 
 func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
@@ -88,6 +90,7 @@ func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.L
 		return a, nil
 	}
 	a.auth = access.NewAuthenticator(a.users, cfg.Access.CredentialCacheTTL)
+	a.owners = access.NewOwners(db, cfg.Access.CredentialCacheTTL)
 	if err := bootstrapAdmin(ctx, a.users, cfg.Access.AdminPassword, log); err != nil {
 		return nil, err
 	}
@@ -185,6 +188,7 @@ func (a *accessParts) middleware(h http.Handler, trk *tracking.Store, log *slog.
 		},
 		WriteError: func(w http.ResponseWriter, r *http.Request, err error) { writeAccessError(w, r, log, err) },
 		RateLimit:  float64(a.rateLimit), RateBurst: a.rateBurst,
+		Owners: a.owners,
 	})
 }
 
@@ -204,6 +208,8 @@ func writeAccessError(w http.ResponseWriter, r *http.Request, log *slog.Logger, 
 			status = http.StatusBadRequest
 		} else if errors.Is(err, errdefs.ErrRateLimited) {
 			status = http.StatusTooManyRequests
+		} else if errors.Is(err, errdefs.ErrNotFound) {
+			status = http.StatusNotFound // an endpoint of another workspace
 		}
 		w.Header().Set("Content-Type", "application/json")
 		w.WriteHeader(status)

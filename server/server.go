@@ -241,6 +241,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg), OIDC: acc.oidc}, Approvals: approvals,
 		Lineage:    &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines},
 		ModelCards: &lineage.Cards{Registry: reg, Tracking: trk, Datasets: datasets, Gates: gates, Endpoints: s.deploy, Monitors: s.monitors, Artifacts: bucket},
+		Registry:   reg,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))

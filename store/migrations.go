@@ -375,6 +375,10 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 		PostgresSQL: accessTables + auditImmutablePostgres},
 	// Approvals (package approval): policies, requests and their votes.
 	{Version: 11, Name: "approvals", SQL: approvalTables},
+	// Workspaces as namespaces (package access): which workspace owns an
+	// experiment, registered model or endpoint created outside "default".
+	{Version: 12, Name: "workspace resources",
+		SQLiteSQL: workspaceResourceTables, PostgresSQL: workspaceResourceTables},
 }
 
 // scoreJobTables are the tables of migration 7.

@@ -36,6 +36,9 @@ type Client struct {
 	Username, Password string
 	// UserAgent is sent with every request.
 	UserAgent string
+	// Workspace, if set, is the workspace requests act in (the
+	// X-Kiln-Workspace header; the server's default otherwise).
+	Workspace string
 }
 
 // New returns a client of the server at baseURL (http://host:port, or
@@ -85,6 +88,9 @@ func (c *Client) newRequest(ctx context.Context, method, u string, body io.Reade
 	}
 	if c.UserAgent != "" {
 		req.Header.Set("User-Agent", c.UserAgent)
+	}
+	if c.Workspace != "" {
+		req.Header.Set("X-Kiln-Workspace", c.Workspace)
 	}
 	if c.Token != "" {
 		req.Header.Set("Authorization", "Bearer "+c.Token)

@@ -70,6 +70,7 @@ func (f *clientFlags) client() (*client.Client, error) {
 	}
 	c.UserAgent = "kiln/" + version
 	c.Token, c.Username, c.Password = credentials(os.Getenv)
+	c.Workspace = os.Getenv("KILN_WORKSPACE")
 	return c, nil
 }
 

@@ -27,6 +27,7 @@ func newModelCmd() *cobra.Command {
 	}
 	cmd.PersistentFlags().StringVar(&f.server, "server", "", "Kiln server URL (default $KILN_URL, else an http(s) $MLFLOW_TRACKING_URI, else "+defaultServer+")")
 	cmd.AddCommand(newModelCardCmd(&f))
+	cmd.AddCommand(newModelCopyCmd(&f))
 	return cmd
 }
 
