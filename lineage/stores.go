@@ -71,6 +71,41 @@ type Stores struct {
 	// MaxScan bounds the pipeline runs and endpoints read to find the
 	// runs an event triggered (DefaultMaxScan when 0).
 	MaxScan int
+	// Visible, if set, says whether the request of ctx may see a resource
+	// of a workspace ("experiment" by id, "registered_model" or
+	// "endpoint" by name; access.Visible): runs and logged models by
+	// their experiment, model versions by their model, endpoints,
+	// monitors and alerts by their endpoint. A node it hides is not
+	// found, so a walk leaves it out.
+	Visible func(ctx context.Context, resourceType, name string) bool
+}
+
+// The resource types of Visible.
+const (
+	visExperiment = "experiment"
+	visModel      = "registered_model"
+	visEndpoint   = "endpoint"
+)
+
+func (s *Stores) visible(ctx context.Context, rt, name string) bool {
+	return s.Visible == nil || name == "" || s.Visible(ctx, rt, name)
+}
+
+// CopiedFromTag is the model-version tag naming the version a copy was
+// made from ("WORKSPACE:NAME/VERSION").
+const CopiedFromTag = "kiln.copied_from"
+
+// RelCopied: model version → a copy of it (in another workspace).
+const RelCopied = "copied"
+
+// copiedFrom parses a CopiedFromTag value.
+func copiedFrom(v string) (NodeID, bool) {
+	_, ref, ok := strings.Cut(v, ":")
+	if !ok {
+		return NodeID{}, false
+	}
+	n, err := ParseNodeID("model:" + ref)
+	return n, err == nil
 }
 
 // DefaultMaxScan is how many recent pipeline runs a walk reads to find
@@ -144,6 +179,9 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 			}
 			n.Attrs = attrs("status", r.Info.Status, "experiment_id", r.Info.ExperimentID, "started", ms(r.Info.StartTime),
 				"ended", msp(r.Info.EndTime), "user", r.Info.UserID)
+			if !s.visible(ctx, visExperiment, r.Info.ExperimentID) {
+				return n, notFound(id)
+			}
 		}
 	case LoggedModel:
 		if s.Tracking == nil {
@@ -154,9 +192,12 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 			n.Label = m.Name
 			n.Attrs = attrs("status", m.Status, "experiment_id", m.ExperimentID, "source_run_id", m.SourceRunID,
 				"created", ms(m.CreationTime), "model_type", m.ModelType)
+			if !s.visible(ctx, visExperiment, m.ExperimentID) {
+				return n, notFound(id)
+			}
 		}
 	case ModelVersion:
-		if s.Registry == nil {
+		if s.Registry == nil || !s.visible(ctx, visModel, id.Name) {
 			return n, notFound(id)
 		}
 		var v *registry.ModelVersion
@@ -172,7 +213,7 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 			n.Attrs = attrs("stage", v.CurrentStage, "aliases", al, "status", v.Status, "created", ms(v.CreationTime), "source", v.Source)
 		}
 	case Endpoint:
-		if s.Endpoints == nil {
+		if s.Endpoints == nil || !s.visible(ctx, visEndpoint, id.Name) {
 			return n, notFound(id)
 		}
 		var st *deploy.State
@@ -195,12 +236,24 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 		if m, err = s.Monitors.Get(ctx, id.Name); err == nil {
 			n.Label = id.Name
 			n.Attrs = attrs("endpoint", m.Monitor.Spec.Endpoint, "generation", strconv.FormatInt(m.Generation, 10))
+			if !s.visible(ctx, visEndpoint, m.Monitor.Spec.Endpoint) {
+				return n, notFound(id)
+			}
 		}
 	case Alert:
 		if s.Monitors == nil {
 			return n, notFound(id)
 		}
 		n.Label = id.Name + "/" + id.Rule
+		if s.Visible != nil {
+			m, err := s.Monitors.Get(ctx, id.Name)
+			if err != nil {
+				return n, err
+			}
+			if !s.visible(ctx, visEndpoint, m.Monitor.Spec.Endpoint) {
+				return n, notFound(id)
+			}
+		}
 		var found bool
 		active, err2 := s.Monitors.ActiveAlerts(ctx, id.Name)
 		if err2 != nil && !errors.Is(err2, errdefs.ErrNotFound) {
@@ -308,6 +361,13 @@ func (s *session) Upstream(ctx context.Context, id NodeID) ([]Link, error) {
 				add(NodeID{Type: LoggedModel, Name: v.ModelID}, RelRegistered)
 			case v.RunID != "":
 				add(NodeID{Type: Run, Name: v.RunID}, RelRegistered)
+			}
+			for _, t := range v.Tags {
+				if t.Key == CopiedFromTag {
+					if src, ok := copiedFrom(t.Value); ok {
+						add(src, RelCopied)
+					}
+				}
 			}
 		}
 		if s.Datasets != nil {
@@ -426,6 +486,20 @@ func (s *session) Downstream(ctx context.Context, id NodeID) ([]Link, error) {
 			}
 		}
 	case ModelVersion:
+		if s.Registry != nil && !strings.ContainsAny(id.Name, `'\`) { // LIKE's % and _ also match themselves; the tag is compared exactly below
+			ref := id.Name + "/" + strconv.FormatInt(id.Version, 10)
+			vs, err := s.searchVersions(ctx, "tags.`"+CopiedFromTag+"` LIKE '%:"+ref+"'")
+			if err != nil {
+				return nil, err
+			}
+			for _, v := range vs {
+				for _, t := range v.Tags {
+					if src, ok := copiedFrom(t.Value); t.Key == CopiedFromTag && ok && src == id {
+						add(NodeID{Type: ModelVersion, Name: v.Name, Version: v.Version}, RelCopied)
+					}
+				}
+			}
+		}
 		eps, err := s.allEndpoints(ctx)
 		if err != nil {
 			return nil, err
