@@ -1,6 +1,7 @@
 package access
 
 import (
+	"context"
 	"errors"
 	"net/http"
 	"net/http/httptest"
@@ -8,8 +9,15 @@ import (
 	"testing"
 	"time"
 
+	"google.golang.org/grpc"
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/metadata"
+	"google.golang.org/grpc/status"
+
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/serving/inferencepb"
 	"github.com/kiln-ml/kiln/store"
+	"github.com/kiln-ml/kiln/store/storetest"
 )
 
 func TestWorkspaceOwners(t *testing.T) {
@@ -208,4 +216,51 @@ func TestWorkspaceMiddleware(t *testing.T) {
 			t.Errorf("the model created in prod is owned by %q", ws)
 		}
 	})
+}
+
+// TestWorkspaceGRPC: gRPC inference on an endpoint of another workspace
+// is not found; a token bound to the endpoint's workspace reaches it
+// without naming the workspace.
+func TestWorkspaceGRPC(t *testing.T) {
+	db := storetest.TestDatabases(t)["sqlite"](t)
+	st := NewStore(db)
+	if _, err := st.CreateWorkspace(ctx, Workspace{Name: "prod"}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := st.CreateUser(ctx, NewUser{Name: "app", Kind: KindService}, "test"); err != nil {
+		t.Fatal(err)
+	}
+	for _, ws := range []string{DefaultWorkspace, "prod"} {
+		if _, err := st.PutGrant(ctx, Grant{User: "app", Workspace: ws, Role: RoleViewer}, "test"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	_, tok, _ := st.CreateToken(ctx, NewToken{User: "app"}, "test")
+	_, bound, _ := st.CreateToken(ctx, NewToken{User: "app", Workspace: "prod"}, "test")
+	owners := NewOwners(db, time.Minute)
+	if err := owners.Set(ctx, ResourceEndpoint, "churn", "prod"); err != nil {
+		t.Fatal(err)
+	}
+	ic := UnaryInterceptor(NewAuthenticator(st, time.Minute), owners)
+	for _, tc := range []struct {
+		token, ws, endpoint string
+		want                codes.Code
+	}{
+		{tok, "", "churn", codes.NotFound},
+		{tok, "prod", "churn", codes.OK},
+		{tok, "", "other", codes.OK},
+		{tok, "prod", "other", codes.NotFound},
+		{bound, "", "churn", codes.OK},
+	} {
+		md := metadata.Pairs("authorization", "Bearer "+tc.token)
+		if tc.ws != "" {
+			md.Append("x-kiln-workspace", tc.ws)
+		}
+		_, err := ic(metadata.NewIncomingContext(ctx, md), &inferencepb.ModelInferRequest{ModelName: tc.endpoint},
+			&grpc.UnaryServerInfo{FullMethod: "/inference.GRPCInferenceService/ModelInfer"},
+			func(context.Context, any) (any, error) { return "ok", nil })
+		if got := status.Code(err); got != tc.want {
+			t.Errorf("ModelInfer %s in %q: %v (%v), want %v", tc.endpoint, tc.ws, got, err, tc.want)
+		}
+	}
 }

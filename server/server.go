@@ -313,7 +313,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.log.Error("gRPC inference disabled: cannot listen (set --grpc-addr to another address, or \"\" to disable it)", "addr", addr, "err", err)
 		} else {
 			opts := []grpc.ServerOption{grpc.MaxRecvMsgSize(s.inference.GRPCMaxMessageSize()), grpc.MaxSendMsgSize(s.inference.GRPCMaxMessageSize()),
-				grpc.UnaryInterceptor(access.UnaryInterceptor(s.access.auth))}
+				grpc.UnaryInterceptor(access.UnaryInterceptor(s.access.auth, s.access.owners))}
 			if s.tls != nil {
 				opts = append(opts, grpc.Creds(credentials.NewTLS(s.tls)))
 			}
