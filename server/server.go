@@ -239,7 +239,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		SourceOptions: blobOpts, Gates: gates, ScoreJobs: s.scoreJobs, Endpoints: s.deploy, Predictions: predictions, Feedback: fb, Monitors: s.monitors,
 		Pipelines: s.pipelines, Triggers: s.triggers, Logger: log,
 		Access: &api.Access{Users: acc.users, Auth: acc.auth, Audit: acc.audit, Secure: tlsOn(cfg), OIDC: acc.oidc}, Approvals: approvals,
-		Lineage:    &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines},
+		Lineage: &lineage.Stores{Datasets: datasets, Tracking: trk, Registry: reg, Endpoints: s.deploy, Monitors: s.monitors, Pipelines: s.pipelines,
+			Visible: func(ctx context.Context, rt, name string) bool {
+				return access.Visible(ctx, access.ResourceType(rt), name)
+			}},
 		ModelCards: &lineage.Cards{Registry: reg, Tracking: trk, Datasets: datasets, Gates: gates, Endpoints: s.deploy, Monitors: s.monitors, Artifacts: bucket},
 		Registry:   reg,
 	}).Register(mux)

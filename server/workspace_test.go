@@ -189,6 +189,14 @@ func TestWorkspaceIsolation(t *testing.T) {
 	if len(versions.ModelVersions) != 1 {
 		t.Errorf("model-versions/search in dev lists %d versions, want 1", len(versions.ModelVersions))
 	}
+	// The lineage graph stays inside the request's workspace.
+	if rec := wsCall(t, h, pat, "dev", "GET", "/api/v1/lineage?node=model:churn/1&direction=both", "", nil); rec.Code != 200 || strings.Contains(rec.Body.String(), "churn-prod") {
+		t.Errorf("dev's lineage of churn/1: %d %s", rec.Code, rec.Body)
+	}
+	if rec := wsCall(t, h, pat, "prod", "GET", "/api/v1/lineage?node=model:churn-prod/1&direction=both", "", nil); rec.Code != 200 || strings.Contains(rec.Body.String(), `"model:churn/1"`) {
+		t.Errorf("prod's lineage of churn-prod/1: %d %s", rec.Code, rec.Body)
+	}
+	wantCode(t, "dev's lineage of prod's copy", wsCall(t, h, pat, "dev", "GET", "/api/v1/lineage?node=model:churn-prod/1", "", nil), http.StatusNotFound, "")
 	// A deleted model frees its name.
 	wantCode(t, "delete in prod (needs maintainer)", wsCall(t, h, admin, "prod", "DELETE", mlflow+"/registered-models/delete", `{"name":"fraud"}`, nil), 200, "")
 	wantCode(t, "dev takes the freed name", wsCall(t, h, devon, "dev", "POST", mlflow+"/registered-models/create", `{"name":"fraud"}`, nil), 200, "")
