@@ -77,12 +77,10 @@ var lifecycles = func() map[string]lifecycle {
 }()
 
 // isolate checks the resource a request names against its workspace and
-// returns what to do once the handler has answered (nil: nothing).
+// returns what to do once the handler has answered (nil: nothing). It is
+// called only when ownership matters (scope.isolated): not on a server
+// that uses the default workspace alone.
 func (m *middleware) isolate(ctx context.Context, ws, pattern string, rn *resourceOf) (func(*lifecycleWriter), error) {
-	sc := &scope{owners: m.o.Owners, ws: ws}
-	if !sc.isolated(ctx) {
-		return nil, nil // only the default workspace is in use
-	}
 	perm := rn.perm
 	lc := lifecycles[pattern]
 	if lc == lcCreateID {

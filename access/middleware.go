@@ -221,8 +221,9 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	ctx = WithPrincipal(ctx, p)
 	var after func(*lifecycleWriter)
 	if m.o.Owners != nil {
-		ctx = withScope(ctx, m.o.Owners, ws)
-		if mt != nil {
+		sc := &scope{owners: m.o.Owners, ws: ws}
+		ctx = context.WithValue(ctx, scopeKey{}, sc)
+		if mt != nil && sc.isolated(ctx) {
 			var err error
 			if after, err = m.isolate(ctx, ws, pattern, &rn); err != nil {
 				m.hidden(w, r, ev, err)

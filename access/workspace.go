@@ -32,9 +32,11 @@ type Owners struct {
 	// active is true once any row exists (it never goes back: a row once
 	// written makes ownership matter); while false it is read again from
 	// the database at most once per TTL.
-	active  atomic.Bool
+	active atomic.Bool
+	// recheck is when to read active again (Unix nanoseconds), so that
+	// a request of a server without rows takes no lock.
+	recheck atomic.Int64
 	mu      sync.Mutex
-	checked time.Time
 	cache   map[ownerKey]ownerEntry
 }
 
@@ -67,9 +69,13 @@ func (o *Owners) Active(ctx context.Context) bool {
 	if o.active.Load() {
 		return true
 	}
+	now := o.now().UnixNano()
+	if now < o.recheck.Load() {
+		return false
+	}
 	o.mu.Lock()
 	defer o.mu.Unlock()
-	if o.active.Load() || o.now().Before(o.checked.Add(o.ttl)) {
+	if o.active.Load() || now < o.recheck.Load() {
 		return o.active.Load()
 	}
 	var one int
@@ -78,7 +84,7 @@ func (o *Owners) Active(ctx context.Context) bool {
 	case err == nil:
 		o.active.Store(true)
 	case errors.Is(err, sql.ErrNoRows):
-		o.checked = o.now()
+		o.recheck.Store(now + int64(o.ttl))
 	default:
 		// Unknown: read again next time; meanwhile nothing is isolated.
 	}

@@ -264,3 +264,42 @@ func TestWorkspaceGRPC(t *testing.T) {
 		}
 	}
 }
+
+// BenchmarkWorkspaceMiddleware: what ownership costs a request of a
+// server that only uses the default workspace (none: Owners inactive),
+// against no Owners at all, and once isolation is active (a cached
+// lookup of the route's resource).
+func BenchmarkWorkspaceMiddleware(b *testing.B) {
+	db := storetest.TestDatabases(b)["sqlite"](b)
+	ok := http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {})
+	policy := Policy{"GET /models/{name}": {ActionRead, ResourceModel, "path:name"}}
+	active := NewOwners(db, time.Minute)
+	for _, c := range []struct {
+		name   string
+		owners *Owners
+		prep   func()
+	}{
+		{"no-owners", nil, func() {}},
+		{"default-only", NewOwners(db, time.Minute), func() {}},
+		{"isolation-active", active, func() {
+			if err := active.Set(ctx, ResourceModel, "other", "prod"); err != nil {
+				b.Fatal(err)
+			}
+		}},
+	} {
+		b.Run(c.name, func(b *testing.B) {
+			c.prep()
+			h := Middleware(ok, MiddlewareOptions{Policy: policy, Owners: c.owners})
+			r := httptest.NewRequest("GET", "/models/churn", nil)
+			b.ReportAllocs()
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				rec := httptest.NewRecorder()
+				h.ServeHTTP(rec, r)
+				if rec.Code != 200 {
+					b.Fatal(rec.Code)
+				}
+			}
+		})
+	}
+}
