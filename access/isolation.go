@@ -83,6 +83,15 @@ var lifecycles = func() map[string]lifecycle {
 func (m *middleware) isolate(ctx context.Context, ws, pattern string, rn *resourceOf) (func(*lifecycleWriter), error) {
 	perm := rn.perm
 	lc := lifecycles[pattern]
+	if (lc == lcCreate || lc == lcCreateID) && ws != DefaultWorkspace && m.o.Auth != nil {
+		// A server administrator may act in any workspace: one never
+		// created (a typo) would own what is made in it.
+		if ok, err := m.o.Auth.st.WorkspaceExists(ctx, ws); err != nil {
+			return nil, err
+		} else if !ok {
+			return nil, errdefs.NotFound("Workspace '%s' does not exist", clip(ws))
+		}
+	}
 	if lc == lcCreateID {
 		if ws == DefaultWorkspace {
 			return nil, nil

@@ -401,6 +401,20 @@ func (s *Store) CreateWorkspace(ctx context.Context, w Workspace, actor string) 
 	return &w, nil
 }
 
+// WorkspaceExists reports whether a workspace was created (the default
+// one always exists).
+func (s *Store) WorkspaceExists(ctx context.Context, name string) (bool, error) {
+	if name == DefaultWorkspace {
+		return true, nil
+	}
+	var n int
+	err := s.db.R.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM workspaces WHERE name = ?`), name).Scan(&n)
+	if err != nil {
+		return false, fmt.Errorf("access: workspace %s: %w", clip(name), err)
+	}
+	return n > 0, nil
+}
+
 // ListWorkspaces returns the workspaces by name.
 func (s *Store) ListWorkspaces(ctx context.Context) ([]*Workspace, error) {
 	rows, err := s.db.R.QueryContext(ctx, `SELECT name, description, created_by, creation_time FROM workspaces ORDER BY name`)
@@ -419,10 +433,18 @@ func (s *Store) ListWorkspaces(ctx context.Context) ([]*Workspace, error) {
 	return out, rows.Err()
 }
 
-// DeleteWorkspace removes a workspace and its grants (not "default").
+// DeleteWorkspace removes a workspace and its grants (not "default", nor
+// one that owns experiments, registered models or endpoints).
 func (s *Store) DeleteWorkspace(ctx context.Context, name string) error {
 	if name == DefaultWorkspace {
 		return errdefs.InvalidState("The default workspace cannot be deleted")
+	}
+	var owned int
+	if err := s.db.R.QueryRowContext(ctx, s.db.Rebind(`SELECT COUNT(*) FROM workspace_resources WHERE workspace = ?`), name).Scan(&owned); err != nil {
+		return fmt.Errorf("access: delete workspace: %w", err)
+	}
+	if owned > 0 {
+		return errdefs.InvalidState("Workspace '%s' owns %d experiments, registered models or endpoints: delete them first", clip(name), owned)
 	}
 	res, err := s.db.W.ExecContext(ctx, s.db.Rebind(`DELETE FROM workspaces WHERE name = ?`), name)
 	if err != nil {

@@ -166,14 +166,9 @@ func (h *Handler) workspaceExists(ctx context.Context, ws string) error {
 	if ws == access.DefaultWorkspace || h.d.Access == nil || h.d.Access.Users == nil || h.d.Access.Auth == nil {
 		return nil
 	}
-	all, err := h.d.Access.Users.ListWorkspaces(ctx)
-	if err != nil {
+	ok, err := h.d.Access.Users.WorkspaceExists(ctx, ws)
+	if err != nil || ok {
 		return err
-	}
-	for _, w := range all {
-		if w.Name == ws {
-			return nil
-		}
 	}
 	return errdefs.NotFound("Workspace '%s' does not exist", ws)
 }

@@ -202,6 +202,13 @@ func TestWorkspaceIsolation(t *testing.T) {
 	wantCode(t, "dev takes the freed name", wsCall(t, h, devon, "dev", "POST", mlflow+"/registered-models/create", `{"name":"fraud"}`, nil), 200, "")
 	wantCode(t, "now dev's", wsCall(t, h, devon, "dev", "GET", mlflow+"/registered-models/get?name=fraud", "", nil), 200, "")
 
+	// A workspace that was never created owns nothing; one that owns
+	// resources cannot be deleted.
+	wantCode(t, "create in a workspace that does not exist", wsCall(t, h, admin, "prdo", "POST", mlflow+"/registered-models/create", `{"name":"typo"}`, nil), http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
+	wantCode(t, "delete a workspace that owns resources", wsCall(t, h, admin, "", "DELETE", "/api/v1/workspaces/prod", "", nil), http.StatusConflict, "")
+	mustCall(t, h, admin, "POST", "/api/v1/workspaces", `{"name":"empty"}`, http.StatusCreated, nil)
+	wantCode(t, "delete an empty workspace", wsCall(t, h, admin, "", "DELETE", "/api/v1/workspaces/empty", "", nil), http.StatusNoContent, "")
+
 	var rows int
 	if err := srv.db.R.QueryRow(`SELECT COUNT(*) FROM workspace_resources`).Scan(&rows); err != nil {
 		t.Fatal(err)
