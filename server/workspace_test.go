@@ -197,6 +197,11 @@ func TestWorkspaceIsolation(t *testing.T) {
 		t.Errorf("prod's lineage of churn-prod/1: %d %s", rec.Code, rec.Body)
 	}
 	wantCode(t, "dev's lineage of prod's copy", wsCall(t, h, pat, "dev", "GET", "/api/v1/lineage?node=model:churn-prod/1", "", nil), http.StatusNotFound, "")
+	// A renamed model stays in its workspace.
+	wantCode(t, "rename in prod", wsCall(t, h, admin, "prod", "POST", mlflow+"/registered-models/rename", `{"name":"churn-prod","new_name":"churn-live"}`, nil), 200, "")
+	wantCode(t, "prod sees the new name", wsCall(t, h, pat, "prod", "GET", mlflow+"/registered-models/get?name=churn-live", "", nil), 200, "")
+	wantCode(t, "dev does not", wsCall(t, h, devon, "dev", "GET", mlflow+"/registered-models/get?name=churn-live", "", nil), http.StatusNotFound, "RESOURCE_DOES_NOT_EXIST")
+	wantCode(t, "rename onto prod's name from dev", wsCall(t, h, admin, "dev", "POST", mlflow+"/registered-models/rename", `{"name":"churn","new_name":"churn-live"}`, nil), http.StatusBadRequest, "RESOURCE_ALREADY_EXISTS")
 	// A deleted model frees its name.
 	wantCode(t, "delete in prod (needs maintainer)", wsCall(t, h, admin, "prod", "DELETE", mlflow+"/registered-models/delete", `{"name":"fraud"}`, nil), 200, "")
 	wantCode(t, "dev takes the freed name", wsCall(t, h, devon, "dev", "POST", mlflow+"/registered-models/create", `{"name":"fraud"}`, nil), 200, "")
@@ -213,7 +218,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 	if err := srv.db.R.QueryRow(`SELECT COUNT(*) FROM workspace_resources`).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	// prod-exp, dev-exp, churn, churn-prod, and fraud, now dev's (prod's
+	// prod-exp, dev-exp, churn, churn-live, and fraud, now dev's (prod's
 	// row went with the model).
 	if rows != 5 {
 		t.Errorf("workspace_resources has %d rows, want 5", rows)
