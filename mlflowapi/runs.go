@@ -56,6 +56,12 @@ func (h *Handler) createRun(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
+	if req.ExperimentID == "" {
+		// The Default experiment "0" is the default workspace's.
+		if err := checkExperiments(r.Context(), []string{"0"}); err != nil {
+			return nil, err
+		}
+	}
 	run, err := h.tracking.CreateRun(r.Context(), tracking.CreateRunInput{
 		ExperimentID: req.ExperimentID, UserID: req.UserID, RunName: req.RunName,
 		StartTime: int64(req.StartTime), Tags: kvsFromJSON(req.Tags),

@@ -92,6 +92,7 @@ func TestWorkspaceIsolation(t *testing.T) {
 			{"get experiment", "GET", mlflow + "/experiments/get?experiment_id=" + exp.ExperimentID, ""},
 			{"get experiment by name", "GET", mlflow + "/experiments/get-by-name?experiment_name=prod-exp", ""},
 			{"create a run there", "POST", mlflow + "/runs/create", `{"experiment_id":"` + exp.ExperimentID + `"}`},
+			{"create a run without an experiment (Default is default's)", "POST", mlflow + "/runs/create", `{}`},
 			{"get the run", "GET", mlflow + "/runs/get?run_id=" + run.Run.Info.RunID, ""},
 			{"log to the run", "POST", mlflow + "/runs/log-batch", `{"run_id":"` + run.Run.Info.RunID + `","params":[{"key":"a","value":"b"}]}`},
 			{"search its runs", "POST", mlflow + "/runs/search", `{"experiment_ids":["` + exp.ExperimentID + `"]}`},
