@@ -14,6 +14,12 @@
 // action it needs and where the resource's name comes from); a route
 // without one is refused to everyone but server administrators.
 //
+// Workspaces are namespaces (Owners): experiments, registered models and
+// endpoints belong to the workspace they were created in (no record: the
+// default one), and a request sees only its own workspace's — the
+// middleware refuses the others as not found, handlers filter listings
+// with Visible. Names stay global.
+//
 // Audit: every mutation (and every refusal) is an Event in an
 // append-only log whose rows are hash-chained; Verify walks the chain and
 // names the first row that does not match.
