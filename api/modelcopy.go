@@ -88,8 +88,11 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 	}
 	ctx := r.Context()
 	if p := access.FromContext(ctx); p != nil && !p.Can(access.ActionWrite, req.Workspace, access.ResourceModel, req.Name) {
-		return &errdefs.Error{Kind: errdefs.ErrPermission, Msg: fmt.Sprintf("User '%s' may not write registered model '%s' in workspace '%s' (needs role editor or above there)",
-			p.User, clip(req.Name), req.Workspace)}
+		msg := fmt.Sprintf("User '%s' may not write registered model '%s' in workspace '%s' (needs role editor or above there)", p.User, clip(req.Name), req.Workspace)
+		if p.TokenWorkspace != "" && p.TokenWorkspace != req.Workspace {
+			msg = fmt.Sprintf("Token %s may act only in workspace '%s', not '%s': copy with a credential of both workspaces", p.TokenID, p.TokenWorkspace, req.Workspace)
+		}
+		return &errdefs.Error{Kind: errdefs.ErrPermission, Msg: msg}
 	}
 	if err := h.workspaceExists(ctx, req.Workspace); err != nil {
 		return err

@@ -149,6 +149,12 @@ func TestWorkspaceIsolation(t *testing.T) {
 	wantCode(t, "copy from prod, where churn is not", wsCall(t, h, pat, "prod", "POST", copyPath, `{"workspace":"prod","name":"churn-prod"}`, nil), http.StatusNotFound, "")
 	wantCode(t, "copy onto prod's name from dev's", wsCall(t, h, pat, "dev", "POST", copyPath, `{"workspace":"prod","name":"churn"}`, nil), http.StatusConflict, "ALREADY_EXISTS")
 	wantCode(t, "copy to a workspace that does not exist", wsCall(t, h, admin, "dev", "POST", copyPath, `{"workspace":"nowhere","name":"x"}`, nil), http.StatusNotFound, "")
+	var devBound api.CreateTokenResponse
+	mustCall(t, h, admin, "POST", "/api/v1/tokens", `{"user":"pat","scope":"all","workspace":"dev"}`, http.StatusCreated, &devBound)
+	if rec := wsCall(t, h, "Bearer "+devBound.Secret, "", "POST", copyPath, `{"workspace":"prod","name":"churn-prod"}`, nil); rec.Code != http.StatusForbidden ||
+		!strings.Contains(rec.Body.String(), "may act only in workspace 'dev'") {
+		t.Errorf("copy with a token bound to dev: %d %s", rec.Code, rec.Body)
+	}
 	var copied api.ModelVersion
 	wantCode(t, "copy to prod", wsCall(t, h, pat, "dev", "POST", copyPath, `{"workspace":"prod","name":"churn-prod"}`, &copied), http.StatusCreated, "")
 	if copied.Name != "churn-prod" || copied.Version != 1 || copied.Workspace != "prod" || copied.CopiedFrom != "dev:churn/1" ||
