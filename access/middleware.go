@@ -162,6 +162,12 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 	if m.o.Auth != nil {
 		var err error
 		p, err = m.o.Auth.Authenticate(ctx, r)
+		if err != nil && perm.Action == ActionPublic && r.Header.Get("Authorization") == "" {
+			// Only a session cookie the server no longer knows (expired, or
+			// signed out elsewhere): a public route (login, OIDC) still
+			// serves, or the browser could never sign in again.
+			p, err = nil, nil
+		}
 		if err != nil {
 			m.refuse(w, r, ev, "anonymous", err)
 			return

@@ -361,3 +361,27 @@ func TestAuthDefault(t *testing.T) {
 		}
 	}
 }
+
+// A browser holding a session cookie the server no longer knows can still
+// reach the public routes and sign in again; other routes refuse it.
+func TestStaleSessionPublicRoutes(t *testing.T) {
+	_, h, _ := authServer(t)
+	send := func(method, path, body string) *httptest.ResponseRecorder {
+		r := httptest.NewRequest(method, path, strings.NewReader(body))
+		r.RemoteAddr = "127.0.0.1:40000"
+		r.Header.Set("Cookie", access.SessionCookie+"=stale-session-id")
+		if body != "" {
+			r.Header.Set("Content-Type", "application/json")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		return rec
+	}
+	if rec := send("POST", "/api/v1/login", `{"user":"admin","password":"admin-password-1"}`); rec.Code != http.StatusOK ||
+		!strings.Contains(strings.Join(rec.Header()["Set-Cookie"], ";"), access.SessionCookie+"=") {
+		t.Errorf("login with a stale cookie: %d %s", rec.Code, rec.Body)
+	}
+	if rec := send("GET", "/api/v1/whoami", ""); rec.Code != http.StatusUnauthorized {
+		t.Errorf("whoami with a stale cookie: %d, want 401", rec.Code)
+	}
+}

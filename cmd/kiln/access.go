@@ -293,7 +293,7 @@ func timeOrDash(ms int64) string {
 }
 
 func newWorkspacesCmd() *cobra.Command {
-	return accessCmd("workspaces", "Workspaces: the namespaces roles are granted in (dev, staging, prod, teams)", "Workspaces scope role grants; requests name theirs with the X-Kiln-Workspace header\n(default: default)."+credentialsHelp,
+	return accessCmd("workspaces", "Workspaces: the namespaces roles are granted in (dev, staging, prod, teams)", "Workspaces are namespaces: experiments, registered models and endpoints created in one\nbelong to it and are not found from another; roles are granted per workspace. Requests\nname theirs with the X-Kiln-Workspace header ($KILN_WORKSPACE for kiln; a token bound to a\nworkspace acts in it; default: default). kiln model copy promotes a version across them."+credentialsHelp,
 		func(f *clientFlags) *cobra.Command {
 			return &cobra.Command{Use: "list", Short: "List workspaces", Args: cobra.NoArgs,
 				RunE: withClient(f, func(ctx context.Context, c *client.Client, cmd *cobra.Command, _ []string) error {
