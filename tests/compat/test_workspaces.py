@@ -1,0 +1,78 @@
+"""Workspaces as namespaces with the real mlflow client: tokens bound to a
+workspace (the mlflow client cannot send X-Kiln-Workspace), what one
+workspace made is not found from another, and `kiln model copy` promotes a
+version that the mlflow client then loads and predicts with in the other
+workspace."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+
+import mlflow
+import pytest
+from mlflow.exceptions import MlflowException
+from sklearn.datasets import load_iris
+from sklearn.linear_model import LogisticRegression
+
+from conftest import KILN_BIN
+from test_auth import admin_api, as_user, secured  # noqa: F401  (fixtures)
+
+
+def kiln(url: str, *args: str, user: str, password: str) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("KILN_", "MLFLOW_"))}
+    env.update(KILN_URL=url, MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=password)
+    return subprocess.run([KILN_BIN, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_workspaces_isolate_and_copy(secured, as_user):  # noqa: F811
+    url = secured
+    for ws in ("dev", "prod"):
+        admin_api(url, "POST", "workspaces", json={"name": ws})
+    for user in ("pat", "dan"):
+        admin_api(url, "POST", "users", json={"name": user, "password": f"{user}-password-1"})
+        admin_api(url, "PUT", "workspaces/dev/grants", json={"user": user, "role": "editor"})
+    admin_api(url, "PUT", "workspaces/prod/grants", json={"user": "pat", "role": "editor"})
+    tok = {ws: admin_api(url, "POST", "tokens", json={"user": "pat", "workspace": ws, "ttl": "1h"})["secret"] for ws in ("dev", "prod")}
+
+    # In dev, with a token bound to it: an experiment, a run, a registered model.
+    as_user(token=tok["dev"])
+    X, y = load_iris(return_X_y=True, as_frame=True)
+    mlflow.set_experiment("ws-churn-exp")
+    with mlflow.start_run() as run:
+        model = LogisticRegression(max_iter=200).fit(X, y)
+        mlflow.sklearn.log_model(model, name="model", registered_model_name="ws-churn", input_example=X.head(2))
+    client = mlflow.MlflowClient()
+    assert client.get_model_version("ws-churn", "1").run_id == run.info.run_id
+
+    # From prod it does not exist: not listed, not found by name or id.
+    as_user(token=tok["prod"])
+    assert "ws-churn" not in {m.name for m in client.search_registered_models()}
+    assert client.get_experiment_by_name("ws-churn-exp") is None
+    for call in (lambda: client.get_registered_model("ws-churn"), lambda: client.get_run(run.info.run_id)):
+        with pytest.raises(MlflowException) as e:
+            call()
+        assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST", e.value
+    # Nor may prod take its name.
+    with pytest.raises(MlflowException) as e:
+        client.create_registered_model("ws-churn")
+    assert e.value.error_code == "RESOURCE_ALREADY_EXISTS", e.value
+
+    # dan edits only dev: his copy to prod is refused, and nothing appears there.
+    p = kiln(url, "model", "copy", "ws-churn/1", "--workspace", "dev", "--to-workspace", "prod", "--name", "ws-churn-prod",
+             user="dan", password="dan-password-1")
+    assert p.returncode != 0 and "prod" in p.stderr, (p.stdout, p.stderr)
+    assert "ws-churn-prod" not in {m.name for m in client.search_registered_models()}
+
+    # pat, an editor of both, promotes it.
+    p = kiln(url, "model", "copy", "ws-churn/1", "--workspace", "dev", "--to-workspace", "prod", "--name", "ws-churn-prod",
+             "-o", "json", user="pat", password="pat-password-1")
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    mv = client.get_model_version("ws-churn-prod", "1")
+    assert mv.tags.get("kiln.copied_from") == "dev:ws-churn/1", mv.tags
+    assert mv.run_id == run.info.run_id
+    loaded = mlflow.pyfunc.load_model("models:/ws-churn-prod/1")
+    assert list(loaded.predict(X.head(5))) == list(model.predict(X.head(5)))
+    # And dev does not see prod's copy.
+    as_user(token=tok["dev"])
+    assert "ws-churn-prod" not in {m.name for m in client.search_registered_models()}
