@@ -130,6 +130,57 @@ type session struct {
 	epLoaded  bool
 	pruns     []*pipeline.Run
 	prLoaded  bool
+	// Each node is read by Describe and again for its edges: once is
+	// enough in one walk.
+	runs     map[string]*tracking.Run
+	versions map[NodeID]*registry.ModelVersion
+	// copies: 0 not asked yet, 1 some version is a copy, -1 none is.
+	copies int
+}
+
+func (s *session) getRun(ctx context.Context, id string) (*tracking.Run, error) {
+	if r, ok := s.runs[id]; ok {
+		return r, nil
+	}
+	r, err := s.Tracking.GetRun(ctx, id)
+	if err != nil {
+		return nil, err
+	}
+	if s.runs == nil {
+		s.runs = map[string]*tracking.Run{}
+	}
+	s.runs[id] = r
+	return r, nil
+}
+
+func (s *session) getVersion(ctx context.Context, id NodeID) (*registry.ModelVersion, error) {
+	if v, ok := s.versions[id]; ok {
+		return v, nil
+	}
+	v, err := s.Registry.GetModelVersion(ctx, id.Name, id.Version)
+	if err != nil {
+		return nil, err
+	}
+	if s.versions == nil {
+		s.versions = map[NodeID]*registry.ModelVersion{}
+	}
+	s.versions[id] = v
+	return v, nil
+}
+
+// anyCopies says whether some model version is a copy (one query a walk).
+func (s *session) anyCopies(ctx context.Context) (bool, error) {
+	if s.copies == 0 {
+		vs, _, err := s.Registry.SearchModelVersions(ctx, registry.SearchQuery{Filter: "tags.`" + CopiedFromTag + "` LIKE '%'", MaxResults: 1})
+		if err != nil {
+			return false, fmt.Errorf("search model versions: %w", err)
+		}
+		s.copies = -1
+		if len(vs) > 0 {
+			s.copies = 1
+		}
+	}
+	return s.copies > 0, nil
 }
 
 var errNoStore = errors.New("not served by this server")
@@ -172,7 +223,7 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 			return n, notFound(id)
 		}
 		var r *tracking.Run
-		if r, err = s.Tracking.GetRun(ctx, id.Name); err == nil {
+		if r, err = s.getRun(ctx, id.Name); err == nil {
 			n.Label = r.Info.RunName
 			if n.Label == "" {
 				n.Label = r.Info.RunID
@@ -201,7 +252,7 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 			return n, notFound(id)
 		}
 		var v *registry.ModelVersion
-		if v, err = s.Registry.GetModelVersion(ctx, id.Name, id.Version); err == nil {
+		if v, err = s.getVersion(ctx, id); err == nil {
 			n.Label = v.Name + " v" + strconv.FormatInt(v.Version, 10)
 			al := ""
 			for i, a := range v.Aliases {
@@ -327,7 +378,7 @@ func (s *session) Upstream(ctx context.Context, id NodeID) ([]Link, error) {
 			}
 		}
 		if s.Tracking != nil {
-			r, err := s.Tracking.GetRun(ctx, id.Name)
+			r, err := s.getRun(ctx, id.Name)
 			if err != nil {
 				return nil, err
 			}
@@ -352,7 +403,7 @@ func (s *session) Upstream(ctx context.Context, id NodeID) ([]Link, error) {
 		}
 	case ModelVersion:
 		if s.Registry != nil {
-			v, err := s.Registry.GetModelVersion(ctx, id.Name, id.Version)
+			v, err := s.getVersion(ctx, id)
 			if err != nil {
 				return nil, err
 			}
@@ -456,7 +507,7 @@ func (s *session) Downstream(ctx context.Context, id NodeID) ([]Link, error) {
 		}
 	case Run:
 		if s.Tracking != nil {
-			r, err := s.Tracking.GetRun(ctx, id.Name)
+			r, err := s.getRun(ctx, id.Name)
 			if err != nil {
 				return nil, err
 			}
@@ -486,7 +537,14 @@ func (s *session) Downstream(ctx context.Context, id NodeID) ([]Link, error) {
 			}
 		}
 	case ModelVersion:
+		copies := false
 		if s.Registry != nil && !strings.ContainsAny(id.Name, `'\`) { // LIKE's % and _ also match themselves; the tag is compared exactly below
+			var err error
+			if copies, err = s.anyCopies(ctx); err != nil {
+				return nil, err
+			}
+		}
+		if copies {
 			ref := id.Name + "/" + strconv.FormatInt(id.Version, 10)
 			vs, err := s.searchVersions(ctx, "tags.`"+CopiedFromTag+"` LIKE '%:"+ref+"'")
 			if err != nil {
