@@ -3,8 +3,6 @@ package lineage
 import (
 	"bytes"
 	"context"
-	"crypto/sha1"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -18,6 +16,8 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+
+	"github.com/google/uuid"
 
 	"github.com/kiln-ml/kiln/pipeline"
 )
@@ -40,7 +40,7 @@ const (
 
 // olNamespace is the UUIDv5 namespace of Kiln's run ids (a fixed random
 // UUID), so a run's START and its end carry the same runId.
-var olNamespace = [16]byte{0x6b, 0x69, 0x6c, 0x6e, 0x2d, 0x6f, 0x4c, 0x0a, 0x9e, 0x17, 0x3d, 0x52, 0xc1, 0x8f, 0x24, 0x7b}
+var olNamespace = uuid.UUID{0x6b, 0x69, 0x6c, 0x6e, 0x2d, 0x6f, 0x4c, 0x0a, 0x9e, 0x17, 0x3d, 0x52, 0xc1, 0x8f, 0x24, 0x7b}
 
 // RunUUID is the OpenLineage runId (a UUIDv5) of a pipeline run (step "")
 // or of one attempt of a step.
@@ -49,23 +49,7 @@ func RunUUID(runID, step string, attempt int) string {
 	if step != "" {
 		name += "/" + step + "/" + fmt.Sprint(attempt)
 	}
-	h := sha1.New()
-	h.Write(olNamespace[:])
-	h.Write([]byte(name))
-	u := h.Sum(nil)[:16]
-	u[6] = (u[6] & 0x0f) | 0x50 // version 5
-	u[8] = (u[8] & 0x3f) | 0x80 // RFC 4122 variant
-	var b [36]byte
-	hex.Encode(b[0:8], u[0:4])
-	b[8] = '-'
-	hex.Encode(b[9:13], u[4:6])
-	b[13] = '-'
-	hex.Encode(b[14:18], u[6:8])
-	b[18] = '-'
-	hex.Encode(b[19:23], u[8:10])
-	b[23] = '-'
-	hex.Encode(b[24:], u[10:])
-	return string(b[:])
+	return uuid.NewSHA1(olNamespace, []byte(name)).String()
 }
 
 // OLEvent is an OpenLineage RunEvent.
