@@ -379,6 +379,9 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	// experiment, registered model or endpoint created outside "default".
 	{Version: 12, Name: "workspace resources",
 		SQLiteSQL: workspaceResourceTables, PostgresSQL: workspaceResourceTables},
+	// Feature store (package feature): definitions, materializations and
+	// the embedded online store.
+	{Version: 13, Name: "feature store", SQL: featureTables},
 }
 
 // scoreJobTables are the tables of migration 7.
