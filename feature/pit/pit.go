@@ -1,0 +1,612 @@
+package pit
+
+import (
+	"context"
+	"encoding/binary"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"slices"
+	"strconv"
+	"time"
+
+	"github.com/kiln-ml/kiln/dataset/table"
+	"github.com/kiln-ml/kiln/errdefs"
+)
+
+// DefaultTimestampField is the entity table's timestamp column when
+// Options.TimestampField is empty (Feast's name).
+const DefaultTimestampField = "event_timestamp"
+
+// Feature is one wanted column of a view's source.
+type Feature struct {
+	Name string
+	// Type is the output type: Int64, Float64, String or Bool (a source
+	// int64 column converts to Float64, an integral float64 to Int64, and
+	// anything to String as text). Invalid keeps the source column's type.
+	Type table.Type
+}
+
+// View is one feature view to join.
+type View struct {
+	// Name prefixes the output columns when Options.FullFeatureNames is
+	// set ("view__feature").
+	Name string
+	// Source yields the view's feature rows; Join reads it to the end but
+	// does not close it.
+	Source table.Reader
+	// JoinKeys are the key columns, named alike in the entity table and in
+	// the source, in order (several for a composite key).
+	JoinKeys []string
+	// TimestampField is the source's event-time column (a timestamp or a
+	// date); CreatedField, optional, its created-time column.
+	TimestampField string
+	CreatedField   string
+	// TTL, when positive, ignores feature rows older than the entity
+	// row's time minus TTL.
+	TTL      time.Duration
+	Features []Feature
+}
+
+// Options configure Join.
+type Options struct {
+	// TimestampField is the entity table's time column
+	// (DefaultTimestampField when empty).
+	TimestampField string
+	// FullFeatureNames names output columns "view__feature" instead of
+	// "feature" (Feast's full_feature_names).
+	FullFeatureNames bool
+}
+
+func (o Options) timestampField() string {
+	if o.TimestampField == "" {
+		return DefaultTimestampField
+	}
+	return o.TimestampField
+}
+
+// Stats describe a finished join.
+type Stats struct {
+	EntityRows int64
+	// SourceRows counts the rows read from each view's source; KeptRows
+	// those whose key some entity row has (the rest were dropped as read);
+	// Matched the entity rows that got a feature row of the view.
+	SourceRows, KeptRows, Matched []int64
+}
+
+// ColumnName is the output column of feature f of view v.
+func ColumnName(view, feature string, full bool) string {
+	if full {
+		return view + "__" + feature
+	}
+	return feature
+}
+
+// Schema returns the schema of Join's output: the entity table's columns
+// followed by each view's features, in order, all nullable.
+func Schema(entities table.Schema, views []View, opts Options) (table.Schema, error) {
+	out := entities.Clone()
+	seen := make(map[string]bool, len(out.Fields))
+	for _, f := range out.Fields {
+		seen[f.Name] = true
+	}
+	ts := opts.timestampField()
+	if i := entities.Index(ts); i < 0 {
+		return table.Schema{}, errdefs.Invalid("the entity table has no timestamp column %q", ts)
+	} else if _, err := timeScale(entities.Fields[i]); err != nil {
+		return table.Schema{}, fmt.Errorf("entity table: %w", err)
+	}
+	for vi := range views {
+		v := &views[vi]
+		src := v.Source.Schema()
+		if len(v.JoinKeys) == 0 {
+			return table.Schema{}, errdefs.Invalid("view %q has no join keys", v.Name)
+		}
+		for _, k := range v.JoinKeys {
+			if entities.Index(k) < 0 {
+				return table.Schema{}, errdefs.Invalid("the entity table has no join key column %q (view %q)", k, v.Name)
+			}
+			if src.Index(k) < 0 {
+				return table.Schema{}, errdefs.Invalid("view %q: the source has no join key column %q", v.Name, k)
+			}
+		}
+		i := src.Index(v.TimestampField)
+		if i < 0 {
+			return table.Schema{}, errdefs.Invalid("view %q: the source has no timestamp column %q", v.Name, v.TimestampField)
+		}
+		if _, err := timeScale(src.Fields[i]); err != nil {
+			return table.Schema{}, fmt.Errorf("view %q: %w", v.Name, err)
+		}
+		if v.CreatedField != "" {
+			i := src.Index(v.CreatedField)
+			if i < 0 {
+				return table.Schema{}, errdefs.Invalid("view %q: the source has no created timestamp column %q", v.Name, v.CreatedField)
+			}
+			if _, err := timeScale(src.Fields[i]); err != nil {
+				return table.Schema{}, fmt.Errorf("view %q: %w", v.Name, err)
+			}
+		}
+		for _, f := range v.Features {
+			i := src.Index(f.Name)
+			if i < 0 {
+				return table.Schema{}, errdefs.Invalid("view %q: the source has no feature column %q", v.Name, f.Name)
+			}
+			sf := src.Fields[i]
+			of := table.Field{Name: ColumnName(v.Name, f.Name, opts.FullFeatureNames), Type: f.Type, Nullable: true}
+			if f.Type == table.Invalid || f.Type == sf.Type {
+				of.Type, of.Unit, of.UTC, of.TimeZone = sf.Type, sf.Unit, sf.UTC, sf.TimeZone
+			} else if !convertible(sf.Type, f.Type) {
+				return table.Schema{}, errdefs.Invalid("view %q: feature %q is %v in the source, cannot be read as %v", v.Name, f.Name, sf.Type, f.Type)
+			}
+			if seen[of.Name] {
+				return table.Schema{}, errdefs.Invalid("output column %q appears twice (set full feature names to prefix features with their view)", of.Name)
+			}
+			seen[of.Name] = true
+			out.Fields = append(out.Fields, of)
+		}
+	}
+	return out, nil
+}
+
+func convertible(from, to table.Type) bool {
+	switch to {
+	case table.String:
+		return true
+	case table.Float64:
+		return from == table.Int64 || from == table.Bool
+	case table.Int64:
+		return from == table.Float64 || from == table.Bool
+	}
+	return false
+}
+
+// timeScale returns the factor that turns a time column's values into
+// nanoseconds since the epoch.
+func timeScale(f table.Field) (int64, error) {
+	switch f.Type {
+	case table.Timestamp:
+		per := f.Unit.PerSecond()
+		if per == 0 {
+			per = 1e9
+		}
+		return 1e9 / per, nil
+	case table.Date:
+		return 86400 * 1e9, nil
+	}
+	return 0, errdefs.Invalid("column %q is %v, not a timestamp or a date", f.Name, f.Type)
+}
+
+// Join writes the point-in-time join of entities with views to w, whose
+// schema must be Schema(entities.Schema(), views, opts). It reads
+// entities and every source to the end and closes none of them, nor w.
+func Join(ctx context.Context, entities table.Reader, views []View, opts Options, w table.Writer) (*Stats, error) {
+	esch := entities.Schema()
+	osch, err := Schema(esch, views, opts)
+	if err != nil {
+		return nil, err
+	}
+	ent, err := readEntities(ctx, entities, esch.Index(opts.timestampField()))
+	if err != nil {
+		return nil, err
+	}
+	st := &Stats{EntityRows: int64(ent.n), SourceRows: make([]int64, len(views)), KeptRows: make([]int64, len(views)), Matched: make([]int64, len(views))}
+	results := make([]*viewResult, len(views))
+	for vi := range views {
+		r, err := joinView(ctx, ent, esch, &views[vi], st, vi)
+		if err != nil {
+			return nil, fmt.Errorf("view %q: %w", views[vi].Name, err)
+		}
+		results[vi] = r
+	}
+	return st, writeOutput(ent, results, osch, w)
+}
+
+// entityTable is the entity table in memory.
+type entityTable struct {
+	batches []*table.Batch
+	offsets []int // first global row of each batch
+	n       int
+	times   []int64 // nanoseconds; math.MinInt64 for a null
+}
+
+const nullTime = math.MinInt64
+
+func readEntities(ctx context.Context, r table.Reader, tsCol int) (*entityTable, error) {
+	scale, err := timeScale(r.Schema().Fields[tsCol])
+	if err != nil {
+		return nil, err
+	}
+	e := &entityTable{}
+	for {
+		b, err := r.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, fmt.Errorf("entity table: %w", err)
+		}
+		if b.Len == 0 {
+			continue
+		}
+		e.batches = append(e.batches, b)
+		e.offsets = append(e.offsets, e.n)
+		e.n += b.Len
+		e.times = appendTimes(e.times, &b.Columns[tsCol], scale)
+	}
+	return e, nil
+}
+
+func appendTimes(dst []int64, c *table.Column, scale int64) []int64 {
+	for i, v := range c.Ints {
+		if c.Valid != nil && !c.Valid.Valid(i) {
+			dst = append(dst, nullTime)
+			continue
+		}
+		dst = append(dst, v*scale)
+	}
+	return dst
+}
+
+// keyKind says how one key column is compared.
+type keyKind uint8
+
+const (
+	keyInt  keyKind = iota // both sides int-like: 8 bytes
+	keyStr                 // both sides strings: the bytes
+	keyText                // mixed types: the canonical text
+)
+
+// keyer assigns dense ids to join-key tuples.
+type keyer struct {
+	kinds []keyKind
+	ints  map[int64]int32 // single int key
+	tups  map[string]int32
+	buf   []byte
+	n     int32
+}
+
+func newKeyer(es, ss table.Schema, keys []string) *keyer {
+	k := &keyer{}
+	for _, name := range keys {
+		et, st := es.Fields[es.Index(name)].Type, ss.Fields[ss.Index(name)].Type
+		intLike := func(t table.Type) bool {
+			return t == table.Int64 || t == table.Timestamp || t == table.Date || t == table.Bool
+		}
+		switch {
+		case intLike(et) && intLike(st):
+			k.kinds = append(k.kinds, keyInt)
+		case et == table.String && st == table.String:
+			k.kinds = append(k.kinds, keyStr)
+		default:
+			k.kinds = append(k.kinds, keyText)
+		}
+	}
+	if len(k.kinds) == 1 && k.kinds[0] == keyInt {
+		k.ints = make(map[int64]int32)
+	} else {
+		k.tups = make(map[string]int32)
+	}
+	return k
+}
+
+func intOf(c *table.Column, i int) int64 {
+	if c.Type == table.Bool {
+		if c.Bools[i] {
+			return 1
+		}
+		return 0
+	}
+	return c.Ints[i]
+}
+
+// encode writes row i's key tuple to k.buf; false if a key is null.
+func (k *keyer) encode(cols []*table.Column, i int) bool {
+	k.buf = k.buf[:0]
+	for j, c := range cols {
+		if c.Null(i) {
+			return false
+		}
+		switch k.kinds[j] {
+		case keyInt:
+			k.buf = binary.LittleEndian.AppendUint64(k.buf, uint64(intOf(c, i)))
+		case keyStr:
+			b := c.Bytes(i)
+			k.buf = binary.AppendUvarint(k.buf, uint64(len(b)))
+			k.buf = append(k.buf, b...)
+		case keyText:
+			start := len(k.buf)
+			k.buf = append(k.buf, 0, 0, 0, 0)
+			switch c.Type {
+			case table.String:
+				k.buf = append(k.buf, c.Bytes(i)...)
+			case table.Bool:
+				k.buf = strconv.AppendBool(k.buf, c.Bools[i])
+			case table.Float64:
+				k.buf = strconv.AppendFloat(k.buf, c.Floats[i], 'g', -1, 64)
+			default:
+				k.buf = strconv.AppendInt(k.buf, c.Ints[i], 10)
+			}
+			binary.LittleEndian.PutUint32(k.buf[start:], uint32(len(k.buf)-start-4))
+		}
+	}
+	return true
+}
+
+// add returns the id of row i's key, assigning one if new (−1 for a null
+// key).
+func (k *keyer) add(cols []*table.Column, i int) int32 {
+	if k.ints != nil {
+		c := cols[0]
+		if c.Null(i) {
+			return -1
+		}
+		v := intOf(c, i)
+		id, ok := k.ints[v]
+		if !ok {
+			id = k.n
+			k.ints[v] = id
+			k.n++
+		}
+		return id
+	}
+	if !k.encode(cols, i) {
+		return -1
+	}
+	id, ok := k.tups[string(k.buf)]
+	if !ok {
+		id = k.n
+		k.tups[string(k.buf)] = id
+		k.n++
+	}
+	return id
+}
+
+// find returns the id of row i's key, or −1 when no entity row has it.
+func (k *keyer) find(cols []*table.Column, i int) int32 {
+	if k.ints != nil {
+		c := cols[0]
+		if c.Null(i) {
+			return -1
+		}
+		if id, ok := k.ints[intOf(c, i)]; ok {
+			return id
+		}
+		return -1
+	}
+	if !k.encode(cols, i) {
+		return -1
+	}
+	if id, ok := k.tups[string(k.buf)]; ok {
+		return id
+	}
+	return -1
+}
+
+func columns(b *table.Batch, idx []int) []*table.Column {
+	cols := make([]*table.Column, len(idx))
+	for j, i := range idx {
+		cols[j] = &b.Columns[i]
+	}
+	return cols
+}
+
+func indexes(s table.Schema, names []string) []int {
+	out := make([]int, len(names))
+	for j, n := range names {
+		out[j] = s.Index(n)
+	}
+	return out
+}
+
+// buckets groups items by id with a counting sort: items of id g are
+// order[start[g]:start[g+1]], in their original relative order.
+func buckets(ids []int32, nkeys int32) (start []int32, order []int32) {
+	start = make([]int32, nkeys+2)
+	for _, id := range ids {
+		if id >= 0 {
+			start[id+2]++
+		}
+	}
+	for g := int32(2); g < nkeys+2; g++ {
+		start[g] += start[g-1]
+	}
+	order = make([]int32, start[nkeys+1])
+	for i, id := range ids {
+		if id >= 0 {
+			order[start[id+1]] = int32(i)
+			start[id+1]++
+		}
+	}
+	return start[:nkeys+1], order
+}
+
+// viewResult is one view's match per entity row and its kept feature
+// columns.
+type viewResult struct {
+	match []int32 // feature row per entity row, −1 for none
+	cols  []*accum
+}
+
+func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View, st *Stats, vi int) (*viewResult, error) {
+	ssch := v.Source.Schema()
+	k := newKeyer(esch, ssch, v.JoinKeys)
+	ekeys := indexes(esch, v.JoinKeys)
+	eids := make([]int32, ent.n)
+	for bi, b := range ent.batches {
+		cols := columns(b, ekeys)
+		off := ent.offsets[bi]
+		for i := 0; i < b.Len; i++ {
+			if ent.times[off+i] == nullTime {
+				eids[off+i] = -1
+				continue
+			}
+			eids[off+i] = k.add(cols, i)
+		}
+	}
+	nkeys := k.n
+
+	// Stream the source, keeping the rows whose key an entity row has.
+	skeys := indexes(ssch, v.JoinKeys)
+	tsCol := ssch.Index(v.TimestampField)
+	tsScale, _ := timeScale(ssch.Fields[tsCol])
+	crCol, crScale := -1, int64(0)
+	if v.CreatedField != "" {
+		crCol = ssch.Index(v.CreatedField)
+		crScale, _ = timeScale(ssch.Fields[crCol])
+	}
+	res := &viewResult{cols: make([]*accum, len(v.Features))}
+	featCols := make([]int, len(v.Features))
+	for j, f := range v.Features {
+		featCols[j] = ssch.Index(f.Name)
+		t := f.Type
+		if t == table.Invalid {
+			t = ssch.Fields[featCols[j]].Type
+		}
+		res.cols[j] = &accum{typ: t, field: ssch.Fields[featCols[j]]}
+	}
+	var (
+		fids    []int32
+		ftimes  []int64
+		fcreate []int64
+		sel     []int
+	)
+	for {
+		if err := ctx.Err(); err != nil {
+			return nil, err
+		}
+		b, err := v.Source.Next(ctx)
+		if errors.Is(err, io.EOF) {
+			break
+		}
+		if err != nil {
+			return nil, err
+		}
+		st.SourceRows[vi] += int64(b.Len)
+		cols := columns(b, skeys)
+		tc := &b.Columns[tsCol]
+		sel = sel[:0]
+		for i := 0; i < b.Len; i++ {
+			if tc.Null(i) {
+				continue
+			}
+			id := k.find(cols, i)
+			if id < 0 {
+				continue
+			}
+			sel = append(sel, i)
+			fids = append(fids, id)
+			ftimes = append(ftimes, tc.Ints[i]*tsScale)
+		}
+		if len(sel) == 0 {
+			continue
+		}
+		if crCol >= 0 {
+			cc := &b.Columns[crCol]
+			for _, i := range sel {
+				if cc.Null(i) {
+					fcreate = append(fcreate, nullTime)
+				} else {
+					fcreate = append(fcreate, cc.Ints[i]*crScale)
+				}
+			}
+		}
+		for j, ci := range featCols {
+			if err := res.cols[j].appendRows(&b.Columns[ci], sel); err != nil {
+				return nil, fmt.Errorf("feature %q: %w", v.Features[j].Name, err)
+			}
+		}
+	}
+	st.KeptRows[vi] = int64(len(fids))
+
+	// Sort both sides by key, then by time within a key.
+	fstart, forder := buckets(fids, nkeys)
+	fids = nil
+	less := func(a, b int32) int {
+		if ftimes[a] != ftimes[b] {
+			if ftimes[a] < ftimes[b] {
+				return -1
+			}
+			return 1
+		}
+		if fcreate != nil && fcreate[a] != fcreate[b] {
+			if fcreate[a] < fcreate[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b) // source order: the later row sorts last
+	}
+	estart, eorder := buckets(eids, nkeys)
+	eids = nil
+	eless := func(a, b int32) int {
+		if ent.times[a] != ent.times[b] {
+			if ent.times[a] < ent.times[b] {
+				return -1
+			}
+			return 1
+		}
+		return int(a - b)
+	}
+	res.match = make([]int32, ent.n)
+	for i := range res.match {
+		res.match[i] = -1
+	}
+	ttl := v.TTL.Nanoseconds()
+	var matched int64
+	for g := int32(0); g < nkeys; g++ {
+		fs := forder[fstart[g]:fstart[g+1]]
+		if len(fs) == 0 {
+			continue
+		}
+		es := eorder[estart[g]:estart[g+1]]
+		sortRun(fs, less)
+		sortRun(es, eless)
+		j := -1
+		for _, e := range es {
+			t := ent.times[e]
+			for j+1 < len(fs) && ftimes[fs[j+1]] <= t {
+				j++
+			}
+			if j < 0 {
+				continue
+			}
+			f := fs[j]
+			if ttl > 0 && ftimes[f] < t-ttl {
+				continue
+			}
+			res.match[e] = f
+			matched++
+		}
+	}
+	st.Matched[vi] = matched
+	return res, nil
+}
+
+// sortRun sorts s unless it already is (sources are often in time order).
+func sortRun(s []int32, cmp func(a, b int32) int) {
+	for i := 1; i < len(s); i++ {
+		if cmp(s[i-1], s[i]) > 0 {
+			slices.SortFunc(s, cmp)
+			return
+		}
+	}
+}
+
+func writeOutput(ent *entityTable, results []*viewResult, osch table.Schema, w table.Writer) error {
+	for bi, b := range ent.batches {
+		off := ent.offsets[bi]
+		out := &table.Batch{Len: b.Len, Columns: make([]table.Column, 0, len(osch.Fields))}
+		out.Columns = append(out.Columns, b.Columns...)
+		for _, r := range results {
+			m := r.match[off : off+b.Len]
+			for _, a := range r.cols {
+				out.Columns = append(out.Columns, a.gather(m))
+			}
+		}
+		if err := w.Write(out); err != nil {
+			return err
+		}
+	}
+	return nil
+}
