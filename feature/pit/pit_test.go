@@ -128,7 +128,9 @@ func ts(name string) table.Field {
 	return table.Field{Name: name, Type: table.Timestamp, Unit: table.Microsecond, UTC: true, Nullable: true}
 }
 
-func fld(name string, t table.Type) table.Field { return table.Field{Name: name, Type: t, Nullable: true} }
+func fld(name string, t table.Type) table.Field {
+	return table.Field{Name: name, Type: t, Nullable: true}
+}
 
 func run(t *testing.T, ent *memReader, views []View, opts Options) ([][]any, *Stats, error) {
 	t.Helper()
