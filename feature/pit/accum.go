@@ -15,9 +15,9 @@ type accum struct {
 	field table.Field // the source field
 	n     int
 	valid table.Bitmap // nil while every row is valid
-	bools []bool
-	ints  []int64
-	flts  []float64
+	bools vec[bool]
+	ints  vec[int64]
+	flts  vec[float64]
 	strs  table.Strings
 }
 
@@ -54,15 +54,15 @@ func (a *accum) appendRows(c *table.Column, sel []int) error {
 		switch c.Type {
 		case table.Bool:
 			for _, i := range sel {
-				a.bools = append(a.bools, c.Bools[i])
+				a.bools.push(c.Bools[i])
 			}
 		case table.Int64, table.Timestamp, table.Date:
 			for _, i := range sel {
-				a.ints = append(a.ints, c.Ints[i])
+				a.ints.push(c.Ints[i])
 			}
 		case table.Float64:
 			for _, i := range sel {
-				a.flts = append(a.flts, c.Floats[i])
+				a.flts.push(c.Floats[i])
 			}
 		case table.String:
 			for _, i := range sel {
@@ -74,13 +74,13 @@ func (a *accum) appendRows(c *table.Column, sel []int) error {
 		}
 	case a.typ == table.Float64:
 		for _, i := range sel {
-			a.flts = append(a.flts, c.Float(i))
+			a.flts.push(c.Float(i))
 		}
 	case a.typ == table.Int64:
 		for k, i := range sel {
 			switch c.Type {
 			case table.Bool:
-				a.ints = append(a.ints, int64(c.Float(i)))
+				a.ints.push(int64(c.Float(i)))
 			default:
 				f := c.Floats[i]
 				if !c.Null(i) && (f != math.Trunc(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<63) {
@@ -90,7 +90,7 @@ func (a *accum) appendRows(c *table.Column, sel []int) error {
 					a.setNull(base + k)
 					f = 0
 				}
-				a.ints = append(a.ints, int64(f))
+				a.ints.push(int64(f))
 			}
 		}
 	case a.typ == table.String:
@@ -132,21 +132,21 @@ func (a *accum) gather(m []int32) table.Column {
 		c.Bools = make([]bool, n)
 		for i, r := range m {
 			if r >= 0 {
-				c.Bools[i] = a.bools[r]
+				c.Bools[i] = a.bools.at(r)
 			}
 		}
 	case table.Int64, table.Timestamp, table.Date:
 		c.Ints = make([]int64, n)
 		for i, r := range m {
 			if r >= 0 {
-				c.Ints[i] = a.ints[r]
+				c.Ints[i] = a.ints.at(r)
 			}
 		}
 	case table.Float64:
 		c.Floats = make([]float64, n)
 		for i, r := range m {
 			if r >= 0 {
-				c.Floats[i] = a.flts[r]
+				c.Floats[i] = a.flts.at(r)
 			}
 		}
 	case table.String:

@@ -261,6 +261,10 @@ const (
 type keyer struct {
 	kinds []keyKind
 	ints  map[int64]int32 // single int key
+	// dense, when set, replaces ints for lookups: the id of key lo+i
+	// (−1 for none), for keys in a compact range.
+	dense []int32
+	lo    int64
 	tups  map[string]int32
 	buf   []byte
 	n     int32
@@ -362,12 +366,44 @@ func (k *keyer) add(cols []*table.Column, i int) int32 {
 	return id
 }
 
+// densify switches lookups of a single int key to an array when the
+// entity keys span a range at most 4× their count (plus 64Ki): a load
+// instead of a hash probe.
+func (k *keyer) densify() {
+	if k.ints == nil || len(k.ints) == 0 {
+		return
+	}
+	lo, hi := int64(math.MaxInt64), int64(math.MinInt64)
+	for v := range k.ints {
+		lo, hi = min(lo, v), max(hi, v)
+	}
+	span := uint64(hi) - uint64(lo)
+	if span >= uint64(4*len(k.ints)+1<<16) {
+		return
+	}
+	k.dense = make([]int32, span+1)
+	for i := range k.dense {
+		k.dense[i] = -1
+	}
+	for v, id := range k.ints {
+		k.dense[v-lo] = id
+	}
+	k.lo = lo
+}
+
 // find returns the id of row i's key, or −1 when no entity row has it.
 func (k *keyer) find(cols []*table.Column, i int) int32 {
 	if k.ints != nil {
 		c := cols[0]
 		if c.Null(i) {
 			return -1
+		}
+		if k.dense != nil {
+			d := uint64(intOf(c, i)) - uint64(k.lo)
+			if d >= uint64(len(k.dense)) {
+				return -1
+			}
+			return k.dense[d]
 		}
 		if id, ok := k.ints[intOf(c, i)]; ok {
 			return id
@@ -399,27 +435,31 @@ func indexes(s table.Schema, names []string) []int {
 	return out
 }
 
-// buckets groups items by id with a counting sort: items of id g are
-// order[start[g]:start[g+1]], in their original relative order.
-func buckets(ids []int32, nkeys int32) (start []int32, order []int32) {
+// buckets groups rows by key id with a counting sort: the rows of id g
+// are rows[start[g]:start[g+1]], in their original relative order, each
+// made by mk from its index (read in order, written scattered).
+func buckets(ids *vec[int32], nkeys int32, mk func(i int32) row) (start []int32, rows []row) {
 	start = make([]int32, nkeys+2)
-	for _, id := range ids {
+	ids.each(func(_ int32, id int32) {
 		if id >= 0 {
 			start[id+2]++
 		}
-	}
+	})
 	for g := int32(2); g < nkeys+2; g++ {
 		start[g] += start[g-1]
 	}
-	order = make([]int32, start[nkeys+1])
-	for i, id := range ids {
+	rows = make([]row, start[nkeys+1])
+	ids.each(func(i int32, id int32) {
 		if id >= 0 {
-			order[start[id+1]] = int32(i)
+			rows[start[id+1]] = mk(i)
 			start[id+1]++
 		}
-	}
-	return start[:nkeys+1], order
+	})
+	return start[:nkeys+1], rows
 }
+
+// sliceVec wraps a slice as a one-chunk vec (read only).
+func sliceVec[T any](s []T) *vec[T] { return &vec[T]{chunks: [][]T{s}, n: len(s)} }
 
 // viewResult is one view's match per entity row and its kept feature
 // columns.
@@ -466,11 +506,12 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 		res.cols[j] = &accum{typ: t, field: ssch.Fields[featCols[j]]}
 	}
 	var (
-		fids    []int32
-		ftimes  []int64
-		fcreate []int64
+		fids    vec[int32]
+		ftimes  vec[int64]
+		fcreate vec[int64]
 		sel     []int
 	)
+	k.densify()
 	for {
 		if err := ctx.Err(); err != nil {
 			return nil, err
@@ -495,8 +536,8 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 				continue
 			}
 			sel = append(sel, i)
-			fids = append(fids, id)
-			ftimes = append(ftimes, tc.Ints[i]*tsScale)
+			fids.push(id)
+			ftimes.push(tc.Ints[i] * tsScale)
 		}
 		if len(sel) == 0 {
 			continue
@@ -505,9 +546,9 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 			cc := &b.Columns[crCol]
 			for _, i := range sel {
 				if cc.Null(i) {
-					fcreate = append(fcreate, nullTime)
+					fcreate.push(nullTime)
 				} else {
-					fcreate = append(fcreate, cc.Ints[i]*crScale)
+					fcreate.push(cc.Ints[i] * crScale)
 				}
 			}
 		}
@@ -517,37 +558,21 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 			}
 		}
 	}
-	st.KeptRows[vi] = int64(len(fids))
+	st.KeptRows[vi] = int64(fids.n)
 
-	// Sort both sides by key, then by time within a key.
-	fstart, forder := buckets(fids, nkeys)
-	fids = nil
-	less := func(a, b int32) int {
-		if ftimes[a] != ftimes[b] {
-			if ftimes[a] < ftimes[b] {
-				return -1
-			}
-			return 1
+	// Bucket both sides by key; within a key sort feature rows by (event
+	// time, created time, source order) and entity rows by (time, row).
+	hasCreated := crCol >= 0
+	fstart, frowsAll := buckets(&fids, nkeys, func(i int32) row {
+		r := row{t: ftimes.at(i), i: i}
+		if hasCreated {
+			r.c = fcreate.at(i)
 		}
-		if fcreate != nil && fcreate[a] != fcreate[b] {
-			if fcreate[a] < fcreate[b] {
-				return -1
-			}
-			return 1
-		}
-		return int(a - b) // source order: the later row sorts last
-	}
-	estart, eorder := buckets(eids, nkeys)
+		return r
+	})
+	fids, ftimes, fcreate = vec[int32]{}, vec[int64]{}, vec[int64]{}
+	estart, erowsAll := buckets(sliceVec(eids), nkeys, func(i int32) row { return row{t: ent.times[i], i: i} })
 	eids = nil
-	eless := func(a, b int32) int {
-		if ent.times[a] != ent.times[b] {
-			if ent.times[a] < ent.times[b] {
-				return -1
-			}
-			return 1
-		}
-		return int(a - b)
-	}
 	res.match = make([]int32, ent.n)
 	for i := range res.match {
 		res.match[i] = -1
@@ -555,27 +580,22 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 	ttl := v.TTL.Nanoseconds()
 	var matched int64
 	for g := int32(0); g < nkeys; g++ {
-		fs := forder[fstart[g]:fstart[g+1]]
-		if len(fs) == 0 {
+		frows := frowsAll[fstart[g]:fstart[g+1]]
+		if len(frows) == 0 {
 			continue
 		}
-		es := eorder[estart[g]:estart[g+1]]
-		sortRun(fs, less)
-		sortRun(es, eless)
+		erows := erowsAll[estart[g]:estart[g+1]]
+		sortRows(frows)
+		sortRows(erows)
 		j := -1
-		for _, e := range es {
-			t := ent.times[e]
-			for j+1 < len(fs) && ftimes[fs[j+1]] <= t {
+		for _, e := range erows {
+			for j+1 < len(frows) && frows[j+1].t <= e.t {
 				j++
 			}
-			if j < 0 {
+			if j < 0 || (ttl > 0 && frows[j].t < e.t-ttl) {
 				continue
 			}
-			f := fs[j]
-			if ttl > 0 && ftimes[f] < t-ttl {
-				continue
-			}
-			res.match[e] = f
+			res.match[e.i] = frows[j].i
 			matched++
 		}
 	}
@@ -583,11 +603,36 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 	return res, nil
 }
 
-// sortRun sorts s unless it already is (sources are often in time order).
-func sortRun(s []int32, cmp func(a, b int32) int) {
+// row is one side's row in a key's run: its time, its created time (0 on
+// the entity side) and its index, which breaks the remaining ties (source
+// order for feature rows).
+type row struct {
+	t, c int64
+	i    int32
+}
+
+func cmpRow(a, b row) int {
+	switch {
+	case a.t != b.t:
+		if a.t < b.t {
+			return -1
+		}
+		return 1
+	case a.c != b.c:
+		if a.c < b.c {
+			return -1
+		}
+		return 1
+	}
+	return int(a.i - b.i)
+}
+
+// sortRows sorts a key's run unless it already is (sources are often in
+// time order).
+func sortRows(s []row) {
 	for i := 1; i < len(s); i++ {
-		if cmp(s[i-1], s[i]) > 0 {
-			slices.SortFunc(s, cmp)
+		if cmpRow(s[i-1], s[i]) > 0 {
+			slices.SortFunc(s, cmpRow)
 			return
 		}
 	}
