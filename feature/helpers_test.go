@@ -34,7 +34,7 @@ func newTestService(t testing.TB, db *store.DB) *Service {
 	}
 	t.Cleanup(func() { b.Close() })
 	return &Service{DB: db, Datasets: dataset.NewStore(db), Content: dataset.NewBucketRemote(b),
-		Online: newMapStore(), TempDir: t.TempDir()}
+		OnlineStore: newMapStore(), TempDir: t.TempDir()}
 }
 
 // pushCSV creates a new version of dataset name holding files (path →
@@ -140,4 +140,21 @@ func ts(s string) time.Time {
 		panic(err)
 	}
 	return t
+}
+
+func openSQLite(t testing.TB) *store.DB {
+	t.Helper()
+	db, err := store.Open(context.Background(), "sqlite://"+filepath.Join(t.TempDir(), "kiln.db"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { db.Close() })
+	return db
+}
+
+func writeFile(t testing.TB, p, body string) {
+	t.Helper()
+	if err := os.WriteFile(p, []byte(body), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }

@@ -21,15 +21,18 @@ import (
 // Service is the feature store. DB holds the definitions and the
 // materialization history; Datasets and Content read dataset sources
 // (nil: views over datasets cannot be read); SourceOptions open path
-// sources in buckets; Online is where views are materialized (nil: no
+// sources in buckets; OnlineStore is where views are materialized (nil: no
 // online store); TempDir holds checked-out dataset files while they are
 // read ("" is the system's).
+//
+// The online store is the field OnlineStore, not Online as first
+// planned: Online is the lookup method.
 type Service struct {
 	DB            *store.DB
 	Datasets      *dataset.Store
 	Content       dataset.Remote
 	SourceOptions blob.Options
-	Online        online.Store
+	OnlineStore   online.Store
 	TempDir       string
 	Logger        *slog.Logger
 

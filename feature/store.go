@@ -264,11 +264,11 @@ func (s *Service) ApplyView(ctx context.Context, v *FeatureView, actor string) (
 	if err != nil {
 		return 0, false, err
 	}
-	if changed && prevSpec != nil && s.Online != nil {
+	if changed && prevSpec != nil && s.OnlineStore != nil {
 		a, _, _ := digestOf(prevSpec)
 		b, _, _ := digestOf(&v.Spec)
 		if string(a) != string(b) {
-			if err := s.Online.DeleteView(ctx, v.Metadata.Name); err != nil {
+			if err := s.OnlineStore.DeleteView(ctx, v.Metadata.Name); err != nil {
 				return version, changed, fmt.Errorf("feature: clear the online rows of %s: %w", v.Metadata.Name, err)
 			}
 		}
@@ -478,8 +478,8 @@ func (s *Service) DeleteView(ctx context.Context, name, actor string) error {
 	if _, _, err := s.put(ctx, KindFeatureView, name, []byte("{}"), "", true, actor, nil); err != nil {
 		return err
 	}
-	if s.Online != nil {
-		if err := s.Online.DeleteView(ctx, name); err != nil {
+	if s.OnlineStore != nil {
+		if err := s.OnlineStore.DeleteView(ctx, name); err != nil {
 			return fmt.Errorf("feature: clear the online rows of %s: %w", name, err)
 		}
 	}

@@ -7,7 +7,9 @@ package store
 // document changes, and deleted marks a tombstone version.
 // feature_materializations records each materialization of a view into the
 // online store: the event-time interval it covered, so an incremental run
-// starts where the last successful one ended.
+// starts where the last successful one ended (start_time is the smallest
+// int64 for "from the beginning"); source names what was read ("stats@3"
+// or a path).
 // feature_online is the embedded online store: the latest row per view and
 // entity key (value is the encoded feature values).
 const featureTables = `
@@ -30,6 +32,7 @@ CREATE TABLE feature_materializations (
 	start_time {{i64}} NOT NULL,
 	end_time {{i64}} NOT NULL,
 	state TEXT NOT NULL,
+	source TEXT NOT NULL DEFAULT '',
 	rows_read {{i64}} NOT NULL DEFAULT 0,
 	keys_written {{i64}} NOT NULL DEFAULT 0,
 	error TEXT NOT NULL DEFAULT '',
