@@ -149,14 +149,14 @@ func (g *grpcService) ModelInfer(ctx context.Context, req *inferencepb.ModelInfe
 }
 
 func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencepb.ModelInferRequest, start time.Time) (resp *inferencepb.ModelInferResponse, err error) {
-	var inputs []*tensor.Tensor
+	var inputs, keys []*tensor.Tensor
 	defer func() {
 		if p := recover(); p != nil {
 			g.s.log.Error("panic serving inference request", "model", st.m.Name, "protocol", "v2-grpc", "panic", fmt.Sprint(p))
 			resp, err = nil, errors.New("internal error")
 		}
 		if err != nil {
-			g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, nil, err, classify(err).httpStatus())
+			g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, keys, nil, err, classify(err).httpStatus())
 		}
 	}()
 	release, err := g.s.admit(ctx, st)
@@ -175,6 +175,11 @@ func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencep
 			return nil, err
 		}
 		decoded[i] = t
+	}
+	if fs := st.featureSet(); fs != nil {
+		if decoded, keys, err = st.fillTensors(ctx, fs, decoded); err != nil {
+			return nil, err
+		}
 	}
 	if inputs, err = st.matchInputs(decoded); err != nil {
 		return nil, err
@@ -197,7 +202,7 @@ func (g *grpcService) infer(ctx context.Context, st *modelState, req *inferencep
 	if err != nil {
 		return nil, err
 	}
-	g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, outs, nil, http.StatusOK)
+	g.s.observe(ctx, st, protoGRPC, req.GetId(), start, inputs, keys, outs, nil, http.StatusOK)
 	if sel, err = resolveOutputs(sel, outs); err != nil {
 		return nil, err
 	}

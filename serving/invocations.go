@@ -818,7 +818,7 @@ func writeText(w http.ResponseWriter, status int, msg string) {
 
 // invocations answers one /invocations request and returns its status.
 func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http.Request, st *modelState, start time.Time) int {
-	var inputs []*tensor.Tensor
+	var inputs, keys []*tensor.Tensor
 	fail := func(err error) int {
 		k := classify(err)
 		status := k.httpStatus()
@@ -838,7 +838,7 @@ func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http
 			code = "RESOURCE_EXHAUSTED"
 			w.Header().Set("Retry-After", retryAfter(err))
 		}
-		s.observe(ctx, st, protoMLflow, "", start, inputs, nil, err, status)
+		s.observe(ctx, st, protoMLflow, "", start, inputs, keys, nil, err, status)
 		writeMLflowError(w, status, code, err.Error())
 		return status
 	}
@@ -867,7 +867,14 @@ func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return fail(err)
 	}
-	decoded, err := st.invocationInputs(inv)
+	var decoded []*tensor.Tensor
+	filled := false // read as a dataframe completed with features
+	if fs := st.featureSet(); fs != nil {
+		filled = true
+		decoded, keys, err = st.fillInvocation(ctx, fs, inv)
+	} else {
+		decoded, err = st.invocationInputs(inv)
+	}
 	if err != nil {
 		return fail(err)
 	}
@@ -878,7 +885,7 @@ func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return fail(err)
 	}
-	s.observe(ctx, st, protoMLflow, "", start, inputs, outs, nil, http.StatusOK)
+	s.observe(ctx, st, protoMLflow, "", start, inputs, keys, outs, nil, http.StatusOK)
 	sig := st.sig
 	if sel := st.plan.outputs; sel != nil && len(outs) == len(st.sig.Outputs) {
 		picked := make([]*tensor.Tensor, len(sel))
@@ -890,7 +897,7 @@ func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http
 	}
 	rp := respPool.Get().(*[]byte)
 	defer putResp(rp)
-	b := appendPredictions((*rp)[:0], sig, outs, inv.frame != nil || isFrameShaped(inv, st))
+	b := appendPredictions((*rp)[:0], sig, outs, inv.frame != nil || filled || isFrameShaped(inv, st))
 	*rp = b
 	h := w.Header()
 	h["Content-Type"] = hdrJSON

@@ -39,6 +39,11 @@ type Call struct {
 	// Inputs are the request's inputs matched to the model's signature;
 	// nil when the request failed before they were decoded.
 	Inputs []*tensor.Tensor
+	// Keys are the entity join keys of a request whose features were
+	// filled in (Model.Features) that the model does not take itself,
+	// one column each; nil otherwise. The filled-in features are in
+	// Inputs.
+	Keys []*tensor.Tensor
 	// Outputs are the model's outputs; nil on failure.
 	Outputs []*tensor.Tensor
 	// Err is why the request failed; nil on success.
@@ -151,7 +156,7 @@ func (s *Server) admit(ctx context.Context, st *modelState) (func(), error) {
 func nopRelease() {}
 
 // observe reports a call to the observer, if there is one.
-func (s *Server) observe(ctx context.Context, st *modelState, p protocol, id string, start time.Time, inputs, outputs []*tensor.Tensor, err error, status int) {
+func (s *Server) observe(ctx context.Context, st *modelState, p protocol, id string, start time.Time, inputs, keys, outputs []*tensor.Tensor, err error, status int) {
 	if s.opts.Observer == nil {
 		return
 	}
@@ -166,7 +171,7 @@ func (s *Server) observe(ctx context.Context, st *modelState, p protocol, id str
 	}
 	s.opts.Observer.Observe(ctx, &Call{
 		Model: st.m, Protocol: protocolNames[p], ID: id,
-		Inputs: inputs, Outputs: outputs, Err: err, Status: status,
+		Inputs: inputs, Keys: keys, Outputs: outputs, Err: err, Status: status,
 		Start: start, Duration: time.Since(start),
 	})
 }

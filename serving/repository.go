@@ -49,6 +49,10 @@ type Model struct {
 	// serving_input_example.json or input_example.json), when there is
 	// one; it is informational.
 	InputExample json.RawMessage
+	// Features, if set, completes the model's requests with features
+	// looked up by entity key (an endpoint with spec.features): see
+	// FeatureSet.
+	Features FeatureFiller
 }
 
 // ModelInfo is one entry of a repository index.

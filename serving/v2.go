@@ -282,7 +282,7 @@ func (s *Server) v2Infer(w http.ResponseWriter, r *http.Request, name, version s
 // v2InferModel answers an inference request for st and returns the
 // response status.
 func (s *Server) v2InferModel(ctx context.Context, w http.ResponseWriter, r *http.Request, st *modelState, start time.Time) int {
-	var inputs []*tensor.Tensor
+	var inputs, keys []*tensor.Tensor
 	var id string
 	fail := func(err error) int {
 		status := classify(err).httpStatus()
@@ -292,7 +292,7 @@ func (s *Server) v2InferModel(ctx context.Context, w http.ResponseWriter, r *htt
 		case http.StatusTooManyRequests:
 			w.Header().Set("Retry-After", retryAfter(err))
 		}
-		s.observe(ctx, st, protoREST, id, start, inputs, nil, err, status)
+		s.observe(ctx, st, protoREST, id, start, inputs, keys, nil, err, status)
 		writeV2Error(w, status, err.Error())
 		return status
 	}
@@ -327,7 +327,13 @@ func (s *Server) v2InferModel(ctx context.Context, w http.ResponseWriter, r *htt
 	}
 	defer req.release()
 	id = req.id
-	if inputs, err = st.matchInputs(req.inputs); err != nil {
+	decoded := req.inputs
+	if fs := st.featureSet(); fs != nil {
+		if decoded, keys, err = st.fillTensors(ctx, fs, decoded); err != nil {
+			return fail(err)
+		}
+	}
+	if inputs, err = st.matchInputs(decoded); err != nil {
 		return fail(err)
 	}
 	sel, err := st.selectOutputs(req.outputs)
@@ -338,7 +344,7 @@ func (s *Server) v2InferModel(ctx context.Context, w http.ResponseWriter, r *htt
 	if err != nil {
 		return fail(err)
 	}
-	s.observe(ctx, st, protoREST, id, start, inputs, outs, nil, http.StatusOK)
+	s.observe(ctx, st, protoREST, id, start, inputs, keys, outs, nil, http.StatusOK)
 	rp := respPool.Get().(*[]byte)
 	defer putResp(rp)
 	b, jsonEnd, err := appendV2Response((*rp)[:0], st, req, sel, outs)
