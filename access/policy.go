@@ -154,6 +154,8 @@ func DefaultPolicy() Policy {
 		"GET /api/v1/content/manifests/{digest}":                                 read, "GET /api/v1/content/objects/{digest}": read,
 		"POST /api/v1/content/objects": write, "POST /api/v1/content/objects/missing": read,
 		"PUT /api/v1/content/manifests/{digest}": write, "PUT /api/v1/content/objects/{digest}": write,
+		// Training sets write a dataset version (api/training_sets.go).
+		"POST /api/v1/training-sets": write,
 		// Lineage. The graph needs read access to the workspace: it names
 		// nodes across experiments, models and endpoints.
 		"GET /api/v1/lineage":                                              read,

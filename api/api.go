@@ -110,7 +110,10 @@ type Deps struct {
 	// Registry, if set, copies model versions between workspaces
 	// (api/modelcopy.go; a *registry.Store).
 	Registry ModelRegistry
-	Logger   *slog.Logger
+	// TrainingSets, if set, builds point-in-time correct training sets
+	// (POST /training-sets; a *feature.Service; api/training_sets.go).
+	TrainingSets TrainingSets
+	Logger       *slog.Logger
 }
 
 // Handler serves the API.
@@ -159,6 +162,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerApprovals(mux)
 	h.registerModelCards(mux)
 	h.registerModelCopy(mux)
+	h.registerTrainingSets(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)
