@@ -43,14 +43,19 @@ lint:
 	$(GO) vet ./...
 
 # Every test: Go unit and store tests (SQLite and, when available, a throwaway
-# PostgreSQL started by scripts/postgres.sh), short fuzzing, then the MLflow
-# client compatibility suite against a freshly built server.
+# PostgreSQL started by scripts/postgres.sh and Redis by scripts/redis.sh),
+# short fuzzing, then the MLflow client compatibility suite against a freshly
+# built server.
 test: build tools lint
 	@set -e; \
 	if [ -z "$$KILN_TEST_POSTGRES" ]; then \
 	  KILN_TEST_POSTGRES=$$(scripts/postgres.sh start) || { echo "PostgreSQL unavailable: its tests will be skipped (fail under CI=true)"; KILN_TEST_POSTGRES=; }; \
 	fi; \
 	export KILN_TEST_POSTGRES; \
+	if [ -z "$$KILN_TEST_REDIS" ]; then \
+	  KILN_TEST_REDIS=$$(scripts/redis.sh start) || { echo "Redis unavailable: its tests will be skipped (fail under CI=true)"; KILN_TEST_REDIS=; }; \
+	fi; \
+	export KILN_TEST_REDIS; \
 	$(GO) test -count=1 ./...; \
 	$(MAKE) --no-print-directory ort-test cross fuzz-short; \
 	$(PY) -m pytest tests/compat sdk/python/tests -q -p no:cacheprovider
