@@ -7,8 +7,10 @@ import (
 	"fmt"
 	"io"
 	"math"
+	"runtime"
 	"slices"
 	"strconv"
+	"sync"
 	"time"
 
 	"github.com/kiln-ml/kiln/dataset/table"
@@ -578,8 +580,41 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 		res.match[i] = -1
 	}
 	ttl := v.TTL.Nanoseconds()
+	// Keys are independent: merge them in parallel, in ranges of about
+	// equal feature rows.
+	workers := max(1, min(runtime.GOMAXPROCS(0), int(nkeys)/1024))
+	counts := make([]int64, workers)
+	var wg sync.WaitGroup
+	lo := int32(0)
+	for w := 0; w < workers; w++ {
+		hi := int(nkeys)
+		if w < workers-1 {
+			target := int32((int64(len(frowsAll)) * int64(w+1)) / int64(workers))
+			hi, _ = slices.BinarySearch(fstart, target)
+			hi = min(max(hi, int(lo)), int(nkeys))
+		}
+		wg.Add(1)
+		go func(w int, lo, hi int32) {
+			defer wg.Done()
+			counts[w] = mergeKeys(lo, hi, fstart, estart, frowsAll, erowsAll, ttl, res.match)
+		}(w, lo, int32(hi))
+		lo = int32(hi)
+	}
+	wg.Wait()
 	var matched int64
-	for g := int32(0); g < nkeys; g++ {
+	for _, c := range counts {
+		matched += c
+	}
+	st.Matched[vi] = matched
+	return res, nil
+}
+
+// mergeKeys joins the keys in [lo, hi): each key's feature rows and
+// entity rows sorted by time, then one cursor over the feature rows.
+// It returns the entity rows matched.
+func mergeKeys(lo, hi int32, fstart, estart []int32, frowsAll, erowsAll []row, ttl int64, match []int32) int64 {
+	var matched int64
+	for g := lo; g < hi; g++ {
 		frows := frowsAll[fstart[g]:fstart[g+1]]
 		if len(frows) == 0 {
 			continue
@@ -595,12 +630,11 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 			if j < 0 || (ttl > 0 && frows[j].t < e.t-ttl) {
 				continue
 			}
-			res.match[e.i] = frows[j].i
+			match[e.i] = frows[j].i
 			matched++
 		}
 	}
-	st.Matched[vi] = matched
-	return res, nil
+	return matched
 }
 
 // row is one side's row in a key's run: its time, its created time (0 on

@@ -467,3 +467,30 @@ func TestParquetRoundTrip(t *testing.T) {
 		t.Errorf("read back %d rows, s = %q null(1)=%v", b.Len, c.Str(0), c.Null(1))
 	}
 }
+
+// TestManyKeysParallel has enough keys for the merge to run in several
+// goroutines: every key must still get its own row.
+func TestManyKeysParallel(t *testing.T) {
+	const n = 20000
+	var ents, src [][]any
+	for k := 0; k < n; k++ {
+		ents = append(ents, []any{int64(n - 1 - k), at(2)})
+		for h := 3; h >= 1; h-- {
+			src = append(src, []any{int64(k), at(h), int64(k*10 + h)})
+		}
+	}
+	v := View{Name: "v", Source: build([]table.Field{fld("id", table.Int64), ts("ts"), fld("x", table.Int64)}, src, 4096),
+		JoinKeys: []string{"id"}, TimestampField: "ts", Features: []Feature{{Name: "x"}}}
+	rows, st, err := run(t, build([]table.Field{fld("id", table.Int64), ts("event_timestamp")}, ents, 1000), []View{v}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, r := range rows {
+		if k := int64(n - 1 - i); r[2] != k*10+2 {
+			t.Fatalf("row %d (key %d): x = %v, want %d", i, k, r[2], k*10+2)
+		}
+	}
+	if st.Matched[0] != n {
+		t.Errorf("matched %d", st.Matched[0])
+	}
+}

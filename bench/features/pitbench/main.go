@@ -15,6 +15,7 @@ import (
 	"runtime"
 	"runtime/pprof"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/kiln-ml/kiln/dataset/table"
@@ -98,8 +99,13 @@ func run(ctx context.Context, entities, source, out string, keys []string, ts, c
 	}
 	var ms runtime.MemStats
 	runtime.ReadMemStats(&ms)
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	cpu := time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 	return json.NewEncoder(os.Stdout).Encode(map[string]any{
 		"seconds":      time.Since(start).Seconds(),
+		"cpu_seconds":  cpu.Seconds(),
+		"max_rss_mib":  ru.Maxrss >> 10,
 		"entity_rows":  st.EntityRows,
 		"source_rows":  st.SourceRows[0],
 		"kept_rows":    st.KeptRows[0],
