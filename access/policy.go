@@ -156,6 +156,15 @@ func DefaultPolicy() Policy {
 		"PUT /api/v1/content/manifests/{digest}": write, "PUT /api/v1/content/objects/{digest}": write,
 		// Training sets write a dataset version (api/training_sets.go).
 		"POST /api/v1/training-sets": write,
+		// The feature store: defining, deleting and materializing are
+		// writes; online lookups read (api/features.go).
+		"GET /api/v1/entities": read, "GET /api/v1/entities/{name}": read,
+		"PUT /api/v1/entities/{name}": write, "DELETE /api/v1/entities/{name}": write,
+		"GET /api/v1/feature-views": read, "GET /api/v1/feature-views/{name}": read,
+		"GET /api/v1/feature-views/{name}/versions": read, "GET /api/v1/feature-views/{name}/materializations": read,
+		"PUT /api/v1/feature-views/{name}": write, "DELETE /api/v1/feature-views/{name}": write,
+		"POST /api/v1/feature-views/{name}/materialize": write,
+		"GET /api/v1/features/online":                   read, "POST /api/v1/features/online": read,
 		// Lineage. The graph needs read access to the workspace: it names
 		// nodes across experiments, models and endpoints.
 		"GET /api/v1/lineage":                                              read,

@@ -113,7 +113,10 @@ type Deps struct {
 	// TrainingSets, if set, builds point-in-time correct training sets
 	// (POST /training-sets; a *feature.Service; api/training_sets.go).
 	TrainingSets TrainingSets
-	Logger       *slog.Logger
+	// Features, if set, serves entities, feature views, materialization
+	// and online lookups (a *feature.Service; api/features.go).
+	Features Features
+	Logger   *slog.Logger
 }
 
 // Handler serves the API.
@@ -163,6 +166,7 @@ func (h *Handler) Register(mux Mux) {
 	h.registerModelCards(mux)
 	h.registerModelCopy(mux)
 	h.registerTrainingSets(mux)
+	h.registerFeatures(mux)
 	h.handle(mux, "GET", "/openapi.yaml", func(w http.ResponseWriter, r *http.Request) error {
 		w.Header().Set("Content-Type", "application/yaml")
 		w.Write(OpenAPI)

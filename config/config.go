@@ -31,6 +31,14 @@ type Config struct {
 	Pipeline  Pipeline  `yaml:"pipeline"`
 	Access    Access    `yaml:"access"`
 	Lineage   Lineage   `yaml:"lineage"`
+	Feature   Feature   `yaml:"feature"`
+}
+
+// Feature configures the feature store.
+type Feature struct {
+	// OnlineStore is where feature views are materialized: "" or
+	// "embedded" (the metadata database) or redis://host:port/db.
+	OnlineStore string `yaml:"online_store"`
 }
 
 // Lineage configures the OpenLineage events of pipeline runs and steps.
@@ -324,6 +332,7 @@ func (c *Config) settings() []setting {
 		{env: "KILN_OPENLINEAGE_FILE", flag: "openlineage-file", usage: "append OpenLineage run events to this file (JSON Lines)", str: &c.Lineage.OpenLineageFile},
 		{env: "KILN_OPENLINEAGE_API_KEY", flag: "openlineage-api-key", usage: "Bearer token sent with the OpenLineage HTTP events", str: &c.Lineage.OpenLineageAPIKey},
 		{env: "KILN_OPENLINEAGE_NAMESPACE", flag: "openlineage-namespace", usage: "namespace of the pipelines' OpenLineage jobs", str: &c.Lineage.OpenLineageNamespace},
+		{env: "KILN_ONLINE_STORE", flag: "online-store", usage: `online store of the feature store: embedded (the metadata database) or redis://HOST:PORT/DB`, str: &c.Feature.OnlineStore},
 		{env: "KILN_KUBERNETES", flag: "kubernetes", usage: "run pipeline steps with executor: kubernetes as Kubernetes Jobs", boolean: &c.Pipeline.Kubernetes.Enabled},
 		{env: "KILN_KUBECONFIG", flag: "kubeconfig", usage: `kubeconfig of the Kubernetes executor ("": in-cluster or $KUBECONFIG)`, str: &c.Pipeline.Kubernetes.Kubeconfig},
 		{env: "KILN_KUBERNETES_NAMESPACE", flag: "kubernetes-namespace", usage: "namespace of pipeline step Jobs", str: &c.Pipeline.Kubernetes.Namespace},

@@ -36,6 +36,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/explain"
+	"github.com/kiln-ml/kiln/feature"
 	"github.com/kiln-ml/kiln/lineage"
 	"github.com/kiln-ml/kiln/mlflowapi"
 	"github.com/kiln-ml/kiln/model"
@@ -68,6 +69,7 @@ type Server struct {
 	pipelines   *pipeline.Service // pipeline runs and their steps
 	openlineage *lineage.Emitter  // OpenLineage events of pipeline runs, if configured
 	triggers    *trigger.Service  // the pipelines' schedules and triggers
+	features    *feature.Service  // the feature store (server/features.go)
 	handler     http.Handler
 	access      *accessParts
 	tls         *tls.Config // nil: plain HTTP
@@ -111,6 +113,10 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	}
 
 	datasets := dataset.NewStore(db)
+	if s.features, err = newFeatures(ctx, cfg, db, datasets, dataset.NewBucketRemote(bucket), blobOpts, log); err != nil {
+		s.Close()
+		return nil, err
+	}
 	trk := tracking.New(db, tracking.Options{InputsLogged: linkInputs(datasets, log)})
 	s.tracking = trk
 	reg := registry.New(db, trk)
@@ -245,6 +251,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 			}},
 		ModelCards: &lineage.Cards{Registry: reg, Tracking: trk, Datasets: datasets, Gates: gates, Endpoints: s.deploy, Monitors: s.monitors, Artifacts: bucket},
 		Registry:   reg,
+		Features:   s.features, TrainingSets: s.features,
 	}).Register(mux)
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
@@ -455,7 +462,11 @@ func (s *Server) Close() error {
 		}
 		cancel()
 	}
-	err := errors.Join(s.artifacts.Close(), s.db.Close())
+	var featErr error
+	if s.features != nil {
+		featErr = s.features.OnlineStore.Close()
+	}
+	err := errors.Join(featErr, s.artifacts.Close(), s.db.Close())
 	if err == nil {
 		s.log.Info("stores closed cleanly")
 	}
