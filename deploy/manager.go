@@ -79,6 +79,7 @@ type Manager struct {
 	retired  []*routeModel
 
 	releaser  atomic.Pointer[Releaser]
+	features  atomic.Pointer[FeatureLookup]
 	verifier  atomic.Pointer[http.Handler]
 	verifying sync.Map // verification model name → *serving.Model
 	verifySeq atomic.Int64
@@ -342,6 +343,9 @@ func (m *Manager) Apply(ctx context.Context, e *Endpoint, actor, reason string) 
 		}
 	}
 	d, err := m.resolve(ctx, &doc, true)
+	if err == nil {
+		err = m.checkFeatures(ctx, &doc)
+	}
 	if err != nil {
 		m.forgetUnpublished(ep)
 		return nil, err
@@ -756,6 +760,13 @@ func (m *Manager) publish(ep *endpoint) {
 	t := newTable(routes, weights, header, sh, pct)
 	t.variants = ep.doc.Spec.Experiment != nil
 	t.logging = ep.doc.Spec.Logging.Effective()
+	if f := ep.doc.Spec.Features; f != nil {
+		if old.features != nil && old.features.same(f) {
+			t.features = old.features // keeps its resolved join keys
+		} else {
+			t.features = newFeatureSet(m, ep.name, f)
+		}
+	}
 	ep.table.Store(t)
 	for id, s := range ep.slots {
 		if !used[s] {

@@ -183,6 +183,7 @@ func (m *Manager) newRouteModel(s *slot, e *cacheEntry) *routeModel {
 			Name: s.ep.name, Version: s.version, Route: s.name, Platform: e.platform,
 			Source:  s.key.model + "/" + strconv.FormatInt(s.key.version, 10),
 			Runtime: e.loaded.Model, Signature: b.Signature, InputExample: b.InputExample,
+			Features: s.ep,
 		},
 		entry: e, slot: s,
 	}
@@ -253,6 +254,7 @@ type table struct {
 	shadowPct float64
 	variants  bool // the routes are an experiment's variants
 	logging   Logging
+	features  *featureSet // spec.features, or nil
 }
 
 func newTable(routes []*slot, weights []float64, keyHeader string, shadow *slot, percent float64) *table {

@@ -11,6 +11,7 @@ import (
 	"time"
 
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/feature"
 	"github.com/kiln-ml/kiln/pii"
 )
 
@@ -72,6 +73,41 @@ type EndpointSpec struct {
 	// Logging says which requests the prediction log records (package
 	// monitor/predlog); nil means every request and response.
 	Logging *Logging `json:"logging,omitempty" yaml:"logging,omitempty"`
+	// Features, if set, makes the endpoint fill in its model's features
+	// from the feature store: requests carry the entity join keys, and
+	// the features are looked up online and added as columns named by
+	// the feature (see EndpointFeatures).
+	Features *EndpointFeatures `json:"features,omitempty" yaml:"features,omitempty"`
+}
+
+// What an endpoint does for an entity without a feature value.
+const (
+	// OnMissingError answers the request 400, naming the entity key and
+	// the feature (the default).
+	OnMissingError = "error"
+	// OnMissingDefault serves the feature's declared default, and the
+	// error where the feature has none.
+	OnMissingDefault = "default"
+)
+
+// EndpointFeatures are the features an endpoint's model needs, looked up
+// in the online store by the entity keys each request carries:
+//
+//	features:
+//	  refs: [customer_stats:orders_7d, customer_stats:spend_7d]
+//	  on_missing: default
+//
+// The model sees each feature as a column named by the feature
+// ("orders_7d"), so two refs may not share a feature name. A column the
+// request sends itself wins over the looked-up value (a null cell is
+// filled in).
+type EndpointFeatures struct {
+	// Refs are "view:feature" references (the views must be online).
+	Refs []string `json:"refs" yaml:"refs"`
+	// OnMissing is "error" (default) or "default": what an entity that
+	// the online store has no value for (NOT_FOUND, OUTSIDE_MAX_AGE)
+	// gets.
+	OnMissing string `json:"on_missing,omitempty" yaml:"on_missing,omitempty"`
 }
 
 // Logging modes.
@@ -519,6 +555,34 @@ func (e *Endpoint) Validate() error {
 		}
 		if l.Retention < 0 {
 			add("spec.logging.retention", "must not be negative, got %s (omit it or use 0 for the server's default)", l.Retention.D())
+		}
+	}
+	if f := s.Features; f != nil {
+		if len(f.Refs) == 0 {
+			add("spec.features.refs", "name at least one feature (view:feature)")
+		}
+		names := map[string]int{}
+		for i, r := range f.Refs {
+			p := fmt.Sprintf("spec.features.refs[%d]", i)
+			ref, err := feature.ParseRef(r)
+			if err != nil {
+				add(p, "%s", errdefs.Message(err))
+				continue
+			}
+			if j, dup := names[ref.Feature]; dup {
+				if f.Refs[j] == r {
+					add(p, "%q is also spec.features.refs[%d]", r, j)
+				} else {
+					add(p, "feature %q is also spec.features.refs[%d] (%s): the model's columns are named by the feature, so the names must differ", ref.Feature, j, f.Refs[j])
+				}
+				continue
+			}
+			names[ref.Feature] = i
+		}
+		switch f.OnMissing {
+		case "", OnMissingError, OnMissingDefault:
+		default:
+			add("spec.features.on_missing", "must be %q or %q, got %q", OnMissingError, OnMissingDefault, f.OnMissing)
 		}
 	}
 	if len(errs) == 0 {
