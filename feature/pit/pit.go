@@ -437,27 +437,66 @@ func indexes(s table.Schema, names []string) []int {
 	return out
 }
 
-// buckets groups rows by key id with a counting sort: the rows of id g
-// are rows[start[g]:start[g+1]], in their original relative order, each
-// made by mk from its index (read in order, written scattered).
+// buckets groups rows by key id, stably: the rows of id g are
+// rows[start[g]:start[g+1]], in their original relative order, each made
+// by mk from its index. It is a two-pass radix scatter: rows go first to
+// one of at most partitions ranges of ids (few enough write streams to
+// stay in cache), then each range, small enough for the cache, is
+// counting-sorted by id in place through a buffer.
 func buckets(ids *vec[int32], nkeys int32, mk func(i int32) row) (start []int32, rows []row) {
-	start = make([]int32, nkeys+2)
+	start = make([]int32, nkeys+1)
 	ids.each(func(_ int32, id int32) {
 		if id >= 0 {
-			start[id+2]++
-		}
-	})
-	for g := int32(2); g < nkeys+2; g++ {
-		start[g] += start[g-1]
-	}
-	rows = make([]row, start[nkeys+1])
-	ids.each(func(i int32, id int32) {
-		if id >= 0 {
-			rows[start[id+1]] = mk(i)
 			start[id+1]++
 		}
 	})
-	return start[:nkeys+1], rows
+	for g := int32(1); g <= nkeys; g++ {
+		start[g] += start[g-1]
+	}
+	rows = make([]row, start[nkeys])
+	if len(rows) == 0 {
+		return start, rows
+	}
+	const partitions = 1024
+	shift := uint(0)
+	for (nkeys-1)>>shift >= partitions {
+		shift++
+	}
+	np := (nkeys-1)>>shift + 1
+	pos := make([]int32, np)
+	for p := int32(0); p < np; p++ {
+		pos[p] = start[p<<shift]
+	}
+	ids.each(func(i int32, id int32) {
+		if id >= 0 {
+			r := mk(i)
+			r.g = id
+			p := id >> shift
+			rows[pos[p]] = r
+			pos[p]++
+		}
+	})
+	if shift == 0 {
+		return start, rows
+	}
+	var buf []row
+	cur := make([]int32, 1<<shift)
+	for p := int32(0); p < np; p++ {
+		base := p << shift
+		end := min(base+1<<shift, nkeys)
+		lo, hi := start[base], start[end]
+		chunk := rows[lo:hi]
+		buf = append(buf[:0], chunk...)
+		for g := base; g < end; g++ {
+			cur[g-base] = start[g] - lo
+		}
+		for _, r := range buf {
+			k := r.g - base
+			chunk[cur[k]] = r
+			cur[k]++
+		}
+	}
+	return start, rows
 }
 
 // sliceVec wraps a slice as a one-chunk vec (read only).
@@ -643,6 +682,7 @@ func mergeKeys(lo, hi int32, fstart, estart []int32, frowsAll, erowsAll []row, t
 type row struct {
 	t, c int64
 	i    int32
+	g    int32 // the key id (while bucketing)
 }
 
 func cmpRow(a, b row) int {
