@@ -22,6 +22,11 @@ import (
 // handful of statements cover every request).
 type Embedded struct {
 	db *store.DB
+	// r is the read pool: on a SQLite file, a pool of its own with
+	// memory-mapped I/O (a lookup of random keys among millions reads pages
+	// through the OS page cache instead of one pread each); else db.R.
+	r    *sql.DB
+	ownR bool
 
 	mu    sync.Mutex
 	reads map[int]*sql.Stmt // by IN-list length
@@ -36,7 +41,40 @@ const (
 // NewEmbedded returns the embedded online store on db. Close releases its
 // prepared statements, not db.
 func NewEmbedded(db *store.DB) *Embedded {
-	return &Embedded{db: db, reads: make(map[int]*sql.Stmt)}
+	e := &Embedded{db: db, r: db.R, reads: make(map[int]*sql.Stmt)}
+	if db.Dialect == store.SQLite {
+		if r := openMmapReaders(db); r != nil {
+			e.r, e.ownR = r, true
+		}
+	}
+	return e
+}
+
+// readPool is the number of connections of the SQLite read pool.
+const readPool = 8
+
+// openMmapReaders opens read-only connections with memory-mapped I/O on the
+// file of db, or returns nil (an in-memory database, or any error: the
+// store then reads through db.R).
+func openMmapReaders(db *store.DB) *sql.DB {
+	var seq int
+	var name, path string
+	if err := db.R.QueryRow("PRAGMA database_list").Scan(&seq, &name, &path); err != nil || path == "" {
+		return nil
+	}
+	r, err := sql.Open("sqlite", "file:"+path+"?_pragma=busy_timeout(10000)&_pragma=query_only(1)"+
+		"&_pragma=mmap_size(68719476736)&_pragma=cache_size(-2048)")
+	if err != nil {
+		return nil
+	}
+	r.SetMaxOpenConns(readPool)
+	r.SetMaxIdleConns(readPool)
+	var n int
+	if err := r.QueryRow("SELECT count(*) FROM feature_online WHERE view = ''").Scan(&n); err != nil {
+		r.Close()
+		return nil
+	}
+	return r
 }
 
 // Name is "embedded".
@@ -49,6 +87,10 @@ func (e *Embedded) Close() error {
 	for n, st := range e.reads {
 		st.Close()
 		delete(e.reads, n)
+	}
+	if e.ownR {
+		e.ownR = false
+		return e.r.Close()
 	}
 	return nil
 }
@@ -155,7 +197,7 @@ func (e *Embedded) readStmt(ctx context.Context, n int) (*sql.Stmt, error) {
 	} else {
 		q += "entity_key IN (" + placeholders(n) + ")"
 	}
-	st, err := e.db.R.PrepareContext(ctx, e.db.Rebind(q))
+	st, err := e.r.PrepareContext(ctx, e.db.Rebind(q))
 	if err != nil {
 		return nil, fmt.Errorf("online: prepare lookup: %w", err)
 	}

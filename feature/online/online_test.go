@@ -370,3 +370,41 @@ func TestRedisEncoding(t *testing.T) {
 		t.Fatal("decoding junk: no error")
 	}
 }
+
+// TestEmbeddedReaders checks that the embedded store on a SQLite file reads
+// through its own memory-mapped pool, and an in-memory database through db.R.
+func TestEmbeddedReaders(t *testing.T) {
+	ctx := context.Background()
+	file, err := store.Open(ctx, "sqlite://"+t.TempDir()+"/kiln.db")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer file.Close()
+	mem, err := store.Open(ctx, "sqlite::memory:")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer mem.Close()
+	for _, tc := range []struct {
+		db   *store.DB
+		mmap bool
+	}{{file, true}, {mem, false}} {
+		e := NewEmbedded(tc.db)
+		if e.ownR != tc.mmap {
+			t.Fatalf("own read pool = %v, want %v", e.ownR, tc.mmap)
+		}
+		if tc.mmap {
+			var size int64
+			if err := e.r.QueryRow("PRAGMA mmap_size").Scan(&size); err != nil || size <= 0 {
+				t.Fatalf("mmap_size = %d, %v", size, err)
+			}
+		}
+		mustPut(t, e, "v", rec("k", 1, 0, "x"))
+		want(t, e, "v", "k", 1, 0, "x")
+		mustPut(t, e, "v", rec("k", 2, 0, "y")) // seen by the next read
+		want(t, e, "v", "k", 2, 0, "y")
+		if err := e.Close(); err != nil {
+			t.Fatal(err)
+		}
+	}
+}
