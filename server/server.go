@@ -158,6 +158,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 		s.Close()
 		return nil, err
 	}
+	s.deploy.SetFeatures(s.features) // endpoints with spec.features look them up online
 	// Every answered request reaches the deploy Manager (route statistics,
 	// shadow mirroring) and then the prediction log.
 	var observer serving.Observer = s.deploy

@@ -246,6 +246,9 @@ func (l *Log) Observe(ctx context.Context, c *serving.Call) {
 	if set.Mode == deploy.LogAll || set.Mode == deploy.LogRequest {
 		r.Inputs = c.Inputs
 		r.InputCols = l.columnNames(c.Model.Signature, c.Inputs)
+		if len(c.Keys) > 0 { // the entity keys of an endpoint with features, after the model's inputs
+			r.Inputs = append(slices.Clip(c.Inputs), c.Keys...)
+		}
 	}
 	if set.Mode == deploy.LogAll || set.Mode == deploy.LogResponse {
 		r.Outputs = c.Outputs
