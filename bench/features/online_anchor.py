@@ -24,16 +24,18 @@ import time
 from pathlib import Path
 
 
-def pct(lat: list[int]) -> tuple[float, float, float]:
+def pct(lat: list[int], cpu_ns: int) -> tuple[float, float, float, float]:
+    """p50 and p99 (µs), lookups/s of one thread, CPU µs per lookup."""
     lat = sorted(lat)
     total = sum(lat)
-    return lat[len(lat) // 2] / 1e3, lat[len(lat) * 99 // 100] / 1e3, len(lat) / (total / 1e9)
+    return lat[len(lat) // 2] / 1e3, lat[len(lat) * 99 // 100] / 1e3, len(lat) / (total / 1e9), cpu_ns / 1e3 / len(lat)
 
 
 def measure(fn, make_keys, iters: int) -> tuple[float, float, float]:
     for _ in range(min(200, iters)):  # warm up
         fn(make_keys())
     lat = []
+    cpu0 = time.process_time_ns()
     for _ in range(iters):
         keys = make_keys()
         t0 = time.perf_counter_ns()
@@ -41,7 +43,7 @@ def measure(fn, make_keys, iters: int) -> tuple[float, float, float]:
         lat.append(time.perf_counter_ns() - t0)
         if got is None:
             raise SystemExit("lookup found nothing")
-    return pct(lat)
+    return pct(lat, time.process_time_ns() - cpu0)
 
 
 def bench_key(i: int) -> str:
@@ -117,7 +119,9 @@ def kiln_go(path: str) -> dict:
         if kind == "Get":
             p50 = re.search(r"([\d.]+) p50-µs", rest)
             p99 = re.search(r"([\d.]+) p99-µs", rest)
-            d.update(p50=float(p50.group(1)), p99=float(p99.group(1)), tput1=1e9 / float(nsop))
+            cpu = re.search(r"([\d.]+) cpu-µs/op", rest)
+            d.update(p50=float(p50.group(1)), p99=float(p99.group(1)), tput1=1e9 / float(nsop),
+                     cpu=float(cpu.group(1)) if cpu else 0.0)
         else:
             d["tput"] = 1e9 / float(nsop)
     return out
@@ -145,12 +149,12 @@ def main() -> None:
         feast_bench(args, results, info)
     kiln = kiln_go(args.kiln_go)
 
-    print(f"{'side':34} {'p50 µs':>9} {'p99 µs':>9} {'lookups/s (1 thread)':>21}")
-    for k, (p50, p99, tput) in results.items():
-        print(f"{k:34} {p50:9.1f} {p99:9.1f} {tput:21.0f}")
+    print(f"{'side':28} {'p50 µs':>9} {'p99 µs':>9} {'CPU µs':>8} {'lookups/s 1 thread':>19} {'parallel':>9}")
+    for k, (p50, p99, tput, cpu) in results.items():
+        print(f"{k:28} {p50:9.1f} {p99:9.1f} {cpu:8.1f} {tput:19.0f}")
     for k, d in kiln.items():
-        extra = f"  parallel: {d['tput']:.0f}/s" if "tput" in d else ""
-        print(f"{k:34} {d.get('p50', 0):9.1f} {d.get('p99', 0):9.1f} {d.get('tput1', 0):21.0f}{extra}")
+        par = f"{d['tput']:9.0f}" if "tput" in d else ""
+        print(f"{k:28} {d.get('p50', 0):9.1f} {d.get('p99', 0):9.1f} {d.get('cpu', 0):8.1f} {d.get('tput1', 0):19.0f} {par}")
     print("ratios (anchor / kiln, >1 = kiln faster):")
     for store, anchors in (("embedded", ("direct-sqlite", "feast-sqlite")), ("redis", ("direct-redis", "feast-redis"))):
         for n in (1, 10):
@@ -160,7 +164,8 @@ def main() -> None:
             for a in anchors:
                 ad = results.get(f"{a}/keys={n}")
                 if ad:
-                    print(f"  {a:14} vs kiln-{store:8} keys={n:<2}  p50 {ad[0] / kd['p50']:6.2f}x  p99 {ad[1] / kd['p99']:6.2f}x")
+                    cpu = f"  CPU {ad[3] / kd['cpu']:6.2f}x" if kd.get("cpu") else ""
+                    print(f"  {a:14} vs kiln-{store:8} keys={n:<2}  p50 {ad[0] / kd['p50']:6.2f}x  p99 {ad[1] / kd['p99']:6.2f}x{cpu}")
     print("info:", json.dumps(info))
     if args.json:
         Path(args.json).write_text(json.dumps({"anchor": results, "kiln": kiln, "info": info}, indent=1))
