@@ -43,10 +43,10 @@ type ViewVersion struct {
 	Status Status `json:"status"`
 }
 
-// canonical fills in what a document leaves to defaults, so that the same
+// Canonical fills in what a document leaves to defaults, so that the same
 // definition written two ways has one digest: defaults converted to the
 // feature's type, online: true written as absent.
-func (v *FeatureView) canonical() {
+func (v *FeatureView) Canonical() {
 	v.Normalize()
 	for i := range v.Spec.Features {
 		f := &v.Spec.Features[i]
@@ -226,7 +226,7 @@ func (s *Service) ApplyEntity(ctx context.Context, e *Entity, actor string) (ver
 // (they were encoded for the old features) unless only its metadata
 // changed.
 func (s *Service) ApplyView(ctx context.Context, v *FeatureView, actor string) (int64, bool, error) {
-	v.canonical()
+	v.Canonical()
 	if err := v.Validate(); err != nil {
 		return 0, false, err
 	}

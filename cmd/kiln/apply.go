@@ -17,6 +17,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/feature"
 	"github.com/kiln-ml/kiln/monitor"
 	"github.com/kiln-ml/kiln/pipeline"
 )
@@ -68,7 +69,8 @@ func newApplyCmd() *cobra.Command {
 YAML (or JSON) documents separated by ---; a folder stands for its .yaml, .yml
 and .json files in name order; - reads standard input. Kinds: Endpoint,
 GatePolicy (see docs/declarative.md), Monitor and AlertReceiver (see
-docs/monitors.md), Pipeline (see docs/pipelines.md).
+docs/monitors.md), Pipeline (see docs/pipelines.md), Entity and FeatureView
+(see docs/features.md; entities are applied before the feature views).
 
 Every document is read and checked first: unknown fields, values of the wrong
 type and invalid specs are reported as FILE:LINE:COL: message, and nothing is
@@ -94,6 +96,7 @@ Changes are recorded with who ($KILN_ACTOR, else your login name) and why
 			if err != nil {
 				return reportManifestErrors(cmd.ErrOrStderr(), err)
 			}
+			entitiesFirst(docs)
 			c, err := f.client()
 			if err != nil {
 				return err
@@ -220,6 +223,8 @@ func applyDocument(cmd *cobra.Command, c *client.Client, d *manifestDoc, opts cl
 		return applyMonitorDocument(ctx, c, d, opts, res)
 	case pipeline.KindPipeline:
 		return applyPipelineDocument(ctx, c, d, opts, res)
+	case feature.KindEntity, feature.KindFeatureView:
+		return applyFeatureDocument(ctx, c, d, opts, res)
 	default:
 		return res, fmt.Errorf("kind %q cannot be applied", d.Kind)
 	}
@@ -453,6 +458,97 @@ func applyPipelineDocument(ctx context.Context, c *client.Client, d *manifestDoc
 	case out.Created:
 		res.Result = "created"
 	case out.Changed:
+		res.Result = "configured"
+	default:
+		res.Result, res.Diff = "unchanged", ""
+	}
+	return res, nil
+}
+
+// entitiesFirst reorders the Entity and FeatureView documents among the
+// places they hold so that every Entity comes before every FeatureView
+// (a view's entities must exist when it is applied); other documents stay
+// where they are.
+func entitiesFirst(docs []*manifestDoc) {
+	var slots []int
+	var ents, views []*manifestDoc
+	for i, d := range docs {
+		switch d.Kind {
+		case feature.KindEntity:
+			ents = append(ents, d)
+		case feature.KindFeatureView:
+			views = append(views, d)
+		default:
+			continue
+		}
+		slots = append(slots, i)
+	}
+	for i, d := range append(ents, views...) {
+		docs[slots[i]] = d
+	}
+}
+
+// applyFeatureDocument applies an Entity or a FeatureView. The diff is
+// made here, against the stored document (both normalized).
+func applyFeatureDocument(ctx context.Context, c *client.Client, d *manifestDoc, opts client.ChangeOptions, res applyResult) (applyResult, error) {
+	var doc any = d.Entity
+	if d.FeatureView != nil {
+		doc = d.FeatureView
+	}
+	after, err := documentYAML(doc)
+	if err != nil {
+		return res, err
+	}
+	var live any
+	if d.Entity != nil {
+		ev, err := c.Entity(ctx, d.Name, 0)
+		if err == nil {
+			live = ev.Entity
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return res, err
+		}
+	} else {
+		vv, err := c.FeatureView(ctx, d.Name, 0)
+		if err == nil {
+			live = vv.FeatureView
+		} else if !errors.Is(err, errdefs.ErrNotFound) {
+			return res, err
+		}
+	}
+	if live == nil {
+		res.Result = "created"
+		res.Diff = api.UnifiedDiff("/dev/null", d.Ref(), "", after)
+	} else {
+		before, err := documentYAML(live)
+		if err != nil {
+			return res, err
+		}
+		res.Result = "configured"
+		if res.Diff = api.UnifiedDiff(d.Ref()+" (live)", d.Ref()+" (applied)", before, after); res.Diff == "" {
+			res.Result = "unchanged"
+		}
+	}
+	if opts.DryRun {
+		return res, nil
+	}
+	var changed bool
+	if d.Entity != nil {
+		out, err := c.ApplyEntity(ctx, d.Entity, opts.Actor)
+		if err != nil {
+			return res, err
+		}
+		changed = out.Changed
+	} else {
+		out, err := c.ApplyFeatureView(ctx, d.FeatureView, opts.Actor)
+		if err != nil {
+			return res, err
+		}
+		changed = out.Changed
+	}
+	switch {
+	case changed && live == nil:
+		res.Result = "created"
+	case changed:
 		res.Result = "configured"
 	default:
 		res.Result, res.Diff = "unchanged", ""

@@ -53,6 +53,7 @@ Then, from Python:
 	root.AddCommand(newGateCmd())
 	root.AddCommand(newModelCmd())
 	root.AddCommand(newMonitorCmd(), newAlertsCmd(), newFeedbackCmd(), newPredictionsCmd())
+	root.AddCommand(newFeatureCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
 	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd(), newApprovalsCmd())
 	return root

@@ -30,6 +30,7 @@ import (
 	"github.com/kiln-ml/kiln/deploy"
 	"github.com/kiln-ml/kiln/deploy/gate"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/feature"
 	"github.com/kiln-ml/kiln/monitor"
 	"github.com/kiln-ml/kiln/pipeline"
 )
@@ -48,7 +49,8 @@ const (
 // Document kinds that kiln apply knows.
 const kindGatePolicy = "GatePolicy"
 
-var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy, monitor.KindMonitor, monitor.KindAlertReceiver, pipeline.KindPipeline}
+var manifestKinds = []string{deploy.KindEndpoint, kindGatePolicy, monitor.KindMonitor, monitor.KindAlertReceiver, pipeline.KindPipeline,
+	feature.KindEntity, feature.KindFeatureView}
 
 // manifestDoc is one document of a manifest.
 type manifestDoc struct {
@@ -69,6 +71,9 @@ type manifestDoc struct {
 	Receiver *monitor.AlertReceiver
 	// Pipeline is the document of kind Pipeline, normalized.
 	Pipeline *pipeline.Pipeline
+	// Entity and FeatureView are the documents of those kinds, normalized.
+	Entity      *feature.Entity
+	FeatureView *feature.FeatureView
 	// JSON is the document as the API takes it.
 	JSON json.RawMessage
 	// pos maps the field paths of the document to where they are.
@@ -431,6 +436,55 @@ func parseDocument(source string, index int, root *yaml.Node) (*manifestDoc, man
 			return nil, c.errs
 		}
 		d.Pipeline, d.Name, d.JSON = &p, p.Metadata.Name, data
+	case feature.KindEntity, feature.KindFeatureView:
+		// Checked here as the feature-store API will check it (that a
+		// view's entities and source columns exist is checked there).
+		var v interface {
+			Normalize()
+			Validate() error
+		}
+		if d.Kind == feature.KindEntity {
+			c.check("", root, reflect.TypeOf(feature.Entity{}))
+			v = &feature.Entity{}
+		} else {
+			c.check("", root, reflect.TypeOf(feature.FeatureView{}))
+			v = &feature.FeatureView{}
+		}
+		if len(c.errs) > 0 {
+			return nil, c.errs
+		}
+		if err := root.Decode(v); err != nil {
+			c.failAt(root, "%s", strings.TrimPrefix(err.Error(), "yaml: "))
+			return nil, c.errs
+		}
+		v.Normalize()
+		var fes errdefs.FieldErrors
+		if err := v.Validate(); errors.As(err, &fes) {
+			for _, fe := range fes {
+				if fe.Path == "" {
+					c.failAt(root, "%s", fe.Msg)
+				} else {
+					c.failPath(fe.Path, "%s: %s", fe.Path, fe.Msg)
+				}
+			}
+			return nil, c.errs
+		} else if err != nil {
+			c.failAt(root, "%s", errdefs.Message(err))
+			return nil, c.errs
+		}
+		data, err := json.Marshal(v)
+		if err != nil {
+			c.failAt(root, "%v", err)
+			return nil, c.errs
+		}
+		switch x := v.(type) {
+		case *feature.Entity:
+			d.Entity, d.Name = x, x.Metadata.Name
+		case *feature.FeatureView:
+			x.Canonical()
+			d.FeatureView, d.Name = x, x.Metadata.Name
+		}
+		d.JSON = data
 	default:
 		c.failAt(kindNode, "unknown kind %q (known kinds: %s)", clipString(d.Kind), strings.Join(manifestKinds, ", "))
 		return nil, c.errs
