@@ -10,7 +10,11 @@ import (
 	"sync"
 	"testing"
 
+	"google.golang.org/grpc/codes"
+	"google.golang.org/grpc/status"
+
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/serving/inferencepb"
 	"github.com/kiln-ml/kiln/tensor"
 )
 
@@ -241,5 +245,29 @@ func TestTensorsToFrame(t *testing.T) {
 		{Name: "v", DType: tensor.Int64, Shape: []int64{3}, Data: []int64{1, 2, 3}},
 	}); err == nil || !strings.Contains(err.Error(), "3 rows") {
 		t.Errorf("rows of different lengths: %v", err)
+	}
+}
+
+// TestFeatureFillGRPC: gRPC requests are completed as REST ones.
+func TestFeatureFillGRPC(t *testing.T) {
+	fs := &fakeFeatures{names: []string{"a", "c"}, rows: map[int64][]any{7: {1.5, int64(10)}}}
+	s, _ := testServer(t, Options{}, &Model{Name: "byname", Runtime: columnModel{}, Features: fs})
+	c := grpcClient(t, s)
+	req := func(id int64) *inferencepb.ModelInferRequest {
+		return &inferencepb.ModelInferRequest{ModelName: "byname", Inputs: []*inferencepb.ModelInferRequest_InferInputTensor{
+			{Name: "customer_id", Datatype: "INT64", Shape: []int64{1}, Contents: &inferencepb.InferTensorContents{Int64Contents: []int64{id}}},
+			{Name: "b", Datatype: "BYTES", Shape: []int64{1, 1}, Contents: &inferencepb.InferTensorContents{BytesContents: [][]byte{[]byte("xyz")}}},
+		}}
+	}
+	resp, err := c.ModelInfer(context.Background(), req(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := resp.Outputs[0].Contents.Fp64Contents; len(got) != 1 || got[0] != 14.5 {
+		t.Errorf("score %v, want 14.5", got)
+	}
+	_, err = c.ModelInfer(context.Background(), req(9))
+	if status.Code(err) != codes.InvalidArgument || !strings.Contains(err.Error(), "customer_id=9") {
+		t.Errorf("a missing entity: %v", err)
 	}
 }
