@@ -1,6 +1,7 @@
 package deploy
 
 import (
+	"bytes"
 	"context"
 	"encoding/json"
 	"errors"
@@ -13,14 +14,17 @@ import (
 	"os"
 	"path/filepath"
 	"slices"
+	"strconv"
 	"strings"
 	"sync"
 	"testing"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/feature"
+	"github.com/kiln-ml/kiln/feature/online"
 	"github.com/kiln-ml/kiln/serving"
 )
 
@@ -112,7 +116,9 @@ type pipelineRows struct {
 	labels      []int64
 }
 
-func loadPipelineRows(t *testing.T) pipelineRows {
+func loadPipelineRows(t *testing.T) pipelineRows { return loadPipelineRowsB(t) }
+
+func loadPipelineRowsB(t testing.TB) pipelineRows {
 	t.Helper()
 	var in struct {
 		Inputs []struct {
@@ -531,5 +537,88 @@ func TestFeatureFillUnit(t *testing.T) {
 	rows := &serving.FeatureRows{N: 1, KeyNames: []string{"k1", "k2"}, Keys: [][]any{{int64(1)}, {"x"}}, Names: []string{"a"}, Values: [][]any{{int64(3)}}}
 	if err := fs.Fill(bg, rows); err != nil || len(st.requests()) != before {
 		t.Errorf("a request with every value looked up %d times (%v)", len(st.requests())-before, err)
+	}
+}
+
+// BenchmarkEndpointFeatures is a V2 request to the column pipeline whose
+// age, income and city come from a feature.Service over the embedded
+// online store on SQLite (one lookup of 1 or 12 customers), against the
+// same rows sent whole.
+func BenchmarkEndpointFeatures(b *testing.B) {
+	rows := loadPipelineRowsB(b)
+	f := newFixture(b, openSQLite(b))
+	f.register(b, "pipe", "skl_pipeline_columns")
+	src := filepath.Join(b.TempDir(), "stats.csv")
+	csv := "customer_id,event_timestamp,age,income,city\n"
+	for i := range rows.age {
+		csv += fmt.Sprintf("%d,2026-01-01T00:00:00Z,%v,%v,%s\n", 100+i, rows.age[i], rows.income[i], rows.city[i])
+	}
+	if err := os.WriteFile(src, []byte(csv), 0o644); err != nil {
+		b.Fatal(err)
+	}
+	fsvc := &feature.Service{DB: f.db, OnlineStore: online.NewEmbedded(f.db)}
+	ent, err := feature.ParseEntity([]byte(`{"spec":{"join_keys":["customer_id"]}}`), "customer")
+	if err != nil {
+		b.Fatal(err)
+	}
+	view, err := feature.ParseFeatureView([]byte(`{"spec":{"entities":["customer"],"source":{"path":`+strconv.Quote(src)+`,"format":"csv"},
+		"timestamp_field":"event_timestamp","features":[{"name":"age","type":"float64"},{"name":"income","type":"float64"},{"name":"city","type":"string"}]}}`), "customer_stats")
+	if err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := fsvc.ApplyEntity(bg, ent, ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, _, err := fsvc.ApplyView(bg, view, ""); err != nil {
+		b.Fatal(err)
+	}
+	if _, err := fsvc.Materialize(bg, "customer_stats", time.Time{}, time.Now(), false); err != nil {
+		b.Fatal(err)
+	}
+	m := f.manager(b, ManagerOptions{})
+	m.SetFeatures(fsvc)
+	srv, err := serving.New(m, nil, prometheus.NewRegistry(), serving.Options{Observer: m, NoMetricsEndpoint: true})
+	if err != nil {
+		b.Fatal(err)
+	}
+	m.SetServer(srv)
+	for _, doc := range []string{
+		`{"metadata":{"name":"plain"},"spec":{"model":"pipe","routes":[{"version":"1","weight":100}]}}`,
+		`{"metadata":{"name":"feat"},"spec":{"model":"pipe","routes":[{"version":"1","weight":100}],
+			"features":{"refs":["customer_stats:age","customer_stats:income","customer_stats:city"]}}}`,
+	} {
+		if _, err := m.Apply(bg, parseDoc(b, doc), "", ""); err != nil {
+			b.Fatal(err)
+		}
+	}
+	h := srv.Handler()
+	for _, n := range []int{1, 12} {
+		var ids, age, income []any
+		var city, plan []any
+		for i := range n {
+			ids, age, income = append(ids, 100+i), append(age, rows.age[i]), append(income, rows.income[i])
+			city, plan = append(city, rows.city[i]), append(plan, rows.plan[i])
+		}
+		in := func(name, dt string, v []any) map[string]any {
+			return map[string]any{"name": name, "datatype": dt, "shape": []int{n, 1}, "data": v}
+		}
+		keyed, _ := json.Marshal(map[string]any{"inputs": []any{in("customer_id", "INT64", ids), in("plan", "BYTES", plan)}})
+		whole, _ := json.Marshal(map[string]any{"inputs": []any{in("age", "FP32", age), in("income", "FP32", income), in("city", "BYTES", city), in("plan", "BYTES", plan)}})
+		for _, c := range []struct {
+			name, path string
+			body       []byte
+		}{{"keys", "/v2/models/feat/infer", keyed}, {"whole", "/v2/models/plain/infer", whole}} {
+			b.Run(fmt.Sprintf("%s/rows=%d", c.name, n), func(b *testing.B) {
+				for b.Loop() {
+					rec := httptest.NewRecorder()
+					req := httptest.NewRequest("POST", c.path, bytes.NewReader(c.body))
+					req.Header.Set("Content-Type", "application/json")
+					h.ServeHTTP(rec, req)
+					if rec.Code != 200 {
+						b.Fatalf("%d %s", rec.Code, rec.Body)
+					}
+				}
+			})
+		}
 	}
 }

@@ -271,3 +271,21 @@ func TestFeatureFillGRPC(t *testing.T) {
 		t.Errorf("a missing entity: %v", err)
 	}
 }
+
+// BenchmarkFeatureFill is the serving side of feature fill-in: one V2
+// row (the key and one column) completed with two features by a store
+// answering from memory, against the same row sent whole.
+func BenchmarkFeatureFill(b *testing.B) {
+	fs := &fakeFeatures{names: []string{"a", "c"}, rows: map[int64][]any{7: {1.5, int64(10)}}}
+	s, _ := testServer(b, Options{},
+		&Model{Name: "filled", Runtime: columnModel{}, Features: fs},
+		&Model{Name: "whole", Runtime: columnModel{}})
+	b.Run("filled", func(b *testing.B) {
+		benchHandler(b, s.Handler(), "/v2/models/filled/infer", "application/json", []byte(
+			`{"inputs":[{"name":"customer_id","datatype":"INT64","shape":[1],"data":[7]},{"name":"b","datatype":"BYTES","shape":[1,1],"data":["xy"]}]}`))
+	})
+	b.Run("whole", func(b *testing.B) {
+		benchHandler(b, s.Handler(), "/v2/models/whole/infer", "application/json", []byte(
+			`{"inputs":[{"name":"a","datatype":"FP32","shape":[1,1],"data":[1.5]},{"name":"b","datatype":"BYTES","shape":[1,1],"data":["xy"]},{"name":"c","datatype":"INT64","shape":[1,1],"data":[10]}]}`))
+	})
+}
