@@ -149,8 +149,8 @@ spec:
 metadata: {name: a}
 specs: {}
 `, []string{`e.yaml:3:1: unknown field "specs" (did you mean "spec"?)`}},
-		{"unknown kind", "apiVersion: kiln.dev/v1\nkind: Deployment\n", []string{`e.yaml:2:7: unknown kind "Deployment" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline)`}},
-		{"no kind", "metadata: {name: a}\n", []string{`e.yaml:1:1: document 1 has no kind (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline)`}},
+		{"unknown kind", "apiVersion: kiln.dev/v1\nkind: Deployment\n", []string{`e.yaml:2:7: unknown kind "Deployment" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline, Entity, FeatureView)`}},
+		{"no kind", "metadata: {name: a}\n", []string{`e.yaml:1:1: document 1 has no kind (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline, Entity, FeatureView)`}},
 		{"not a mapping", "- a\n- b\n", []string{`e.yaml:1:1: a document must be a mapping (apiVersion, kind, metadata, spec), got a list`}},
 		{"syntax error", "kind: Endpoint\nmetadata: {name: a\n", []string{`e.yaml:2: did not find expected ',' or '}'`}},
 		{"bad indentation", "kind: Endpoint\nmetadata:\n  name: a\n spec: {}\n", []string{`e.yaml:4: did not find expected key`}},
@@ -206,7 +206,7 @@ func TestReadManifests(t *testing.T) {
 	// Every file is read before anything is reported; problems of all of
 	// them come together.
 	_, err = readManifests([]string{bad, dir, bad}, nil)
-	if err == nil || err.Error() != bad+`:1:7: unknown kind "Nope" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline)`+"\n"+bad+`:1:7: unknown kind "Nope" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline)` {
+	if err == nil || err.Error() != bad+`:1:7: unknown kind "Nope" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline, Entity, FeatureView)`+"\n"+bad+`:1:7: unknown kind "Nope" (known kinds: Endpoint, GatePolicy, Monitor, AlertReceiver, Pipeline, Entity, FeatureView)` {
 		t.Fatalf("error %v", err)
 	}
 	for _, tc := range []struct {
