@@ -185,7 +185,7 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkOnlineGetParallel measures throughput: lookups from 8 goroutines
+// BenchmarkOnlineGetParallel measures throughput: lookups from 2 goroutines
 // per CPU; ns/op is the inverse of lookups per second.
 func BenchmarkOnlineGetParallel(b *testing.B) {
 	entities, _ := benchSizes()
@@ -195,7 +195,7 @@ func BenchmarkOnlineGetParallel(b *testing.B) {
 				s := benchStore(b, name)
 				ctx := context.Background()
 				var seed atomic.Uint64
-				b.SetParallelism(8)
+				b.SetParallelism(2)
 				b.ResetTimer()
 				b.RunParallel(func(pb *testing.PB) {
 					rng := mrand.New(mrand.NewPCG(seed.Add(1), 7))
