@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"maps"
 	"slices"
 	"strconv"
 	"strings"
@@ -352,6 +353,10 @@ func (s *session) Describe(ctx context.Context, id NodeID) (Node, error) {
 	return n, nil
 }
 
+// trainingSourceTag prefixes the tags of a training-set version naming
+// the source version of each feature view (feature.TagSourcePrefix).
+const trainingSourceTag = "kiln.training_set.source."
+
 func (s *session) Upstream(ctx context.Context, id NodeID) ([]Link, error) {
 	var out []Link
 	add := func(n NodeID, rel string) { out = append(out, Link{Node: n, Relation: rel}) }
@@ -366,6 +371,16 @@ func (s *session) Upstream(ctx context.Context, id NodeID) ([]Link, error) {
 		}
 		if v.Parent != nil {
 			add(NodeID{Type: DatasetVersion, Name: v.Parent.Dataset, Version: v.Parent.Version}, RelDerived)
+		}
+		// A training set (feature.TrainingSet) also derives from the
+		// source version of each feature view it read, named by its tags.
+		for _, k := range slices.Sorted(maps.Keys(v.Tags)) {
+			if !strings.HasPrefix(k, trainingSourceTag) {
+				continue
+			}
+			if ref, err := dataset.ParseVersionRef(v.Tags[k]); err == nil && ref.Version > 0 {
+				add(NodeID{Type: DatasetVersion, Name: ref.Dataset, Version: ref.Version}, RelDerived)
+			}
 		}
 	case Run:
 		if s.Datasets != nil {
