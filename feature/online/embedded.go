@@ -267,10 +267,25 @@ func (e *Embedded) query(ctx context.Context, st *sql.Stmt, args []any, keys []s
 	return rows.Err()
 }
 
-// DeleteView removes every record of view.
+// deleteChunk bounds the rows one DELETE transaction removes, so that
+// deleting a large view does not hold SQLite's single writer for seconds.
+var deleteChunk = 10000
+
+// DeleteView removes every record of view, deleteChunk rows a transaction.
 func (e *Embedded) DeleteView(ctx context.Context, view string) error {
-	if _, err := e.db.W.ExecContext(ctx, e.db.Rebind("DELETE FROM feature_online WHERE view = ?"), view); err != nil {
-		return fmt.Errorf("online: delete %s: %w", view, err)
+	q := e.db.Rebind("DELETE FROM feature_online WHERE view = ? AND entity_key IN" +
+		" (SELECT entity_key FROM feature_online WHERE view = ? LIMIT ?)")
+	for {
+		res, err := e.db.W.ExecContext(ctx, q, view, view, deleteChunk)
+		if err != nil {
+			return fmt.Errorf("online: delete %s: %w", view, err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return fmt.Errorf("online: delete %s: %w", view, err)
+		}
+		if n < int64(deleteChunk) {
+			return nil
+		}
 	}
-	return nil
 }

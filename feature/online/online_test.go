@@ -229,6 +229,8 @@ func TestConformance(t *testing.T) {
 			}
 		}},
 		{"delete view", func(t *testing.T, s Store, v string) {
+			defer func(n int) { deleteChunk = n }(deleteChunk)
+			deleteChunk = 1000 // several rounds for the embedded store
 			other := uniqueView(t, s)
 			recs := make([]Record, 2500)
 			for i := range recs {
