@@ -83,12 +83,14 @@ func (a *accum) appendRows(c *table.Column, sel []int) error {
 				a.ints.push(int64(c.Float(i)))
 			default:
 				f := c.Floats[i]
-				if !c.Null(i) && (f != math.Trunc(f) || math.IsInf(f, 0) || math.Abs(f) > 1<<63) {
-					return errdefs.Invalid("value %v (source row %d of its batch) is not an integer", f, i)
-				}
-				if math.IsNaN(f) {
+				switch {
+				case c.Null(i):
+					f = 0
+				case math.IsNaN(f):
 					a.setNull(base + k)
 					f = 0
+				case f != math.Trunc(f) || math.Abs(f) >= 1<<63:
+					return errdefs.Invalid("value %v (source row %d of its batch) is not an integer", f, i)
 				}
 				a.ints.push(int64(f))
 			}

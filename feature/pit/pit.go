@@ -239,13 +239,29 @@ func readEntities(ctx context.Context, r table.Reader, tsCol int) (*entityTable,
 	return e, nil
 }
 
+// toNanos scales v to nanoseconds, saturating: instants past 2262 (or
+// before 1677), such as the "9999-12-31" that marks an open end, compare
+// as the latest (earliest) representable time instead of wrapping around.
+func toNanos(v, scale int64) int64 {
+	if scale == 1 {
+		return max(v, nullTime+1)
+	}
+	if v > math.MaxInt64/scale {
+		return math.MaxInt64
+	}
+	if v < (nullTime+1)/scale {
+		return nullTime + 1
+	}
+	return v * scale
+}
+
 func appendTimes(dst []int64, c *table.Column, scale int64) []int64 {
 	for i, v := range c.Ints {
 		if c.Valid != nil && !c.Valid.Valid(i) {
 			dst = append(dst, nullTime)
 			continue
 		}
-		dst = append(dst, v*scale)
+		dst = append(dst, toNanos(v, scale))
 	}
 	return dst
 }
@@ -578,7 +594,7 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 			}
 			sel = append(sel, i)
 			fids.push(id)
-			ftimes.push(tc.Ints[i] * tsScale)
+			ftimes.push(toNanos(tc.Ints[i], tsScale))
 		}
 		if len(sel) == 0 {
 			continue
@@ -589,7 +605,7 @@ func joinView(ctx context.Context, ent *entityTable, esch table.Schema, v *View,
 				if cc.Null(i) {
 					fcreate.push(nullTime)
 				} else {
-					fcreate.push(cc.Ints[i] * crScale)
+					fcreate.push(toNanos(cc.Ints[i], crScale))
 				}
 			}
 		}

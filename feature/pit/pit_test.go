@@ -5,6 +5,7 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"math"
 	"math/rand/v2"
 	"testing"
 	"time"
@@ -105,7 +106,7 @@ func build(fields []table.Field, rows [][]any, batchRows int) *memReader {
 				case table.Timestamp:
 					x, _ := v.(time.Time)
 					per := f.Unit.PerSecond()
-					c.Ints = append(c.Ints, x.UnixNano()/(1e9/per))
+					c.Ints = append(c.Ints, x.Unix()*per+int64(x.Nanosecond())/(1e9/per))
 				case table.Date:
 					x, _ := v.(time.Time)
 					c.Ints = append(c.Ints, x.Unix()/86400)
@@ -492,5 +493,27 @@ func TestManyKeysParallel(t *testing.T) {
 	}
 	if st.Matched[0] != n {
 		t.Errorf("matched %d", st.Matched[0])
+	}
+}
+
+func TestFarTimesAndConversions(t *testing.T) {
+	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
+	// Seconds-resolution timestamps written as microseconds: 9999 does not
+	// fit in nanoseconds, and must still sort after 2026.
+	ent := build([]table.Field{fld("id", table.Int64), ts("event_timestamp")}, [][]any{{1, at(5)}, {2, far}}, 10)
+	src := build([]table.Field{fld("id", table.Int64), ts("ts"), fld("f", table.Float64)},
+		[][]any{{1, at(1), 1.0}, {1, far, 9.0}, {2, at(1), math.NaN()}, {2, at(2), nil}}, 10)
+	v := View{Name: "v", Source: src, JoinKeys: []string{"id"}, TimestampField: "ts", Features: []Feature{{Name: "f", Type: table.Int64}}}
+	rows, _, err := run(t, ent, []View{v}, Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if rows[0][2] != int64(1) || rows[1][2] != nil {
+		t.Errorf("rows %v", rows)
+	}
+	bad := build([]table.Field{fld("id", table.Int64), ts("ts"), fld("f", table.Float64)}, [][]any{{1, at(1), 1.5}}, 10)
+	v.Source = bad
+	if _, _, err := run(t, build([]table.Field{fld("id", table.Int64), ts("event_timestamp")}, [][]any{{1, at(5)}}, 10), []View{v}, Options{}); err == nil {
+		t.Error("1.5 read as an int64 feature")
 	}
 }
