@@ -500,16 +500,16 @@ func TestFarTimesAndConversions(t *testing.T) {
 	far := time.Date(9999, 12, 31, 0, 0, 0, 0, time.UTC)
 	// Seconds-resolution timestamps written as microseconds: 9999 does not
 	// fit in nanoseconds, and must still sort after 2026.
-	ent := build([]table.Field{fld("id", table.Int64), ts("event_timestamp")}, [][]any{{1, at(5)}, {2, far}}, 10)
+	ent := build([]table.Field{fld("id", table.Int64), ts("event_timestamp")}, [][]any{{1, at(5)}, {2, far}, {3, at(5)}, {1, far}}, 10)
 	src := build([]table.Field{fld("id", table.Int64), ts("ts"), fld("f", table.Float64)},
-		[][]any{{1, at(1), 1.0}, {1, far, 9.0}, {2, at(1), math.NaN()}, {2, at(2), nil}}, 10)
+		[][]any{{1, at(1), 1.0}, {1, far, 9.0}, {2, at(1), 3.0}, {2, at(2), 4.0}, {3, at(1), math.NaN()}}, 10)
 	v := View{Name: "v", Source: src, JoinKeys: []string{"id"}, TimestampField: "ts", Features: []Feature{{Name: "f", Type: table.Int64}}}
 	rows, _, err := run(t, ent, []View{v}, Options{})
 	if err != nil {
 		t.Fatal(err)
 	}
-	if rows[0][2] != int64(1) || rows[1][2] != nil {
-		t.Errorf("rows %v", rows)
+	if got := fmt.Sprint(rows[0][2], rows[1][2], rows[2][2], rows[3][2]); got != "1 4 <nil> 9" {
+		t.Errorf("features %s, want 1 4 <nil> 9", got)
 	}
 	bad := build([]table.Field{fld("id", table.Int64), ts("ts"), fld("f", table.Float64)}, [][]any{{1, at(1), 1.5}}, 10)
 	v.Source = bad
