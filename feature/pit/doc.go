@@ -26,6 +26,7 @@
 //
 // Timestamps of any unit, naive or timezone-aware, and dates are compared
 // as nanoseconds since the Unix epoch (UTC; naive values are read as UTC,
-// as pandas compares them). A null join key or a null timestamp never
-// matches; a null created time sorts before every created time.
+// as pandas compares them; instants past 2262 or before 1677 saturate).
+// A null join key or a null timestamp never matches; a null created time
+// sorts before every created time.
 package pit
