@@ -57,7 +57,8 @@ type OnlineColumn struct {
 // view's TTL, relative to now, is null with OUTSIDE_MAX_AGE; an entity
 // without a row is NOT_FOUND; with UseDefaults a feature that has a
 // default serves it instead (DEFAULT). Views with online: false are
-// refused; join keys that no requested view uses are an error.
+// refused; join keys that no requested view uses are an error. View
+// definitions are reused for up to a second (viewCacheTTL).
 func (s *Service) Online(ctx context.Context, req OnlineRequest) (*OnlineResult, error) {
 	if s.OnlineStore == nil {
 		return nil, errdefs.NotImplemented("This server has no online store")
@@ -80,16 +81,12 @@ func (s *Service) Online(ctx context.Context, req OnlineRequest) (*OnlineResult,
 		}
 		vr := views[ref.View]
 		if vr == nil {
-			v, _, err := s.View(ctx, ref.View, 0)
+			v, keys, err := s.onlineView(ctx, ref.View)
 			if err != nil {
 				return nil, err
 			}
 			if !v.Spec.IsOnline() {
 				return nil, errdefs.InvalidState("Feature view '%s' is not online (online: false)", ref.View)
-			}
-			keys, err := s.JoinKeys(ctx, v)
-			if err != nil {
-				return nil, err
 			}
 			vr = &viewReq{view: v, keys: keys}
 			views[ref.View] = vr

@@ -9,7 +9,9 @@
 package feature
 
 import (
+	"context"
 	"log/slog"
+	"sync"
 	"time"
 
 	"github.com/kiln-ml/kiln/blob"
@@ -38,6 +40,56 @@ type Service struct {
 
 	// now, when set, replaces time.Now (tests).
 	now func() time.Time
+
+	// viewCache holds the online views recently looked up (see
+	// onlineView).
+	viewMu    sync.Mutex
+	viewCache map[string]cachedView
+}
+
+// viewCacheTTL is how long an online lookup reuses a view definition and
+// its join keys read from the database. Changes made through this Service
+// clear the cache at once; changes made by another server are seen within
+// it.
+const viewCacheTTL = time.Second
+
+type cachedView struct {
+	view *FeatureView
+	keys []string
+	at   time.Time
+}
+
+// onlineView returns the latest version of view and its join keys, from
+// the cache when read less than viewCacheTTL ago.
+func (s *Service) onlineView(ctx context.Context, name string) (*FeatureView, []string, error) {
+	s.viewMu.Lock()
+	c, ok := s.viewCache[name]
+	s.viewMu.Unlock()
+	if ok && time.Since(c.at) < viewCacheTTL {
+		return c.view, c.keys, nil
+	}
+	v, _, err := s.View(ctx, name, 0)
+	if err != nil {
+		return nil, nil, err
+	}
+	keys, err := s.JoinKeys(ctx, v)
+	if err != nil {
+		return nil, nil, err
+	}
+	s.viewMu.Lock()
+	if s.viewCache == nil || len(s.viewCache) > 10000 {
+		s.viewCache = map[string]cachedView{}
+	}
+	s.viewCache[name] = cachedView{view: v, keys: keys, at: time.Now()}
+	s.viewMu.Unlock()
+	return v, keys, nil
+}
+
+// forgetViews empties the view cache (after a definition changed).
+func (s *Service) forgetViews() {
+	s.viewMu.Lock()
+	s.viewCache = nil
+	s.viewMu.Unlock()
 }
 
 func (s *Service) log() *slog.Logger {

@@ -138,6 +138,7 @@ func (s *Service) version(ctx context.Context, kind, name string, version int64)
 func (s *Service) put(ctx context.Context, kind, name string, spec []byte, digest string, deleted bool, actor string, check func(tx store.Tx, prev *row) error) (int64, bool, error) {
 	var version int64
 	var changed bool
+	defer s.forgetViews()
 	err := s.DB.Tx(ctx, func(tx store.Tx) error {
 		prev, err := s.latest(ctx, tx, kind, name)
 		if err != nil {
