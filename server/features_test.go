@@ -108,6 +108,21 @@ func testFeatureFlow(t *testing.T, base string) {
 	if !errors.Is(err, errdefs.ErrInvalidArgument) || !strings.Contains(err.Error(), `no column "orders_30d"`) {
 		t.Fatalf("missing column: %v", err)
 	}
+	// A YAML body; the error's details name the field.
+	req, _ := http.NewRequest("PUT", base+"/api/v1/feature-views/customer_stats", strings.NewReader(
+		"kind: FeatureView\nspec:\n  entities: [customer]\n  source: {dataset: customer-stats}\n  timestamp_field: event_timestamp\n  features: [{name: spend_7d, type: int64}]\n"))
+	req.Header.Set("Content-Type", "application/yaml")
+	yresp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var yeb api.ErrorBody
+	json.NewDecoder(yresp.Body).Decode(&yeb)
+	yresp.Body.Close()
+	if yresp.StatusCode != 400 || len(yeb.Error.Details) != 1 || yeb.Error.Details[0].Path != "spec.features[0].type" ||
+		!strings.Contains(yeb.Error.Details[0].Message, `column "spend_7d" of the source is float64`) {
+		t.Fatalf("YAML view with a wrong type: %d %+v", yresp.StatusCode, yeb)
+	}
 	out, err := c.ApplyFeatureView(ctx, view, "ann")
 	if err != nil || out.Version != 1 || !out.Changed || out.FeatureView.Status.CreatedBy != "ann" {
 		t.Fatalf("view: %+v %v", out, err)
