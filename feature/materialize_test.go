@@ -235,3 +235,32 @@ func TestMaterializeCompositeKeyAndPath(t *testing.T) {
 		t.Fatalf("keys %q", got)
 	}
 }
+
+func TestApplyViewClearsOnlineRows(t *testing.T) {
+	ctx := context.Background()
+	s := newTestService(t, openSQLite(t))
+	setupStats(t, s, 0)
+	if _, err := s.Materialize(ctx, "customer_stats", time.Time{}, time.Time{}, false); err != nil {
+		t.Fatal(err)
+	}
+	ms := s.OnlineStore.(*mapStore)
+	steps := []struct {
+		name string
+		edit func(v *FeatureView)
+		keys int
+	}{
+		{"TTL and description: rows kept", func(v *FeatureView) { v.Spec.TTL = Duration(time.Hour); v.Metadata.Description = "x" }, 3},
+		{"a feature's type: rows cleared", func(v *FeatureView) { v.Spec.Features[0].Type = TypeFloat64 }, 0},
+	}
+	for _, st := range steps {
+		v := statsView("stats")
+		v.Spec.CreatedTimestampField = "created"
+		st.edit(v)
+		if _, changed, err := s.ApplyView(ctx, v, ""); err != nil || !changed {
+			t.Fatalf("%s: %v %v", st.name, changed, err)
+		}
+		if got := len(ms.keys("customer_stats")); got != st.keys {
+			t.Fatalf("%s: %d keys online, want %d", st.name, got, st.keys)
+		}
+	}
+}

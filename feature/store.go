@@ -9,6 +9,7 @@ import (
 	"errors"
 	"fmt"
 	"slices"
+	"strings"
 
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/store"
@@ -223,9 +224,9 @@ func (s *Service) ApplyEntity(ctx context.Context, e *Entity, actor string) (ver
 // ApplyView validates v — its entities must exist, and its source, when
 // it can be read, must have the timestamp, join-key and feature columns
 // with compatible types — and stores it as a new version when it differs
-// from the latest one. A new version of a view clears its online rows
-// (they were encoded for the old features) unless only its metadata
-// changed.
+// from the latest one. A new version of a view whose entities or
+// features (names, types, order) changed clears its online rows: they
+// were keyed and encoded for the old ones.
 func (s *Service) ApplyView(ctx context.Context, v *FeatureView, actor string) (int64, bool, error) {
 	v.Canonical()
 	if err := v.Validate(); err != nil {
@@ -266,15 +267,24 @@ func (s *Service) ApplyView(ctx context.Context, v *FeatureView, actor string) (
 		return 0, false, err
 	}
 	if changed && prevSpec != nil && s.OnlineStore != nil {
-		a, _, _ := digestOf(prevSpec)
-		b, _, _ := digestOf(&v.Spec)
-		if string(a) != string(b) {
+		if layout(prevSpec) != layout(&v.Spec) {
 			if err := s.OnlineStore.DeleteView(ctx, v.Metadata.Name); err != nil {
 				return version, changed, fmt.Errorf("feature: clear the online rows of %s: %w", v.Metadata.Name, err)
 			}
 		}
 	}
 	return version, changed, nil
+}
+
+// layout is what the online rows of a view depend on: its entities (the
+// keys) and its features' names and types, in order (the encoding).
+func layout(s *FeatureViewSpec) string {
+	var b strings.Builder
+	b.WriteString(strings.Join(s.Entities, ","))
+	for _, f := range s.Features {
+		b.WriteString("|" + f.Name + ":" + f.Type)
+	}
+	return b.String()
 }
 
 // viewsUsing returns the live views that list entity.
