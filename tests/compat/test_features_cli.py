@@ -144,6 +144,10 @@ spec: {{join_keys: [customer_id]}}
     ids = sorted(want.index.tolist())[:40] + [10_000]
     check_online(cli, view, want, ids, now)
 
+    ents = cli.json("feature", "entities")
+    assert [e["spec"]["join_keys"] for e in ents if e["metadata"]["name"] == ent] == [["customer_id"]], ents
+    table = cli.run("feature", "online", "--features", f"{view}:orders", "--entity", "customer_id=10000")
+    assert "NOT_FOUND" in table and "CUSTOMER_ID" in table, table
     views = cli.json("feature", "views")
     assert [v["status"]["version"] for v in views if v["metadata"]["name"] == view] == [1], views
 
@@ -165,3 +169,5 @@ spec: {{join_keys: [customer_id]}}
 
     table = cli.run("feature", "get", view)
     assert "MATERIALIZED" in table and f"{ds}@2" in table, table
+    versions = cli.json("feature", "get", view, "--versions")
+    assert [v["status"]["version"] for v in versions] == [1], versions
