@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"io"
 	"os"
+	"sort"
 	"strings"
 
 	"github.com/spf13/cobra"
@@ -465,27 +466,21 @@ func applyPipelineDocument(ctx context.Context, c *client.Client, d *manifestDoc
 	return res, nil
 }
 
-// entitiesFirst reorders the Entity and FeatureView documents among the
-// places they hold so that every Entity comes before every FeatureView
-// (a view's entities must exist when it is applied); other documents stay
-// where they are.
+// entitiesFirst moves the Entity and then the FeatureView documents to
+// the front, keeping the order of everything else: a view's entities must
+// exist when it is applied, and an Endpoint's spec.features must name views
+// that exist. Feature documents depend on nothing else in a manifest.
 func entitiesFirst(docs []*manifestDoc) {
-	var slots []int
-	var ents, views []*manifestDoc
-	for i, d := range docs {
+	rank := func(d *manifestDoc) int {
 		switch d.Kind {
 		case feature.KindEntity:
-			ents = append(ents, d)
+			return 0
 		case feature.KindFeatureView:
-			views = append(views, d)
-		default:
-			continue
+			return 1
 		}
-		slots = append(slots, i)
+		return 2
 	}
-	for i, d := range append(ents, views...) {
-		docs[slots[i]] = d
-	}
+	sort.SliceStable(docs, func(i, j int) bool { return rank(docs[i]) < rank(docs[j]) })
 }
 
 // applyFeatureDocument applies an Entity or a FeatureView. The diff is

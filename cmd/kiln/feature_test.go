@@ -41,14 +41,14 @@ func TestFeatureManifests(t *testing.T) {
 	for _, d := range docs {
 		refs = append(refs, d.Ref())
 	}
-	if want := []string{"entity/customer", "endpoint/churn", "featureview/customer_stats"}; !reflect.DeepEqual(refs, want) {
+	if want := []string{"entity/customer", "featureview/customer_stats", "endpoint/churn"}; !reflect.DeepEqual(refs, want) {
 		t.Fatalf("order %v, want %v", refs, want)
 	}
-	v := docs[2].FeatureView
+	v := docs[1].FeatureView
 	if v.Spec.TTL.D() != 30*24*time.Hour || v.Spec.Online != nil || v.Spec.Features[0].Default != int64(0) {
 		t.Fatalf("view not canonical: %+v", v.Spec)
 	}
-	if docs[0].Entity.APIVersion != "kiln.dev/v1" || !strings.Contains(string(docs[2].JSON), `"ttl":"720h0m0s"`) {
+	if docs[0].Entity.APIVersion != "kiln.dev/v1" || !strings.Contains(string(docs[1].JSON), `"ttl":"720h0m0s"`) {
 		t.Fatalf("entity %+v, view JSON %s", docs[0].Entity, docs[2].JSON)
 	}
 
