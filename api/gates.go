@@ -223,6 +223,10 @@ func (h *Handler) gateResults(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || v <= 0 {
 		return errdefs.Invalid("Invalid model version '%s': want a number from 1", clip(r.PathValue("model_version")))
 	}
+	model, err = access.StoredName(r.Context(), access.ResourceModel, model)
+	if err != nil {
+		return err
+	}
 	policy := r.URL.Query().Get("policy")
 	if policy != "" {
 		if err := gate.ValidateName(policy); err != nil {
