@@ -27,8 +27,8 @@ const CopiedFromTag = "kiln.copied_from"
 // CopyModelVersionRequest is the body of POST
 // /models/{model}/versions/{model_version}/copy: the workspace and
 // registered model to copy the version to (the model is created there
-// when absent), and the new version's description (the source's when
-// absent).
+// when absent; the source's name when Name is empty), and the new
+// version's description (the source's when absent).
 type CopyModelVersionRequest struct {
 	Workspace   string  `json:"workspace"`
 	Name        string  `json:"name"`
@@ -79,7 +79,8 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	if req.Name == "" {
-		return errdefs.Invalid("Missing name: the registered model to copy the version to")
+		// Names are per workspace: dev's churn goes to prod's churn.
+		req.Name = access.ShownName(name)
 	}
 	if req.Description != nil {
 		if err := checkText("The description", *req.Description, 64<<10); err != nil {
