@@ -405,4 +405,28 @@ func sameNameEndpoints(t *testing.T, srv *Server, h http.Handler, admin, pat, de
 		t.Errorf("deploy the document in dev: %d %s, want a failure to load dev's churn version 1", rec.Code, rec.Body)
 	}
 	wantCode(t, "no scorer-dev", wsCall(t, h, admin, "dev", "GET", "/api/v1/endpoints/scorer-dev", "", nil), http.StatusNotFound, "")
+
+	// An approval policy protects the model of the workspace it is put in.
+	wantCode(t, "prod's approval policy", wsCall(t, h, admin, "prod", "PUT", "/api/v1/approval-policies/champ", `{"model":"churn","aliases":["champion"],"required":1}`, nil), 200, "")
+	wantCode(t, "prod's champion is protected", wsCall(t, h, admin, "prod", "POST", mlflow+"/registered-models/alias", `{"name":"churn","alias":"champion","version":"1"}`, nil), http.StatusBadRequest, "")
+	wantCode(t, "dev's is not", wsCall(t, h, admin, "dev", "POST", mlflow+"/registered-models/alias", `{"name":"churn","alias":"champion","version":"1"}`, nil), 200, "")
+	wantCode(t, "dev does not see prod's policy", wsCall(t, h, admin, "dev", "GET", "/api/v1/approval-policies/champ", "", nil), http.StatusNotFound, "")
+	wantCode(t, "dev may not take it over", wsCall(t, h, admin, "dev", "PUT", "/api/v1/approval-policies/champ", `{"model":"churn","aliases":["champion"],"required":1}`, nil), http.StatusConflict, "")
+	var pol struct{ Model string }
+	wantCode(t, "prod sees its policy", wsCall(t, h, admin, "prod", "GET", "/api/v1/approval-policies/champ", "", &pol), 200, "")
+	if pol.Model != "churn" {
+		t.Errorf("prod's policy protects %q, want churn", pol.Model)
+	}
+	var reqs struct {
+		Requests []struct{ Model string } `json:"requests"`
+	}
+	wantCode(t, "prod asks for approval", wsCall(t, h, pat, "prod", "POST", "/api/v1/approval-requests", `{"model":"churn","version":1,"alias":"champion"}`, nil), http.StatusCreated, "")
+	wantCode(t, "dev lists no request", wsCall(t, h, admin, "dev", "GET", "/api/v1/approval-requests", "", &reqs), 200, "")
+	if len(reqs.Requests) != 0 {
+		t.Errorf("dev lists prod's approval requests: %+v", reqs.Requests)
+	}
+	wantCode(t, "prod lists its request", wsCall(t, h, admin, "prod", "GET", "/api/v1/approval-requests", "", &reqs), 200, "")
+	if len(reqs.Requests) != 1 || reqs.Requests[0].Model != "churn" {
+		t.Errorf("prod's approval requests: %+v", reqs.Requests)
+	}
 }
