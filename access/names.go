@@ -22,8 +22,10 @@ import (
 // its plain stored name (its owner is a workspace_resources row) and is
 // still found by that name in its workspace.
 //
-// Experiments and endpoints are not qualified: their names are still
-// shared by all workspaces (experiments are owned by id).
+// Experiment names are qualified the same way (ExperimentName), but
+// experiments are owned by id: the handler looks for one made before
+// names were per workspace under its plain name. Endpoint names are not
+// qualified: they are still shared by all workspaces.
 
 // NameSeparator separates the workspace from the name in a stored name.
 const NameSeparator = "\x1f"
@@ -145,4 +147,20 @@ func ShownText(s string) string {
 // isNameByte reports whether c may be in a workspace name.
 func isNameByte(c byte) bool {
 	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-'
+}
+
+// ExperimentName returns the name under which the request of ctx's
+// workspace stores the experiment it calls name: as StoredName does for
+// models, without looking for an experiment made before names were per
+// workspace (experiments are owned by id: the handler looks its plain
+// name up). A blank name is returned as it is, for the store to refuse.
+func ExperimentName(ctx context.Context, name string) (string, error) {
+	if strings.Contains(name, NameSeparator) {
+		return "", errdefs.Invalid("Invalid experiment name '%s': it may not contain the control character U+001F", clip(strings.ReplaceAll(name, NameSeparator, "\\x1f")))
+	}
+	ws := RequestWorkspace(ctx)
+	if ws == DefaultWorkspace || strings.TrimSpace(name) == "" {
+		return name, nil
+	}
+	return ws + NameSeparator + name, nil
 }

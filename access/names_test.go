@@ -56,6 +56,16 @@ func TestStoredNames(t *testing.T) {
 			t.Error("a qualified name is visible outside its workspace, or not in it")
 		}
 	})
+	for _, c := range []struct{ ws, name, want string }{
+		{DefaultWorkspace, "exp", "exp"}, {"prod", "exp", "prod\x1fexp"}, {"prod", "  ", "  "},
+	} {
+		if got, err := ExperimentName(withScope(ctx, nil, c.ws), c.name); got != c.want || err != nil {
+			t.Errorf("ExperimentName(%s, %q) = %q, %v; want %q", c.ws, c.name, got, err, c.want)
+		}
+	}
+	if _, err := ExperimentName(ctx, "a\x1fb"); !errors.Is(err, errdefs.ErrInvalidArgument) {
+		t.Errorf("ExperimentName of a name with the separator: %v", err)
+	}
 	for in, want := range map[string]string{
 		"Registered Model with name=prod\x1fchurn not found": "Registered Model with name=churn not found",
 		"model 'my_ws-1.x\x1fa' and 'b@c\x1fd'":              "model 'a' and 'd'",

@@ -158,6 +158,34 @@ func TestWorkspaceIsolation(t *testing.T) {
 			}
 		}
 	}
+	// So are experiment names: dev makes a prod-exp of its own.
+	var devExp struct {
+		ExperimentID string `json:"experiment_id"`
+	}
+	wantCode(t, "create prod's experiment name in dev", wsCall(t, h, devon, "dev", "POST", mlflow+"/experiments/create", `{"name":"prod-exp"}`, &devExp), 200, "")
+	wantCode(t, "once", wsCall(t, h, devon, "dev", "POST", mlflow+"/experiments/create", `{"name":"prod-exp"}`, nil), http.StatusBadRequest, "RESOURCE_ALREADY_EXISTS")
+	for _, c := range []struct{ ws, auth, id string }{{"dev", devon, devExp.ExperimentID}, {"prod", pat, exp.ExperimentID}} {
+		var got struct {
+			Experiment struct {
+				ExperimentID string `json:"experiment_id"`
+				Name         string `json:"name"`
+			} `json:"experiment"`
+		}
+		wantCode(t, c.ws+" gets its prod-exp", wsCall(t, h, c.auth, c.ws, "GET", mlflow+"/experiments/get-by-name?experiment_name=prod-exp", "", &got), 200, "")
+		if got.Experiment.ExperimentID != c.id || got.Experiment.Name != "prod-exp" {
+			t.Errorf("%s's prod-exp = %+v, want id %s", c.ws, got.Experiment, c.id)
+		}
+		var found struct {
+			Experiments []struct {
+				ExperimentID string `json:"experiment_id"`
+				Name         string `json:"name"`
+			} `json:"experiments"`
+		}
+		wantCode(t, c.ws+" searches prod-exp", wsCall(t, h, c.auth, c.ws, "POST", mlflow+"/experiments/search", `{"max_results":10,"filter":"name LIKE 'prod-%'"}`, &found), 200, "")
+		if len(found.Experiments) != 1 || found.Experiments[0].ExperimentID != c.id || found.Experiments[0].Name != "prod-exp" {
+			t.Errorf("%s: experiments/search name LIKE 'prod-%%' = %+v, want its own", c.ws, found.Experiments)
+		}
+	}
 	if rec := wsCall(t, h, devon, "dev", "GET", mlflow+"/registered-models/get?name=nothere", "", nil); rec.Code != 404 || strings.Contains(rec.Body.String(), `\u001f`) {
 		t.Errorf("an unknown model's error: %d %s (it names the stored name)", rec.Code, rec.Body)
 	}
@@ -293,10 +321,11 @@ func TestWorkspaceIsolation(t *testing.T) {
 	if err := srv.db.R.QueryRow(`SELECT COUNT(*) FROM workspace_resources`).Scan(&rows); err != nil {
 		t.Fatal(err)
 	}
-	// prod-exp, dev-exp, dev's churn, prod's churn-live and churn, dev's
-	// fraud (prod's row went with its model), and the endpoint scorer.
-	if rows != 7 {
-		t.Errorf("workspace_resources has %d rows, want 7", rows)
+	// prod-exp (prod's and dev's), dev-exp, dev's churn, prod's
+	// churn-live and churn, dev's fraud (prod's row went with its model),
+	// and the endpoint scorer.
+	if rows != 8 {
+		t.Errorf("workspace_resources has %d rows, want 8", rows)
 	}
 }
 

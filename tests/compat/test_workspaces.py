@@ -53,9 +53,10 @@ def test_workspaces_isolate_and_copy(secured, as_user):  # noqa: F811
         with pytest.raises(MlflowException) as e:
             call()
         assert e.value.error_code == "RESOURCE_DOES_NOT_EXIST", e.value
-    # Registered model names are per workspace: prod registers a ws-churn
-    # of its own (experiment names are still shared: prod's has another).
-    mlflow.set_experiment("ws-churn-exp-prod")
+    # Registered model and experiment names are per workspace: prod has a
+    # ws-churn-exp and registers a ws-churn of its own.
+    prod_exp = mlflow.set_experiment("ws-churn-exp")
+    assert prod_exp.name == "ws-churn-exp" and prod_exp.experiment_id != run.info.experiment_id
     with mlflow.start_run() as prod_run:
         prod_model = LogisticRegression(max_iter=200, C=0.01).fit(X, y)
         info = mlflow.sklearn.log_model(prod_model, name="model", input_example=X.head(2))
@@ -69,8 +70,10 @@ def test_workspaces_isolate_and_copy(secured, as_user):  # noqa: F811
     with pytest.raises(MlflowException) as e:
         client.create_registered_model("ws-churn")
     assert e.value.error_code == "RESOURCE_ALREADY_EXISTS", e.value
-    # dev's is untouched, and still dev's run's.
+    assert [e.experiment_id for e in client.search_experiments(filter_string="name = 'ws-churn-exp'")] == [prod_exp.experiment_id]
+    # dev's are untouched: its experiment, and its model of dev's run.
     as_user(token=tok["dev"])
+    assert client.get_experiment_by_name("ws-churn-exp").experiment_id == run.info.experiment_id
     assert client.get_model_version("ws-churn", "1").run_id == run.info.run_id
     assert [v.version for v in client.search_model_versions("name = 'ws-churn'")] == ["1"]
     with pytest.raises(MlflowException) as e:
