@@ -9,6 +9,7 @@ import (
 	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/filter"
+	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
 )
 
@@ -83,7 +84,7 @@ func regKVs(kvs []registry.KV) []kvJSON {
 func toModelVersionJSON(v *registry.ModelVersion) modelVersionJSON {
 	return modelVersionJSON{
 		Name: access.ShownName(v.Name), Version: strconv.FormatInt(v.Version, 10), CreationTimestamp: v.CreationTime, LastUpdatedTimestamp: v.LastUpdatedTime,
-		UserID: v.UserID, CurrentStage: v.CurrentStage, Description: v.Description, Source: v.Source, RunID: v.RunID,
+		UserID: v.UserID, CurrentStage: v.CurrentStage, Description: v.Description, Source: access.ShownText(v.Source), RunID: v.RunID,
 		Status: v.Status, StatusMessage: v.StatusMessage, Tags: regKVs(v.Tags), RunLink: v.RunLink, Aliases: v.Aliases, ModelID: v.ModelID,
 	}
 }
@@ -450,12 +451,18 @@ func (h *Handler) createModelVersion(r *http.Request) (any, error) {
 	if req.Source == nil || *req.Source == "" {
 		return nil, missing("source")
 	}
+	// A source naming a registered model version (MLflow's
+	// copy_model_version) names one of the request's workspace.
+	source, err := storedSourceURI(r.Context(), *req.Source)
+	if err != nil {
+		return nil, err
+	}
 	tags := make([]registry.KV, len(req.Tags))
 	for i, t := range req.Tags {
 		tags[i] = registry.KV{Key: t.Key, Value: t.Value}
 	}
 	return versionResp(h.registry.CreateModelVersion(r.Context(), registry.CreateModelVersionInput{
-		Name: name, Source: *req.Source, RunID: req.RunID, RunLink: req.RunLink, Description: req.Description,
+		Name: name, Source: source, RunID: req.RunID, RunLink: req.RunLink, Description: req.Description,
 		ModelID: req.ModelID, Tags: tags,
 	}))
 }
@@ -555,7 +562,8 @@ func (h *Handler) getDownloadURI(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"artifact_uri": uri}, nil
+	// A models:/ URI names the model as the request's workspace does.
+	return map[string]string{"artifact_uri": access.ShownText(uri)}, nil
 }
 
 func (h *Handler) setModelVersionTag(r *http.Request) (any, error) {
@@ -600,4 +608,24 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// storedSourceURI rewrites a models:/NAME/VERSION (or @ALIAS, /STAGE)
+// source to the model's stored name in the request's workspace
+// (access.StoredName). Other sources are returned as they are.
+func storedSourceURI(ctx context.Context, raw string) (string, error) {
+	u, err := model.ParseURI(raw)
+	if err != nil || u.Kind != model.URIVersion && u.Kind != model.URIAlias && u.Kind != model.URIStage {
+		return raw, nil // the registry checks the source
+	}
+	stored, err := access.StoredName(ctx, access.ResourceModel, u.Name)
+	if err != nil || stored == u.Name {
+		return raw, err
+	}
+	scheme, rest, ok := strings.Cut(raw, ":")
+	trimmed := strings.TrimLeft(rest, "/")
+	if !ok || !strings.HasPrefix(trimmed, u.Name) {
+		return raw, nil
+	}
+	return scheme + ":" + rest[:len(rest)-len(trimmed)] + stored + trimmed[len(u.Name):], nil
 }

@@ -105,6 +105,11 @@ def test_workspaces_isolate_and_copy(secured, as_user):  # noqa: F811
     assert mv.run_id == run.info.run_id
     assert list(mlflow.pyfunc.load_model("models:/ws-churn/2").predict(X.head(5))) == list(model.predict(X.head(5)))
     assert list(mlflow.pyfunc.load_model("models:/ws-churn@champion").predict(X.head(5))) == list(prod_model.predict(X.head(5)))
+    # MLflow's copy_model_version names the source as models:/ws-churn/1:
+    # prod's version 1, not dev's.
+    cp = client.copy_model_version("models:/ws-churn/1", "ws-churn-copy")
+    assert (cp.name, cp.version) == ("ws-churn-copy", "1"), cp
+    assert list(mlflow.pyfunc.load_model("models:/ws-churn-copy/1").predict(X.head(5))) == list(prod_model.predict(X.head(5)))
     # And dev does not see prod's copies.
     as_user(token=tok["dev"])
     assert "ws-churn-prod" not in {m.name for m in client.search_registered_models()}
