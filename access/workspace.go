@@ -20,8 +20,9 @@ import (
 // uses only that workspace has no rows, and its requests pay nothing:
 // Active stays false and no lookup is made. A registered model's stored
 // name is qualified with its workspace outside the default one (see
-// StoredName), so two workspaces may both have a model "churn"; the
-// names of experiments and endpoints are still shared by all workspaces.
+// StoredName; experiments' names likewise, ExperimentName), so two
+// workspaces may both have a model "churn"; endpoint names are still
+// shared by all workspaces.
 //
 // Lookups are cached for a short TTL (as checked credentials are); this
 // server's own writes update the cache at once, another server's are seen
@@ -308,7 +309,7 @@ func NotInWorkspace(rt ResourceType, name, ws string) error {
 // OwnedElsewhere is the error of creating a resource whose name another
 // workspace owns.
 func OwnedElsewhere(rt ResourceType, name, ws string) error {
-	return errdefs.AlreadyExists("%s '%s' already exists in another workspace than '%s' (names are shared by all workspaces)", resourceTitle(rt), clip(name), ws)
+	return errdefs.AlreadyExists("%s '%s' already exists in another workspace than '%s' (endpoint names, and the names of models made before names were per workspace, are shared by all workspaces)", resourceTitle(rt), clip(name), ws)
 }
 
 func resourceTitle(rt ResourceType) string {
