@@ -112,6 +112,11 @@ func (m *middleware) isolate(ctx context.Context, ws, pattern string, rn *resour
 	if err != nil || name == "" {
 		return nil, nil // the handler answers an unknown run, a missing name
 	}
+	// A registered model's name is the request's workspace's: look up
+	// the name it is stored under (the handler translates the same way).
+	if name, err = StoredNameIn(ctx, perm.Resource, ws, name); err != nil {
+		return nil, err
+	}
 	owner, explicit, err := m.o.Owners.Owner(ctx, perm.Resource, name)
 	if err != nil {
 		return nil, err
@@ -141,6 +146,9 @@ func (m *middleware) isolate(ctx context.Context, ws, pattern string, rn *resour
 		to, err := param(rn.r, "new_name")
 		if err != nil || to == "" {
 			return nil, nil
+		}
+		if to, err = StoredNameIn(ctx, perm.Resource, ws, to); err != nil {
+			return nil, err
 		}
 		if o2, ex2, err := m.o.Owners.Owner(ctx, perm.Resource, to); err != nil {
 			return nil, err
@@ -194,6 +202,9 @@ func statusOf(err error) int {
 	}
 	if isAlreadyExists(err) {
 		return http.StatusConflict
+	}
+	if errors.Is(err, errdefs.ErrInvalidArgument) {
+		return http.StatusBadRequest // a name with NameSeparator
 	}
 	return http.StatusInternalServerError
 }

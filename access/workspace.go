@@ -15,11 +15,14 @@ import (
 )
 
 // Owners records which workspace owns each experiment (by id), registered
-// model and endpoint (by name): workspaces are namespaces. A resource
-// without a row belongs to DefaultWorkspace, so a server that uses only
-// that workspace has no rows, and its requests pay nothing: Active stays
-// false and no lookup is made. Names stay global (MLflow's registry has
-// one namespace): two workspaces cannot both have a model "churn".
+// model and endpoint (by stored name): workspaces are namespaces. A
+// resource without a row belongs to DefaultWorkspace, so a server that
+// uses only that workspace has no rows, and its requests pay nothing:
+// Active stays false and no lookup is made. A registered model's stored
+// name is qualified with its workspace outside the default one (see
+// StoredName; experiments' names likewise, ExperimentName), so two
+// workspaces may both have a model "churn"; endpoint names are still
+// shared by all workspaces.
 //
 // Lookups are cached for a short TTL (as checked credentials are); this
 // server's own writes update the cache at once, another server's are seen
@@ -94,7 +97,17 @@ func (o *Owners) Active(ctx context.Context) bool {
 // Owner returns the workspace that owns a resource, and whether a row says
 // so (false: it belongs to DefaultWorkspace because no row names it).
 func (o *Owners) Owner(ctx context.Context, rt ResourceType, name string) (string, bool, error) {
-	if !o.Active(ctx) {
+	// A qualified name says its workspace even without a row (one that
+	// was not recorded); explicit still says whether a row exists.
+	intrinsic, _, isQualified := SplitStoredName(name)
+	isQualified = isQualified && qualified(rt)
+	owner := func(e ownerEntry) string {
+		if !e.explicit && isQualified {
+			return intrinsic
+		}
+		return e.owner()
+	}
+	if !o.Active(ctx) && !isQualified {
 		return DefaultWorkspace, false, nil
 	}
 	k := ownerKey{rt, name}
@@ -102,7 +115,7 @@ func (o *Owners) Owner(ctx context.Context, rt ResourceType, name string) (strin
 	e, ok := o.cache[k]
 	o.mu.Unlock()
 	if ok && o.now().Before(e.expires) {
-		return e.owner(), e.explicit, nil
+		return owner(e), e.explicit, nil
 	}
 	var ws string
 	err := o.db.R.QueryRowContext(ctx, o.db.Rebind(`SELECT workspace FROM workspace_resources WHERE resource_type = ? AND name = ?`), string(rt), name).Scan(&ws)
@@ -111,7 +124,7 @@ func (o *Owners) Owner(ctx context.Context, rt ResourceType, name string) (strin
 	}
 	e = ownerEntry{ws: ws, explicit: err == nil, expires: o.now().Add(o.ttl)}
 	o.remember(k, e)
-	return e.owner(), e.explicit, nil
+	return owner(e), e.explicit, nil
 }
 
 func (e ownerEntry) owner() string {
@@ -296,7 +309,7 @@ func NotInWorkspace(rt ResourceType, name, ws string) error {
 // OwnedElsewhere is the error of creating a resource whose name another
 // workspace owns.
 func OwnedElsewhere(rt ResourceType, name, ws string) error {
-	return errdefs.AlreadyExists("%s '%s' already exists in another workspace than '%s' (names are shared by all workspaces)", resourceTitle(rt), clip(name), ws)
+	return errdefs.AlreadyExists("%s '%s' already exists in another workspace than '%s' (endpoint names, and the names of models made before names were per workspace, are shared by all workspaces)", resourceTitle(rt), clip(name), ws)
 }
 
 func resourceTitle(rt ResourceType) string {

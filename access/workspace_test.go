@@ -146,10 +146,11 @@ func TestWorkspaceOwnersInactive(t *testing.T) {
 	})
 }
 
-// TestWorkspaceMiddleware: the middleware answers a resource of another
-// workspace as not found, for a server administrator too, refuses to
-// create a name another workspace owns, and records what is created in a
-// workspace other than the default.
+// TestWorkspaceMiddleware: registered model names are per workspace
+// (each workspace names its own, stored qualified); a model made before
+// that (a plain name with a row) is answered as not found elsewhere and
+// cannot be created in the default workspace; what is created in a
+// workspace other than the default is recorded.
 func TestWorkspaceMiddleware(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB) {
 		o := NewOwners(db, time.Minute)
@@ -158,7 +159,7 @@ func TestWorkspaceMiddleware(t *testing.T) {
 			case strings.HasSuffix(r.URL.Path, "/experiments/create"):
 				w.Write([]byte(`{"experiment_id":"42"}`))
 			case r.URL.Path == "/list":
-				w.Write([]byte(strings.Join(FilterVisible(r.Context(), ResourceModel, []string{"a", "b"}, func(s string) string { return s }), ",")))
+				w.Write([]byte(strings.Join(FilterVisible(r.Context(), ResourceModel, []string{"a", "prod\x1fa", "dev\x1fa", "legacy", "b"}, func(s string) string { return s }), ",")))
 			case r.URL.Path == "/fail/create":
 				http.Error(w, "no", http.StatusBadRequest)
 			default:
@@ -186,21 +187,36 @@ func TestWorkspaceMiddleware(t *testing.T) {
 			h.ServeHTTP(rec, r)
 			return rec
 		}
+		// Made in prod before names were per workspace: a plain stored
+		// name with a row.
+		if err := o.Set(ctx, ResourceModel, "legacy", "prod"); err != nil {
+			t.Fatal(err)
+		}
 		steps := []struct {
 			ws, method, path, body string
 			want                   int
 			wantBody               string
 		}{
 			{"", "GET", "/models/a", "", 200, "ok"},
-			{"prod", "GET", "/models/a", "", 404, "Registered model 'a' does not exist in workspace 'prod'"},
+			// Each workspace names its own "a" (stored as "prod\x1fa"):
+			// the middleware passes, the handler answers.
+			{"prod", "GET", "/models/a", "", 200, "ok"},
 			{"prod", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"a"}`, 200, "ok"},
 			{"prod", "GET", "/models/a", "", 200, "ok"},
-			{"", "GET", "/models/a", "", 404, "does not exist in workspace 'default'"},
-			{"dev", "GET", "/models/a", "", 404, "does not exist in workspace 'dev'"},
-			{"dev", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"a"}`, 409, "already exists in another workspace"},
-			{"", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"a"}`, 409, "already exists in another workspace"},
-			{"prod", "GET", "/list", "", 200, "a"},
-			{"", "GET", "/list", "", 200, "b"},
+			{"", "GET", "/models/a", "", 200, "ok"},
+			{"dev", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"a"}`, 200, "ok"},
+			{"", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"a"}`, 200, "ok"},
+			{"dev", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"dev\u001fb"}`, 400, "may not contain"},
+			// A legacy name stays prod's: found there, hidden elsewhere,
+			// and not creatable in the default workspace, whose plain
+			// name it is.
+			{"prod", "GET", "/models/legacy", "", 200, "ok"},
+			{"", "GET", "/models/legacy", "", 404, "does not exist in workspace 'default'"},
+			{"dev", "GET", "/models/legacy", "", 200, "ok"},
+			{"", "POST", "/api/2.0/mlflow/registered-models/create", `{"name":"legacy"}`, 409, "already exists in another workspace"},
+			{"prod", "GET", "/list", "", 200, "prod\x1fa,legacy"},
+			{"", "GET", "/list", "", 200, "a,b"},
+			{"dev", "GET", "/list", "", 200, "dev\x1fa"},
 			{"prod", "POST", "/api/2.0/mlflow/experiments/create", `{"name":"e"}`, 200, "42"},
 		}
 		for _, s := range steps {
@@ -212,8 +228,10 @@ func TestWorkspaceMiddleware(t *testing.T) {
 		if ws, _, _ := o.Owner(ctx, ResourceExperiment, "42"); ws != "prod" {
 			t.Errorf("the experiment created in prod is owned by %q", ws)
 		}
-		if ws, _, _ := o.Owner(ctx, ResourceModel, "a"); ws != "prod" {
-			t.Errorf("the model created in prod is owned by %q", ws)
+		for _, c := range []struct{ stored, ws string }{{"prod\x1fa", "prod"}, {"dev\x1fa", "dev"}, {"a", DefaultWorkspace}} {
+			if ws, explicit, _ := o.Owner(ctx, ResourceModel, c.stored); ws != c.ws || explicit != (c.ws != DefaultWorkspace) {
+				t.Errorf("the model %q is owned by %q (row %v), want %q", c.stored, ws, explicit, c.ws)
+			}
 		}
 	})
 }

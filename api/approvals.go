@@ -1,9 +1,11 @@
 package api
 
 import (
+	"context"
 	"net/http"
 	"strconv"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/approval"
 	"github.com/kiln-ml/kiln/errdefs"
 )
@@ -38,11 +40,18 @@ func (h *Handler) listApprovalPolicies(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	ps, err := a.ListPolicies(r.Context(), r.URL.Query().Get("model"))
+	model := r.URL.Query().Get("model")
+	if model != "" {
+		if model, err = access.StoredName(r.Context(), access.ResourceModel, model); err != nil {
+			return err
+		}
+	}
+	ps, err := a.ListPolicies(r.Context(), model)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"policies": ps})
+	ps = access.FilterVisible(r.Context(), access.ResourceModel, ps, func(p *approval.Policy) string { return p.Model })
+	writeShownJSON(w, http.StatusOK, map[string]any{"policies": ps})
 	return nil
 }
 
@@ -55,7 +64,10 @@ func (h *Handler) getApprovalPolicy(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, p)
+	if err := approvalVisible(r.Context(), p); err != nil {
+		return err
+	}
+	writeShownJSON(w, http.StatusOK, p)
 	return nil
 }
 
@@ -78,11 +90,20 @@ func (h *Handler) putApprovalPolicy(w http.ResponseWriter, r *http.Request) erro
 	if err != nil {
 		return err
 	}
+	// The policy protects the request's workspace's model.
+	if p.Model != "" {
+		if p.Model, err = access.StoredName(r.Context(), access.ResourceModel, p.Model); err != nil {
+			return err
+		}
+	}
+	if cur, err := a.GetPolicy(r.Context(), name); err == nil && approvalVisible(r.Context(), cur) != nil {
+		return errdefs.AlreadyExists("Approval policy '%s' protects a model of another workspace than '%s' (policy names are shared by all workspaces)", clip(name), access.RequestWorkspace(r.Context()))
+	}
 	out, err := a.PutPolicy(r.Context(), p, who)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	writeShownJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -90,6 +111,11 @@ func (h *Handler) deleteApprovalPolicy(w http.ResponseWriter, r *http.Request) e
 	a, err := h.approvals()
 	if err != nil {
 		return err
+	}
+	if cur, err := a.GetPolicy(r.Context(), r.PathValue("name")); err == nil {
+		if err := approvalVisible(r.Context(), cur); err != nil {
+			return err
+		}
 	}
 	if err := a.DeletePolicy(r.Context(), r.PathValue("name")); err != nil {
 		return err
@@ -105,6 +131,11 @@ func (h *Handler) listApprovalRequests(w http.ResponseWriter, r *http.Request) e
 	}
 	q := r.URL.Query()
 	rq := approval.RequestQuery{Model: q.Get("model"), State: q.Get("state")}
+	if rq.Model != "" {
+		if rq.Model, err = access.StoredName(r.Context(), access.ResourceModel, rq.Model); err != nil {
+			return err
+		}
+	}
 	if v := q.Get("limit"); v != "" {
 		if rq.Limit, err = strconv.Atoi(v); err != nil || rq.Limit < 1 {
 			return errdefs.Invalid("limit=%q is not a positive integer", clip(v))
@@ -114,7 +145,8 @@ func (h *Handler) listApprovalRequests(w http.ResponseWriter, r *http.Request) e
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, map[string]any{"requests": rs})
+	rs = access.FilterVisible(r.Context(), access.ResourceModel, rs, func(q *approval.Request) string { return q.Model })
+	writeShownJSON(w, http.StatusOK, map[string]any{"requests": rs})
 	return nil
 }
 
@@ -131,11 +163,16 @@ func (h *Handler) createApprovalRequest(w http.ResponseWriter, r *http.Request) 
 	if err != nil {
 		return err
 	}
+	if nr.Model != "" {
+		if nr.Model, err = access.StoredName(r.Context(), access.ResourceModel, nr.Model); err != nil {
+			return err
+		}
+	}
 	out, err := a.CreateRequest(r.Context(), nr, who)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusCreated, out)
+	writeShownJSON(w, http.StatusCreated, out)
 	return nil
 }
 
@@ -148,7 +185,10 @@ func (h *Handler) getApprovalRequest(w http.ResponseWriter, r *http.Request) err
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, out)
+	if !access.Visible(r.Context(), access.ResourceModel, out.Model) {
+		return errdefs.NotFound("Approval request '%s' does not exist in workspace '%s'", clip(out.ID), access.RequestWorkspace(r.Context()))
+	}
+	writeShownJSON(w, http.StatusOK, out)
 	return nil
 }
 
@@ -166,11 +206,24 @@ func (h *Handler) decide(decision string) handlerFunc {
 		if err != nil {
 			return err
 		}
+		if cur, err := a.GetRequest(r.Context(), r.PathValue("id")); err == nil && !access.Visible(r.Context(), access.ResourceModel, cur.Model) {
+			return errdefs.NotFound("Approval request '%s' does not exist in workspace '%s'", clip(cur.ID), access.RequestWorkspace(r.Context()))
+		}
 		out, err := a.Decide(r.Context(), r.PathValue("id"), who, decision, d.Comment)
 		if err != nil {
 			return err
 		}
-		writeJSON(w, http.StatusOK, out)
+		writeShownJSON(w, http.StatusOK, out)
 		return nil
 	}
+}
+
+// approvalVisible answers a policy on another workspace's model as not
+// found: a policy protects the model of the workspace it was put in (the
+// names of policies are shared by all workspaces).
+func approvalVisible(ctx context.Context, p *approval.Policy) error {
+	if p == nil || access.Visible(ctx, access.ResourceModel, p.Model) {
+		return nil
+	}
+	return errdefs.NotFound("Approval policy '%s' does not exist in workspace '%s' (it protects another workspace's model)", clip(p.Name), access.RequestWorkspace(ctx))
 }

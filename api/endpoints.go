@@ -208,7 +208,7 @@ func (h *Handler) listEndpoints(w http.ResponseWriter, r *http.Request) error {
 	if states == nil {
 		states = []*deploy.State{}
 	}
-	writeJSON(w, http.StatusOK, EndpointList{Endpoints: states})
+	writeShownJSON(w, http.StatusOK, EndpointList{Endpoints: states})
 	return nil
 }
 
@@ -225,7 +225,7 @@ func (h *Handler) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeShownJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -274,11 +274,20 @@ func (h *Handler) applyEndpoint(w http.ResponseWriter, r *http.Request) error {
 		return err
 	}
 	if dryRun {
-		writeJSON(w, http.StatusOK, ApplyEndpointResponse{Created: cur == nil, Changed: cur == nil || diff != "", DryRun: true, State: cur, Diff: diff})
+		writeShownJSON(w, http.StatusOK, ApplyEndpointResponse{Created: cur == nil, Changed: cur == nil || diff != "", DryRun: true, State: cur, Diff: diff})
 		return nil
+	}
+	undo := func(context.Context) {}
+	if cur == nil && access.Isolated(ctx) {
+		// The endpoint's model references name models of its workspace,
+		// which must own it before they are resolved.
+		if undo, err = access.ClaimNow(ctx, access.ResourceEndpoint, name); err != nil {
+			return err
+		}
 	}
 	res, err := m.Apply(ctx, e, who, reason)
 	if err != nil {
+		undo(context.WithoutCancel(ctx))
 		return err
 	}
 	if !res.Changed {
@@ -288,7 +297,7 @@ func (h *Handler) applyEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if res.Created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, ApplyEndpointResponse{Created: res.Created, Changed: res.Changed, State: res.State, Diff: diff})
+	writeShownJSON(w, status, ApplyEndpointResponse{Created: res.Created, Changed: res.Changed, State: res.State, Diff: diff})
 	return nil
 }
 
@@ -312,7 +321,7 @@ func (h *Handler) deleteEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err := m.Delete(r.Context(), name, who, reason); err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, struct{}{})
+	writeShownJSON(w, http.StatusOK, struct{}{})
 	return nil
 }
 
@@ -353,7 +362,7 @@ func (h *Handler) rolloutEndpoint(w http.ResponseWriter, r *http.Request) error 
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, st)
+	writeShownJSON(w, http.StatusOK, st)
 	return nil
 }
 
@@ -383,7 +392,7 @@ func (h *Handler) endpointEvents(w http.ResponseWriter, r *http.Request) error {
 	if evs == nil {
 		evs = []deploy.Event{}
 	}
-	writeJSON(w, http.StatusOK, EventList{Events: evs})
+	writeShownJSON(w, http.StatusOK, EventList{Events: evs})
 	return nil
 }
 
@@ -403,7 +412,7 @@ func (h *Handler) endpointStats(w http.ResponseWriter, r *http.Request) error {
 	if stats == nil {
 		stats = []deploy.RouteStats{}
 	}
-	writeJSON(w, http.StatusOK, EndpointStats{Endpoint: name, Stats: stats})
+	writeShownJSON(w, http.StatusOK, EndpointStats{Endpoint: name, Stats: stats})
 	return nil
 }
 

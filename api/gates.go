@@ -97,14 +97,21 @@ func (h *Handler) listGatePolicies(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	ps, err := g.ListPolicies(r.Context(), r.URL.Query().Get("model"))
+	model := r.URL.Query().Get("model")
+	if model != "" {
+		if model, err = access.StoredName(r.Context(), access.ResourceModel, model); err != nil {
+			return err
+		}
+	}
+	ps, err := g.ListPolicies(r.Context(), model)
 	if err != nil {
 		return err
 	}
+	ps = access.FilterVisible(r.Context(), access.ResourceModel, ps, func(p *gate.StoredPolicy) string { return p.Policy.Spec.Model })
 	if ps == nil {
 		ps = []*gate.StoredPolicy{}
 	}
-	writeJSON(w, http.StatusOK, GatePolicyList{Policies: ps})
+	writeShownJSON(w, http.StatusOK, GatePolicyList{Policies: ps})
 	return nil
 }
 
@@ -121,8 +128,21 @@ func (h *Handler) getGatePolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, sp)
+	if err := gateVisible(r.Context(), sp); err != nil {
+		return err
+	}
+	writeShownJSON(w, http.StatusOK, sp)
 	return nil
+}
+
+// gateVisible answers a policy on another workspace's model as not found:
+// a policy gates the model of the workspace it was put in (the names of
+// policies are shared by all workspaces).
+func gateVisible(ctx context.Context, sp *gate.StoredPolicy) error {
+	if sp == nil || sp.Policy == nil || access.Visible(ctx, access.ResourceModel, sp.Policy.Spec.Model) {
+		return nil
+	}
+	return errdefs.NotFound("Gate policy '%s' does not exist in workspace '%s' (it gates another workspace's model)", sp.Policy.Metadata.Name, access.RequestWorkspace(ctx))
 }
 
 // putGatePolicy stores the policy document of the body (JSON or YAML):
@@ -148,8 +168,15 @@ func (h *Handler) putGatePolicy(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return withFieldDetails(err)
 	}
-	_, getErr := g.GetPolicy(r.Context(), name)
+	// The policy gates the request's workspace's model.
+	if p.Spec.Model, err = access.StoredName(r.Context(), access.ResourceModel, p.Spec.Model); err != nil {
+		return err
+	}
+	cur, getErr := g.GetPolicy(r.Context(), name)
 	created := errors.Is(getErr, errdefs.ErrNotFound)
+	if getErr == nil && gateVisible(r.Context(), cur) != nil {
+		return errdefs.AlreadyExists("Gate policy '%s' gates a model of another workspace than '%s' (policy names are shared by all workspaces)", name, access.RequestWorkspace(r.Context()))
+	}
 	sp, changed, err := g.PutPolicy(r.Context(), p, actor)
 	if err != nil {
 		return withFieldDetails(err)
@@ -158,7 +185,7 @@ func (h *Handler) putGatePolicy(w http.ResponseWriter, r *http.Request) error {
 	if created {
 		status = http.StatusCreated
 	}
-	writeJSON(w, status, ApplyGatePolicyResponse{Created: created, Changed: changed, Policy: sp})
+	writeShownJSON(w, status, ApplyGatePolicyResponse{Created: created, Changed: changed, Policy: sp})
 	return nil
 }
 
@@ -174,6 +201,11 @@ func (h *Handler) deleteGatePolicy(w http.ResponseWriter, r *http.Request) error
 	actor, err := gateActor(r, "")
 	if err != nil {
 		return err
+	}
+	if sp, err := g.GetPolicy(r.Context(), name); err == nil {
+		if err := gateVisible(r.Context(), sp); err != nil {
+			return err
+		}
 	}
 	if err := g.DeletePolicy(r.Context(), name, actor); err != nil {
 		return err
@@ -205,11 +237,16 @@ func (h *Handler) evaluateGate(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if sp, err := g.GetPolicy(r.Context(), name); err == nil {
+		if err := gateVisible(r.Context(), sp); err != nil {
+			return err
+		}
+	}
 	res, err := g.Evaluate(r.Context(), name, req.Version, actor)
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, res)
+	writeShownJSON(w, http.StatusOK, res)
 	return nil
 }
 
@@ -222,6 +259,10 @@ func (h *Handler) gateResults(w http.ResponseWriter, r *http.Request) error {
 	v, err := strconv.ParseInt(r.PathValue("model_version"), 10, 64)
 	if err != nil || v <= 0 {
 		return errdefs.Invalid("Invalid model version '%s': want a number from 1", clip(r.PathValue("model_version")))
+	}
+	model, err = access.StoredName(r.Context(), access.ResourceModel, model)
+	if err != nil {
+		return err
 	}
 	policy := r.URL.Query().Get("policy")
 	if policy != "" {
@@ -236,6 +277,6 @@ func (h *Handler) gateResults(w http.ResponseWriter, r *http.Request) error {
 	if rs == nil {
 		rs = []*gate.Result{}
 	}
-	writeJSON(w, http.StatusOK, GateResultList{Results: rs})
+	writeShownJSON(w, http.StatusOK, GateResultList{Results: rs})
 	return nil
 }

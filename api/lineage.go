@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/errdefs"
 )
@@ -56,7 +57,7 @@ func (h *Handler) getLineage(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, l)
+	writeShownJSON(w, http.StatusOK, l)
 	return nil
 }
 
@@ -99,7 +100,11 @@ func (h *Handler) linkModel(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if err := h.d.Datasets.LinkModelVersion(ctx, v.Ref(), req.Name, req.Version); err != nil {
+	stored, err := access.StoredName(ctx, access.ResourceModel, req.Name)
+	if err != nil {
+		return err
+	}
+	if err := h.d.Datasets.LinkModelVersion(ctx, v.Ref(), stored, req.Version); err != nil {
 		return err
 	}
 	return h.writeLineage(w, r, v)
@@ -110,7 +115,7 @@ func (h *Handler) writeLineage(w http.ResponseWriter, r *http.Request, v *datase
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, l)
+	writeShownJSON(w, http.StatusOK, l)
 	return nil
 }
 
@@ -132,7 +137,7 @@ func (h *Handler) runDatasets(w http.ResponseWriter, r *http.Request) error {
 	if links == nil {
 		links = []dataset.RunLink{}
 	}
-	writeJSON(w, http.StatusOK, RunDatasets{RunID: id, Datasets: links})
+	writeShownJSON(w, http.StatusOK, RunDatasets{RunID: id, Datasets: links})
 	return nil
 }
 
@@ -145,13 +150,17 @@ func (h *Handler) modelDatasets(w http.ResponseWriter, r *http.Request) error {
 	if err != nil || ver < 1 {
 		return errdefs.Invalid("Invalid model version '%s': want a number from 1", clip(r.PathValue("model_version")))
 	}
-	uses, err := h.d.Datasets.VersionsOfModel(r.Context(), name, ver)
+	stored, err := access.StoredName(r.Context(), access.ResourceModel, name)
+	if err != nil {
+		return err
+	}
+	uses, err := h.d.Datasets.VersionsOfModel(r.Context(), stored, ver)
 	if err != nil {
 		return err
 	}
 	if uses == nil {
 		uses = []dataset.VersionUse{}
 	}
-	writeJSON(w, http.StatusOK, ModelDatasets{Name: name, Version: ver, Datasets: uses})
+	writeShownJSON(w, http.StatusOK, ModelDatasets{Name: name, Version: ver, Datasets: uses})
 	return nil
 }

@@ -5,6 +5,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/lineage"
 )
@@ -26,6 +27,12 @@ func (h *Handler) lineageGraph(w http.ResponseWriter, r *http.Request) error {
 	root, err := lineage.ParseNodeID(q.Get("node"))
 	if err != nil {
 		return err
+	}
+	if root.Type == lineage.ModelVersion {
+		// The request's workspace's model (access.StoredName).
+		if root.Name, err = access.StoredName(r.Context(), access.ResourceModel, root.Name); err != nil {
+			return err
+		}
 	}
 	dir, err := lineage.ParseDirection(q.Get("direction"))
 	if err != nil {
@@ -51,10 +58,10 @@ func (h *Handler) lineageGraph(w http.ResponseWriter, r *http.Request) error {
 	}
 	if format == "dot" {
 		w.Header().Set("Content-Type", "text/vnd.graphviz; charset=utf-8")
-		_, err := w.Write([]byte(g.Dot()))
+		_, err := w.Write([]byte(access.ShownText(g.Dot())))
 		return err
 	}
-	writeJSON(w, http.StatusOK, g)
+	writeShownJSON(w, http.StatusOK, g)
 	return nil
 }
 

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/lineage"
 )
@@ -53,6 +54,34 @@ func cardVersion(r *http.Request) (string, int64, error) {
 	return name, v, nil
 }
 
+// storedVersion is cardVersion with the model's stored name in the
+// request's workspace (access.StoredName).
+func storedVersion(r *http.Request) (string, int64, error) {
+	name, v, err := cardVersion(r)
+	if err != nil {
+		return "", 0, err
+	}
+	name, err = access.StoredName(r.Context(), access.ResourceModel, name)
+	return name, v, err
+}
+
+// showCard shows a card of a model stored under a qualified name as its
+// workspace names it.
+func showCard(card *lineage.ModelCard) {
+	stored := card.ModelDetails.Name
+	shown := access.ShownName(stored)
+	if shown == stored {
+		return
+	}
+	card.ModelDetails.Name = shown
+	for i, ref := range card.ModelDetails.References {
+		card.ModelDetails.References[i].Reference = strings.ReplaceAll(ref.Reference, stored, shown)
+	}
+	for i, n := range card.Notes {
+		card.Notes[i] = access.ShownText(n)
+	}
+}
+
 // cardFormat picks the format: ?format=, else the first of text/markdown,
 // text/html or application/json the Accept header names, else JSON.
 func cardFormat(r *http.Request) (string, error) {
@@ -91,7 +120,7 @@ func (h *Handler) getModelCard(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, version, err := cardVersion(r)
+	name, version, err := storedVersion(r)
 	if err != nil {
 		return err
 	}
@@ -107,6 +136,7 @@ func (h *Handler) getModelCard(w http.ResponseWriter, r *http.Request) error {
 }
 
 func writeCard(w http.ResponseWriter, card *lineage.ModelCard, format string) error {
+	showCard(card)
 	var (
 		data []byte
 		err  error
@@ -142,7 +172,7 @@ func (h *Handler) putModelCard(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	name, version, err := cardVersion(r)
+	name, version, err := storedVersion(r)
 	if err != nil {
 		return err
 	}

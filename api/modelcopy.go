@@ -27,8 +27,8 @@ const CopiedFromTag = "kiln.copied_from"
 // CopyModelVersionRequest is the body of POST
 // /models/{model}/versions/{model_version}/copy: the workspace and
 // registered model to copy the version to (the model is created there
-// when absent), and the new version's description (the source's when
-// absent).
+// when absent; the source's name when Name is empty), and the new
+// version's description (the source's when absent).
 type CopyModelVersionRequest struct {
 	Workspace   string  `json:"workspace"`
 	Name        string  `json:"name"`
@@ -64,7 +64,7 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 	if reg == nil {
 		return errdefs.NotImplemented("This server does not copy model versions")
 	}
-	name, version, err := cardVersion(r)
+	name, version, err := storedVersion(r)
 	if err != nil {
 		return err
 	}
@@ -79,7 +79,8 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	if req.Name == "" {
-		return errdefs.Invalid("Missing name: the registered model to copy the version to")
+		// Names are per workspace: dev's churn goes to prod's churn.
+		req.Name = access.ShownName(name)
 	}
 	if req.Description != nil {
 		if err := checkText("The description", *req.Description, 64<<10); err != nil {
@@ -101,7 +102,13 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 	if err != nil {
 		return err
 	}
-	if _, err := h.targetModel(ctx, reg, req.Name, req.Workspace); err != nil {
+	// The target's name is the target workspace's: dev's churn/3 copied
+	// to prod as churn is a version of prod's churn.
+	target, err := access.StoredNameIn(ctx, access.ResourceModel, req.Workspace, req.Name)
+	if err != nil {
+		return err
+	}
+	if _, err := h.targetModel(ctx, reg, target, req.Workspace); err != nil {
 		return err
 	}
 	from := access.RequestWorkspace(ctx)
@@ -111,7 +118,7 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 			tags = append(tags, t)
 		}
 	}
-	tags = append(tags, registry.KV{Key: CopiedFromTag, Value: fmt.Sprintf("%s:%s/%d", from, src.Name, src.Version)})
+	tags = append(tags, registry.KV{Key: CopiedFromTag, Value: fmt.Sprintf("%s:%s/%d", from, access.ShownName(src.Name), src.Version)})
 	desc := src.Description
 	if req.Description != nil {
 		desc = *req.Description
@@ -121,13 +128,13 @@ func (h *Handler) copyModelVersion(w http.ResponseWriter, r *http.Request) error
 		return err
 	}
 	v, err := reg.CreateModelVersion(ctx, registry.CreateModelVersionInput{
-		Name: req.Name, Source: src.Source, RunID: src.RunID, RunLink: src.RunLink, ModelID: src.ModelID,
+		Name: target, Source: src.Source, RunID: src.RunID, RunLink: src.RunLink, ModelID: src.ModelID,
 		Description: desc, UserID: who, Tags: tags,
 	})
 	if err != nil {
 		return err
 	}
-	h.log.InfoContext(ctx, "model version copied", "from", tags[len(tags)-1].Value, "to_workspace", req.Workspace, "model", v.Name, "version", v.Version, "actor", who)
+	h.log.InfoContext(ctx, "model version copied", "from", tags[len(tags)-1].Value, "to_workspace", req.Workspace, "model", req.Name, "version", v.Version, "actor", who)
 	writeJSON(w, http.StatusCreated, toModelVersion(v, req.Workspace))
 	return nil
 }
@@ -177,7 +184,7 @@ func (h *Handler) workspaceExists(ctx context.Context, ws string) error {
 }
 
 func toModelVersion(v *registry.ModelVersion, ws string) *ModelVersion {
-	out := &ModelVersion{Name: v.Name, Version: v.Version, Workspace: ws, Source: v.Source, RunID: v.RunID, ModelID: v.ModelID,
+	out := &ModelVersion{Name: access.ShownName(v.Name), Version: v.Version, Workspace: ws, Source: v.Source, RunID: v.RunID, ModelID: v.ModelID,
 		Description: v.Description, Status: v.Status, UserID: v.UserID, CreationTime: v.CreationTime}
 	if len(v.Tags) > 0 {
 		out.Tags = make(map[string]string, len(v.Tags))

@@ -6,8 +6,11 @@ import (
 	"encoding/json"
 	"io"
 	"net/http"
+	"strings"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/score"
 )
 
@@ -79,12 +82,15 @@ func (h *Handler) submitScoreJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	if req.Model, err = storedModelURI(r.Context(), req.Model); err != nil {
+		return err
+	}
 	job, err := jobs.Submit(r.Context(), req, who)
 	if err != nil {
 		return err
 	}
 	w.Header().Set("Location", Prefix+"/score-jobs/"+job.ID)
-	writeJSON(w, http.StatusCreated, job)
+	writeShownJSON(w, http.StatusCreated, job)
 	return nil
 }
 
@@ -97,7 +103,7 @@ func (h *Handler) getScoreJob(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, job)
+	writeShownJSON(w, http.StatusOK, job)
 	return nil
 }
 
@@ -115,6 +121,26 @@ func (h *Handler) listScoreJobs(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	writeJSON(w, http.StatusOK, ScoreJobList{Jobs: list, NextPageToken: next})
+	writeShownJSON(w, http.StatusOK, ScoreJobList{Jobs: list, NextPageToken: next})
 	return nil
+}
+
+// storedModelURI rewrites a models:/NAME… URI to the model's stored name
+// in the request's workspace (access.StoredName): a score job in prod
+// scores prod's churn. Other URIs are returned as they are.
+func storedModelURI(ctx context.Context, raw string) (string, error) {
+	u, err := model.ParseURI(raw)
+	if err != nil || u.Kind != model.URIVersion && u.Kind != model.URIAlias && u.Kind != model.URIStage {
+		return raw, nil // the job refuses a bad URI
+	}
+	stored, err := access.StoredName(ctx, access.ResourceModel, u.Name)
+	if err != nil || stored == u.Name {
+		return raw, err
+	}
+	scheme, rest, ok := strings.Cut(raw, ":")
+	trimmed := strings.TrimLeft(rest, "/")
+	if !ok || !strings.HasPrefix(trimmed, u.Name) {
+		return raw, nil
+	}
+	return scheme + ":" + rest[:len(rest)-len(trimmed)] + stored + trimmed[len(u.Name):], nil
 }

@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"strconv"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/dataset"
 	"github.com/kiln-ml/kiln/errdefs"
 )
@@ -113,7 +114,59 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 	if code != CodeInternal && errors.As(err, &fd) {
 		details = fd.FieldDetails()
 	}
-	writeJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: msg, Details: details}})
+	// A registered model's stored name shows as the request names it.
+	writeShownJSON(w, status, ErrorBody{Error: ErrorDetail{Code: code, Message: access.ShownText(msg), Details: details}})
+}
+
+// writeShownJSON is writeJSON for an answer that may name registered
+// models by their stored names (an endpoint's routes, a lineage graph):
+// they show without their workspace (access.ShownName). Only names carry
+// access.NameSeparator in these answers.
+func writeShownJSON(w http.ResponseWriter, status int, v any) {
+	sw := &shownWriter{ResponseWriter: w, status: http.StatusOK}
+	writeJSON(sw, status, v)
+	b := sw.buf.Bytes()
+	if bytes.Contains(b, []byte(jsonSeparator)) {
+		b = shownJSON(b)
+	}
+	w.Header().Set("Content-Length", strconv.Itoa(len(b)))
+	w.WriteHeader(sw.status)
+	w.Write(b)
+}
+
+// shownWriter keeps writeJSON's answer for writeShownJSON.
+type shownWriter struct {
+	http.ResponseWriter
+	status int
+	buf    bytes.Buffer
+}
+
+func (w *shownWriter) WriteHeader(code int)        { w.status = code }
+func (w *shownWriter) Write(b []byte) (int, error) { return w.buf.Write(b) }
+
+// shownJSON removes the workspace qualifiers ("prod\u001f", as JSON
+// encodes access.NameSeparator) from a JSON text.
+func shownJSON(b []byte) []byte {
+	out := make([]byte, 0, len(b))
+	for {
+		i := bytes.Index(b, []byte(jsonSeparator))
+		if i < 0 {
+			return append(out, b...)
+		}
+		j := i
+		for j > 0 && workspaceByte(b[j-1]) {
+			j--
+		}
+		out = append(out, b[:j]...)
+		b = b[i+len(jsonSeparator):]
+	}
+}
+
+// jsonSeparator is access.NameSeparator as encoding/json writes it.
+const jsonSeparator = `\u001f`
+
+func workspaceByte(c byte) bool {
+	return c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= '0' && c <= '9' || c == '.' || c == '_' || c == '@' || c == '-'
 }
 
 func notFoundRoute(r *http.Request) error {

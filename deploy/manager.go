@@ -47,6 +47,11 @@ type ManagerOptions struct {
 	// LoadWait is how long a request waits for its route's model to load
 	// before it is answered 503; 0 means 5s.
 	LoadWait time.Duration
+	// ModelName, if set, returns the name under which the registry
+	// stores the model an endpoint's document names (the model of the
+	// endpoint's workspace: access.Owners.EndpointModel); routes, shadows
+	// and the model cache use that name. Nil: the name as written.
+	ModelName func(ctx context.Context, endpoint, model string) (string, error)
 }
 
 // Releaser drops a serving stack's per-model state; *serving.Server
@@ -220,10 +225,19 @@ func (m *Manager) resolve(ctx context.Context, doc *Endpoint, check bool) (*desi
 		if name == "" {
 			name = doc.Spec.Model
 		}
+		label := name // as the document names it, for errors
+		if m.opts.ModelName != nil {
+			stored, err := m.opts.ModelName(ctx, doc.Metadata.Name, name)
+			if err != nil {
+				errs = append(errs, &FieldError{Path: path + ".model", Msg: fmt.Sprintf("model %q: %s", name, errdefs.Message(err))})
+				return name, 0
+			}
+			name = stored
+		}
 		if r.Alias != "" {
 			v, err := m.reg.GetVersionByAlias(ctx, name, r.Alias)
 			if err != nil {
-				errs = append(errs, &FieldError{Path: path + ".alias", Msg: fmt.Sprintf("model %q alias %q: %s", name, r.Alias, errdefs.Message(err))})
+				errs = append(errs, &FieldError{Path: path + ".alias", Msg: fmt.Sprintf("model %q alias %q: %s", label, r.Alias, errdefs.Message(err))})
 				return name, 0
 			}
 			return name, v.Version

@@ -1,6 +1,7 @@
 package mlflowapi
 
 import (
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/tracking"
 )
 
@@ -39,7 +40,7 @@ type experimentJSON struct {
 
 func toExperimentJSON(e *tracking.Experiment) experimentJSON {
 	return experimentJSON{
-		ExperimentID: e.ID, Name: e.Name, ArtifactLocation: e.ArtifactLocation, LifecycleStage: e.LifecycleStage,
+		ExperimentID: e.ID, Name: access.ShownName(e.Name), ArtifactLocation: e.ArtifactLocation, LifecycleStage: e.LifecycleStage,
 		LastUpdateTime: e.LastUpdateTime, CreationTime: e.CreationTime, Tags: kvsJSON(e.Tags),
 	}
 }

@@ -1,6 +1,7 @@
 package mlflowapi
 
 import (
+	"errors"
 	"net/http"
 
 	"github.com/kiln-ml/kiln/access"
@@ -38,7 +39,17 @@ func (h *Handler) createExperiment(r *http.Request) (any, error) {
 	if req.Name == nil {
 		return nil, missing("name")
 	}
-	id, err := h.tracking.CreateExperiment(r.Context(), *req.Name, req.ArtifactLocation, kvsFromJSON(req.Tags))
+	name, err := h.experimentName(r, *req.Name)
+	if err != nil {
+		return nil, err
+	}
+	if name != *req.Name {
+		// One made in this workspace before names were per workspace.
+		if e, err := h.tracking.GetExperimentByName(r.Context(), *req.Name); err == nil && access.Visible(r.Context(), access.ResourceExperiment, e.ID) {
+			return nil, errdefs.AlreadyExists("Experiment(name=%s) already exists.", *req.Name)
+		}
+	}
+	id, err := h.tracking.CreateExperiment(r.Context(), name, req.ArtifactLocation, kvsFromJSON(req.Tags))
 	if err != nil {
 		return nil, err
 	}
@@ -82,7 +93,15 @@ func (h *Handler) getExperimentByName(r *http.Request) (any, error) {
 	if req.Name == nil {
 		return nil, missing("experiment_name")
 	}
-	e, err := h.tracking.GetExperimentByName(r.Context(), *req.Name)
+	name, err := h.experimentName(r, *req.Name)
+	if err != nil {
+		return nil, err
+	}
+	e, err := h.tracking.GetExperimentByName(r.Context(), name)
+	if errors.Is(err, errdefs.ErrNotFound) && name != *req.Name {
+		// Made in this workspace before names were per workspace?
+		e, err = h.tracking.GetExperimentByName(r.Context(), *req.Name)
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -107,8 +126,12 @@ func (h *Handler) searchExperiments(r *http.Request) (any, error) {
 	if !ok {
 		return nil, invalidParam("Invalid value '%s' for parameter 'view_type'", req.ViewType)
 	}
+	f, err := modelNameFilter(r.Context(), req.Filter) // names are per workspace, as models'
+	if err != nil {
+		return nil, err
+	}
 	exps, next, err := h.tracking.SearchExperiments(r.Context(), tracking.SearchExperimentsQuery{
-		Filter: req.Filter, OrderBy: req.OrderBy, MaxResults: int(req.MaxResults), PageToken: req.PageToken, ViewType: vt,
+		Filter: f, OrderBy: req.OrderBy, MaxResults: int(req.MaxResults), PageToken: req.PageToken, ViewType: vt,
 	})
 	if err != nil {
 		return nil, err
@@ -138,7 +161,11 @@ func (h *Handler) updateExperiment(r *http.Request) (any, error) {
 	if req.NewName == nil {
 		return nil, nil // MLflow: nothing to update
 	}
-	return nil, h.tracking.RenameExperiment(r.Context(), *req.ExperimentID, *req.NewName)
+	name, err := h.experimentName(r, *req.NewName)
+	if err != nil {
+		return nil, err
+	}
+	return nil, h.tracking.RenameExperiment(r.Context(), *req.ExperimentID, name)
 }
 
 func (h *Handler) deleteExperiment(r *http.Request) (any, error) {
@@ -192,4 +219,10 @@ func (h *Handler) deleteExperimentTag(r *http.Request) (any, error) {
 		return nil, missing("key")
 	}
 	return nil, h.tracking.DeleteExperimentTag(r.Context(), *req.ExperimentID, *req.Key)
+}
+
+// experimentName is the name the request's workspace stores an experiment
+// under (access.ExperimentName): experiment names are per workspace.
+func (h *Handler) experimentName(r *http.Request, name string) (string, error) {
+	return access.ExperimentName(r.Context(), name)
 }

@@ -1,10 +1,15 @@
 package mlflowapi
 
 import (
+	"context"
 	"net/http"
 	"strconv"
+	"strings"
 
 	"github.com/kiln-ml/kiln/access"
+	"github.com/kiln-ml/kiln/errdefs"
+	"github.com/kiln-ml/kiln/filter"
+	"github.com/kiln-ml/kiln/model"
 	"github.com/kiln-ml/kiln/registry"
 )
 
@@ -78,14 +83,14 @@ func regKVs(kvs []registry.KV) []kvJSON {
 
 func toModelVersionJSON(v *registry.ModelVersion) modelVersionJSON {
 	return modelVersionJSON{
-		Name: v.Name, Version: strconv.FormatInt(v.Version, 10), CreationTimestamp: v.CreationTime, LastUpdatedTimestamp: v.LastUpdatedTime,
-		UserID: v.UserID, CurrentStage: v.CurrentStage, Description: v.Description, Source: v.Source, RunID: v.RunID,
+		Name: access.ShownName(v.Name), Version: strconv.FormatInt(v.Version, 10), CreationTimestamp: v.CreationTime, LastUpdatedTimestamp: v.LastUpdatedTime,
+		UserID: v.UserID, CurrentStage: v.CurrentStage, Description: v.Description, Source: access.ShownText(v.Source), RunID: v.RunID,
 		Status: v.Status, StatusMessage: v.StatusMessage, Tags: regKVs(v.Tags), RunLink: v.RunLink, Aliases: v.Aliases, ModelID: v.ModelID,
 	}
 }
 
 func toRegisteredModelJSON(m *registry.RegisteredModel) registeredModelJSON {
-	out := registeredModelJSON{Name: m.Name, CreationTimestamp: m.CreationTime, LastUpdatedTimestamp: m.LastUpdatedTime,
+	out := registeredModelJSON{Name: access.ShownName(m.Name), CreationTimestamp: m.CreationTime, LastUpdatedTimestamp: m.LastUpdatedTime,
 		Description: m.Description, Tags: regKVs(m.Tags)}
 	for _, v := range m.LatestVersions {
 		out.LatestVersions = append(out.LatestVersions, toModelVersionJSON(v))
@@ -114,11 +119,13 @@ type nameReq struct {
 	Name *string `json:"name"`
 }
 
-func (q nameReq) name() (string, error) {
+// name returns the registered model's stored name (qualified with the
+// request's workspace: access.StoredName).
+func (q nameReq) name(ctx context.Context) (string, error) {
 	if q.Name == nil || *q.Name == "" {
 		return "", missing("name")
 	}
-	return *q.Name, nil
+	return access.StoredName(ctx, access.ResourceModel, *q.Name)
 }
 
 type versionReq struct {
@@ -126,8 +133,8 @@ type versionReq struct {
 	Version *string `json:"version"`
 }
 
-func (q versionReq) nv() (string, int64, error) {
-	name, err := q.name()
+func (q versionReq) nv(ctx context.Context) (string, int64, error) {
+	name, err := q.name(ctx)
 	if err != nil {
 		return "", 0, err
 	}
@@ -147,7 +154,7 @@ func (h *Handler) createRegisteredModel(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -166,14 +173,18 @@ func (h *Handler) renameRegisteredModel(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	if req.NewName == nil || *req.NewName == "" {
 		return nil, missing("new_name")
 	}
-	return modelResp(h.registry.RenameRegisteredModel(r.Context(), name, *req.NewName))
+	to, err := access.StoredName(r.Context(), access.ResourceModel, *req.NewName)
+	if err != nil {
+		return nil, err
+	}
+	return modelResp(h.registry.RenameRegisteredModel(r.Context(), name, to))
 }
 
 func (h *Handler) updateRegisteredModel(r *http.Request) (any, error) {
@@ -184,7 +195,7 @@ func (h *Handler) updateRegisteredModel(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -196,7 +207,7 @@ func (h *Handler) deleteRegisteredModel(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -208,7 +219,7 @@ func (h *Handler) getRegisteredModel(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -222,8 +233,59 @@ type searchReq struct {
 	PageToken  string   `json:"page_token"`
 }
 
-func (q searchReq) query() registry.SearchQuery {
-	return registry.SearchQuery{Filter: q.Filter, MaxResults: int(q.MaxResults), OrderBy: q.OrderBy, PageToken: q.PageToken}
+// query returns the registry search, its filter's names qualified with the
+// request's workspace (modelNameFilter).
+func (q searchReq) query(ctx context.Context) (registry.SearchQuery, error) {
+	f, err := modelNameFilter(ctx, q.Filter)
+	if err != nil {
+		return registry.SearchQuery{}, err
+	}
+	return registry.SearchQuery{Filter: f, MaxResults: int(q.MaxResults), OrderBy: q.OrderBy, PageToken: q.PageToken}, nil
+}
+
+// modelNameFilter rewrites a registry search filter for the request's
+// workspace: the values compared with a model's name become stored names
+// (in a workspace other than the default one, prefixed with it, which
+// keeps LIKE patterns meaning the same). A filter that does not parse is
+// left for the registry to refuse.
+func modelNameFilter(ctx context.Context, f string) (string, error) {
+	if f == "" || access.RequestWorkspace(ctx) == access.DefaultWorkspace && !strings.Contains(f, access.NameSeparator) {
+		return f, nil
+	}
+	clauses, err := filter.Parse(f)
+	if err != nil {
+		return f, nil
+	}
+	ws := access.RequestWorkspace(ctx)
+	qualify := func(v string) (string, error) {
+		if strings.Contains(v, access.NameSeparator) {
+			return "", errdefs.Invalid("Invalid name '%s' in the filter: it may not contain the control character U+001F", strings.ReplaceAll(v, access.NameSeparator, "\\x1f"))
+		}
+		if ws == access.DefaultWorkspace {
+			return v, nil
+		}
+		return ws + access.NameSeparator + v, nil
+	}
+	parts := make([]string, len(clauses))
+	for i, c := range clauses {
+		if c.Entity == filter.Attribute && c.Key == "name" {
+			if c.Value.List != nil {
+				l := make([]string, len(c.Value.List))
+				for j, v := range c.Value.List {
+					if l[j], err = qualify(v); err != nil {
+						return "", err
+					}
+				}
+				c.Value.List = l
+			} else if !c.Value.IsNum {
+				if c.Value.Str, err = qualify(c.Value.Str); err != nil {
+					return "", err
+				}
+			}
+		}
+		parts[i] = c.String()
+	}
+	return strings.Join(parts, " AND "), nil
 }
 
 func (h *Handler) searchRegisteredModels(r *http.Request) (any, error) {
@@ -231,7 +293,11 @@ func (h *Handler) searchRegisteredModels(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	models, next, err := h.registry.SearchRegisteredModels(r.Context(), req.query())
+	q, err := req.query(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	models, next, err := h.registry.SearchRegisteredModels(r.Context(), q)
 	if err != nil {
 		return nil, err
 	}
@@ -254,7 +320,7 @@ func (h *Handler) getLatestVersions(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -279,7 +345,7 @@ func (h *Handler) setRegisteredModelTag(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -297,7 +363,7 @@ func (h *Handler) deleteRegisteredModelTag(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -318,7 +384,7 @@ func (h *Handler) setAlias(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -340,7 +406,7 @@ func (h *Handler) deleteAlias(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -355,7 +421,7 @@ func (h *Handler) getByAlias(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -378,19 +444,25 @@ func (h *Handler) createModelVersion(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, err := req.name()
+	name, err := req.name(r.Context())
 	if err != nil {
 		return nil, err
 	}
 	if req.Source == nil || *req.Source == "" {
 		return nil, missing("source")
 	}
+	// A source naming a registered model version (MLflow's
+	// copy_model_version) names one of the request's workspace.
+	source, err := storedSourceURI(r.Context(), *req.Source)
+	if err != nil {
+		return nil, err
+	}
 	tags := make([]registry.KV, len(req.Tags))
 	for i, t := range req.Tags {
 		tags[i] = registry.KV{Key: t.Key, Value: t.Value}
 	}
 	return versionResp(h.registry.CreateModelVersion(r.Context(), registry.CreateModelVersionInput{
-		Name: name, Source: *req.Source, RunID: req.RunID, RunLink: req.RunLink, Description: req.Description,
+		Name: name, Source: source, RunID: req.RunID, RunLink: req.RunLink, Description: req.Description,
 		ModelID: req.ModelID, Tags: tags,
 	}))
 }
@@ -403,7 +475,7 @@ func (h *Handler) updateModelVersion(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -415,7 +487,7 @@ func (h *Handler) deleteModelVersion(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -427,7 +499,7 @@ func (h *Handler) getModelVersion(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -439,7 +511,11 @@ func (h *Handler) searchModelVersions(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	vs, next, err := h.registry.SearchModelVersions(r.Context(), req.query())
+	q, err := req.query(r.Context())
+	if err != nil {
+		return nil, err
+	}
+	vs, next, err := h.registry.SearchModelVersions(r.Context(), q)
 	if err != nil {
 		return nil, err
 	}
@@ -463,7 +539,7 @@ func (h *Handler) transitionStage(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -478,7 +554,7 @@ func (h *Handler) getDownloadURI(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -486,7 +562,8 @@ func (h *Handler) getDownloadURI(r *http.Request) (any, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string]string{"artifact_uri": uri}, nil
+	// A models:/ URI names the model as the request's workspace does.
+	return map[string]string{"artifact_uri": access.ShownText(uri)}, nil
 }
 
 func (h *Handler) setModelVersionTag(r *http.Request) (any, error) {
@@ -497,7 +574,7 @@ func (h *Handler) setModelVersionTag(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -515,7 +592,7 @@ func (h *Handler) deleteModelVersionTag(r *http.Request) (any, error) {
 	if err := decode(r, &req); err != nil {
 		return nil, err
 	}
-	name, v, err := req.nv()
+	name, v, err := req.nv(r.Context())
 	if err != nil {
 		return nil, err
 	}
@@ -531,4 +608,24 @@ func deref(p *string) string {
 		return ""
 	}
 	return *p
+}
+
+// storedSourceURI rewrites a models:/NAME/VERSION (or @ALIAS, /STAGE)
+// source to the model's stored name in the request's workspace
+// (access.StoredName). Other sources are returned as they are.
+func storedSourceURI(ctx context.Context, raw string) (string, error) {
+	u, err := model.ParseURI(raw)
+	if err != nil || u.Kind != model.URIVersion && u.Kind != model.URIAlias && u.Kind != model.URIStage {
+		return raw, nil // the registry checks the source
+	}
+	stored, err := access.StoredName(ctx, access.ResourceModel, u.Name)
+	if err != nil || stored == u.Name {
+		return raw, err
+	}
+	scheme, rest, ok := strings.Cut(raw, ":")
+	trimmed := strings.TrimLeft(rest, "/")
+	if !ok || !strings.HasPrefix(trimmed, u.Name) {
+		return raw, nil
+	}
+	return scheme + ":" + rest[:len(rest)-len(trimmed)] + stored + trimmed[len(u.Name):], nil
 }

@@ -20,6 +20,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/kiln-ml/kiln/access"
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/registry"
 )
@@ -119,6 +120,8 @@ func writeError(w http.ResponseWriter, r *http.Request, log *slog.Logger, err er
 		log.ErrorContext(r.Context(), "mlflow api: internal error", "method", r.Method, "path", r.URL.Path, "err", err)
 		msg = "Internal error: " + err.Error()
 	}
+	// A registered model's stored name shows as the request names it.
+	msg = access.ShownText(msg)
 	writeJSON(w, status, map[string]string{"error_code": code, "message": msg})
 }
 

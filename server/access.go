@@ -72,6 +72,15 @@ type accessParts struct {
 	owners *access.Owners
 }
 
+// endpointModel is the deploy Manager's ModelName: an endpoint's models
+// are those of its workspace (nil without access control: one workspace).
+func (a *accessParts) endpointModel() func(ctx context.Context, endpoint, model string) (string, error) {
+	if a.owners == nil {
+		return nil
+	}
+	return a.owners.EndpointModel
+}
+
 func newAccess(ctx context.Context, cfg config.Config, db *store.DB, log *slog.Logger) (*accessParts, error) {
 	on, err := authOn(cfg)
 	if err != nil {

@@ -152,7 +152,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	fb := feedback.NewService(feedback.NewStore(db), predlog.NewReader(logIndex, bucket))
 	s.deploy, err = deploy.NewManager(db, reg, model.NewStoreResolver(trk, reg, bucket, endpointCache), deploy.ManagerOptions{
 		Logger: log, Registerer: reg2, MemoryBudget: int64(cfg.Deploy.ModelMemory), CacheDir: endpointCache, Guard: guards{gates, approvals},
-		Quality: fb,
+		Quality: fb, ModelName: acc.endpointModel(),
 	})
 	if err != nil {
 		s.Close()

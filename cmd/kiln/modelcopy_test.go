@@ -34,7 +34,7 @@ func TestModelCopyCLI(t *testing.T) {
 		want string
 	}{
 		{[]string{"churn/1", "--to-workspace", "prod", "--name", "x"}, "access control off"},
-		{[]string{"churn/1", "--name", "x"}, "--to-workspace and --name are required"},
+		{[]string{"churn/1", "--name", "x"}, "--to-workspace (--to) is required"},
 		{[]string{"churn", "--to-workspace", "prod", "--name", "x"}, "NAME/VERSION"},
 		{[]string{"churn/9", "--to-workspace", "default", "--name", "x"}, "not found"},
 		{[]string{"churn/1", "--to-workspace", "default", "--name", "x", "-o", "xml"}, "unknown --output"},
