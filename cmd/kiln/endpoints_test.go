@@ -53,12 +53,21 @@ func declMust(t *testing.T, stdin string, args ...string) string {
 // and returns its URL.
 func declServer(t *testing.T) string {
 	t.Helper()
+	return declServerWith(t, nil)
+}
+
+// declServerWith is declServer with edit applied to the configuration.
+func declServerWith(t *testing.T, edit func(*config.Config)) string {
+	t.Helper()
 	cfg := config.Default()
 	dir := t.TempDir()
 	cfg.Store.URL = "sqlite://" + filepath.Join(dir, "kiln.db")
 	cfg.Artifacts.URL = "file://" + filepath.Join(dir, "artifacts")
 	cfg.Deploy.ModelCacheDir = filepath.Join(dir, "model-cache")
 	cfg.Deploy.GRPCAddr = "" // no shared gRPC port between test servers
+	if edit != nil {
+		edit(&cfg)
+	}
 	srv, err := server.New(context.Background(), cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
 	if err != nil {
 		t.Fatal(err)

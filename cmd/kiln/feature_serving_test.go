@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -10,6 +11,9 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/kiln-ml/kiln/config"
+	"github.com/kiln-ml/kiln/feature/online"
 )
 
 // TestFeatureServingEndToEnd runs feature serving through kiln server:
@@ -19,8 +23,34 @@ import (
 // with only customer_id and plan predicts what the full rows predict on
 // an endpoint without features, a missing customer is a 400 naming it,
 // and the prediction log records the key with the filled-in features.
+//
+// It runs on the embedded store and on Redis (KILN_TEST_REDIS; required
+// when CI=true); the Redis run first deletes the view's rows of any
+// earlier run.
 func TestFeatureServingEndToEnd(t *testing.T) {
-	base := declServer(t)
+	t.Run("embedded", func(t *testing.T) { testFeatureServing(t, declServer(t)) })
+	t.Run("redis", func(t *testing.T) {
+		u := os.Getenv("KILN_TEST_REDIS")
+		if u == "" {
+			if os.Getenv("CI") == "true" {
+				t.Fatal("KILN_TEST_REDIS is not set; CI must run feature serving on Redis (scripts/redis.sh start)")
+			}
+			t.Skip("KILN_TEST_REDIS is not set")
+		}
+		// Rows of an earlier run in the same Redis would be served.
+		rs, err := online.NewRedis(context.Background(), u)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := rs.DeleteView(context.Background(), "customer_stats"); err != nil {
+			t.Fatal(err)
+		}
+		rs.Close()
+		testFeatureServing(t, declServerWith(t, func(c *config.Config) { c.Feature.OnlineStore = u }))
+	})
+}
+
+func testFeatureServing(t *testing.T, base string) {
 	registerONNXVersion(t, base, "pipe", "skl_pipeline_columns")
 
 	var fx struct {
