@@ -32,6 +32,10 @@ type Principal struct {
 	csrf string // a session's CSRF token
 }
 
+// CSRFToken is the CSRF token of a browser session ("" for other
+// requests): the UI reads it back after a reload.
+func (p *Principal) CSRFToken() string { return p.csrf }
+
 // Anonymous is the principal of every request when access control is off
 // (a server on loopback that was told so): it may do anything.
 var Anonymous = &Principal{User: "anonymous", Kind: KindUser, Admin: true, Auth: "none", Scope: ScopeAll}

@@ -22,6 +22,10 @@ import (
 // DefaultWorkspace).
 const WorkspaceHeader = "X-Kiln-Workspace"
 
+// UIHeader marks the web UI's API calls: a refusal for want of
+// credentials then carries no Basic challenge.
+const UIHeader = "X-Kiln-UI"
+
 // ActorHeader is where the middleware writes who a request comes from,
 // for the handlers that record it (created_by, updated_by); a client's
 // own value is replaced when access control is on.
@@ -184,7 +188,12 @@ func (m *middleware) ServeHTTP(w http.ResponseWriter, r *http.Request) {
 				m.serve(w, r, ev, perm, nil)
 				return
 			}
-			w.Header().Set("WWW-Authenticate", `Basic realm="kiln", charset="UTF-8"`)
+			if r.Header.Get(UIHeader) == "" {
+				// Not to the web UI's own calls: a browser would answer
+				// the challenge with its password dialog instead of
+				// letting the page show its sign-in form.
+				w.Header().Set("WWW-Authenticate", `Basic realm="kiln", charset="UTF-8"`)
+			}
 			m.refuse(w, r, ev, "anonymous", unauthenticated("Authentication required: send a Kiln API token (Authorization: Bearer kiln_…, or MLFLOW_TRACKING_TOKEN) or a user name and password (HTTP Basic, or MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD)"))
 			return
 		}

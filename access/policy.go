@@ -128,6 +128,9 @@ func DefaultPolicy() Policy {
 		"GET /health": {Action: ActionPublic}, "GET /version": {Action: ActionPublic}, "GET /{$}": {Action: ActionPublic},
 		"GET /api/v1/openapi.yaml": {Action: ActionPublic}, "GET /api/2.0/mlflow/server-features": {Action: ActionPublic},
 		"POST /api/v1/login": {Action: ActionPublic},
+		// The web UI's files: no data in them (its pages call the APIs,
+		// which check), and the sign-in form is one of them.
+		"GET /ui": {Action: ActionPublic}, "GET /ui/{path...}": {Action: ActionPublic},
 		// Single sign-on: to the provider and back (api/oidc.go).
 		"GET /api/v1/oidc/login": {Action: ActionPublic}, "GET /api/v1/oidc/callback": {Action: ActionPublic},
 		// Unknown routes answer 404 only to someone signed in.

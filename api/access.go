@@ -147,7 +147,17 @@ func (h *Handler) logout(w http.ResponseWriter, r *http.Request) error {
 }
 
 func (h *Handler) whoami(w http.ResponseWriter, r *http.Request) error {
-	writeJSON(w, http.StatusOK, principal(r))
+	p := principal(r)
+	if t := p.CSRFToken(); t != "" {
+		// A signed-in browser learns its session's CSRF token again after
+		// a reload (only a same-origin page can read this answer).
+		writeJSON(w, http.StatusOK, struct {
+			*access.Principal
+			CSRFToken string `json:"csrf_token"`
+		}{p, t})
+		return nil
+	}
+	writeJSON(w, http.StatusOK, p)
 	return nil
 }
 

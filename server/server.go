@@ -51,6 +51,7 @@ import (
 	"github.com/kiln-ml/kiln/serving"
 	"github.com/kiln-ml/kiln/store"
 	"github.com/kiln-ml/kiln/tracking"
+	"github.com/kiln-ml/kiln/ui"
 )
 
 // Server is a running Kiln process.
@@ -257,9 +258,22 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	// SHAP explanations of what an endpoint's primary route answers.
 	mux.Handle("POST /endpoints/{endpoint}/explain", explain.NewHandler(s.deploy.Lookup, log))
 	mux.Handle("GET /metrics", promhttp.HandlerFor(reg2, promhttp.HandlerOpts{}))
+	// The web UI (embedded files; its pages call the APIs above).
+	webUI, err := ui.New()
+	if err != nil {
+		s.Close()
+		return nil, fmt.Errorf("web UI: %w", err)
+	}
+	mux.Handle("GET /ui", webUI)
+	mux.Handle("GET /ui/{path...}", webUI)
 	mux.HandleFunc("GET /{$}", func(w http.ResponseWriter, r *http.Request) {
+		// A browser goes to the UI; anything else gets a line of text.
+		if strings.Contains(r.Header.Get("Accept"), "text/html") {
+			http.Redirect(w, r, ui.Prefix, http.StatusFound)
+			return
+		}
 		w.Header().Set("Content-Type", "text/plain; charset=utf-8")
-		fmt.Fprintf(w, "Kiln is running.\nPoint the MLflow client at it: MLFLOW_TRACKING_URI=http://%s\n", r.Host)
+		fmt.Fprintf(w, "Kiln is running.\nPoint the MLflow client at it: MLFLOW_TRACKING_URI=http://%s\nThe web UI: http://%s/ui/\n", r.Host, r.Host)
 	})
 	s.mux, s.inferenceMux = mux, inference
 	// Access control sees every request: inference (which has its own
