@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor bench-ui ui-test clean
 
 all: build
 
@@ -36,7 +36,14 @@ $(VENV)/.stamp: tests/compat/requirements.txt
 $(VERSITYGW):
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
-tools: venv $(VERSITYGW)
+# playwright-core for the browser tests of the web UI (tests/ui), pinned
+# in its package-lock.json; the browser is Debian's chromium.
+UI_NODE := tests/ui/node_modules/.stamp
+$(UI_NODE): tests/ui/package.json tests/ui/package-lock.json
+	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
+	touch $@
+
+tools: venv $(VERSITYGW) $(UI_NODE)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
@@ -58,7 +65,14 @@ test: build tools lint
 	export KILN_TEST_REDIS; \
 	$(GO) test -count=1 ./...; \
 	$(MAKE) --no-print-directory ort-test cross fuzz-short; \
-	$(PY) -m pytest tests/compat sdk/python/tests -q -p no:cacheprovider
+	$(PY) -m pytest tests/compat sdk/python/tests -q -p no:cacheprovider; \
+	$(MAKE) --no-print-directory ui-test
+
+# The web UI in headless Chromium (Debian's chromium; CHROMIUM=path for
+# another): every page against a seeded server, screenshots in
+# tests/ui/artifacts. KILN_UI_ONLY=models runs one area.
+ui-test: build venv $(UI_NODE)
+	cd tests/ui && PYTHON=$(CURDIR)/$(PY) node --test-reporter=spec run.mjs
 
 go-test:
 	$(GO) test ./...
@@ -108,5 +122,9 @@ bench-monitor: build venv
 	bench/monitor/drift/run.sh
 	bench/monitor/logging/run.sh
 
+# The run table of 100,000 runs in Chromium: Kiln's UI against MLflow's (bench/README.md).
+bench-ui: build venv $(UI_NODE)
+	bench/ui/run.sh
+
 clean:
-	rm -rf bin $(VENV) kiln-data
+	rm -rf bin $(VENV) kiln-data tests/ui/node_modules tests/ui/artifacts

@@ -317,8 +317,12 @@ func TestAuditAndSessions(t *testing.T) {
 		h.ServeHTTP(rec, r)
 		return rec
 	}
-	if rec := withSession("GET", "/api/v1/whoami", "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"auth":"session"`) {
-		t.Errorf("whoami by session: %d %s", rec.Code, rec.Body)
+	if rec := withSession("GET", "/api/v1/whoami", "", ""); rec.Code != 200 || !strings.Contains(rec.Body.String(), `"auth":"session"`) ||
+		!strings.Contains(rec.Body.String(), `"csrf_token":"`+login.CSRFToken+`"`) {
+		t.Errorf("whoami by session (with its CSRF token, for the UI after a reload): %d %s", rec.Code, rec.Body)
+	}
+	if rec := call(t, h, admin, "GET", "/api/v1/whoami", "", nil); strings.Contains(rec.Body.String(), "csrf_token") {
+		t.Errorf("whoami by password names a CSRF token: %s", rec.Body)
 	}
 	if rec := withSession("POST", "/api/2.0/mlflow/experiments/create", `{"name":"s1"}`, ""); rec.Code != http.StatusForbidden || !strings.Contains(rec.Body.String(), "CSRF") {
 		t.Errorf("change without CSRF token: %d %s", rec.Code, rec.Body)
@@ -331,6 +335,39 @@ func TestAuditAndSessions(t *testing.T) {
 	}
 	if rec := withSession("GET", "/api/v1/whoami", "", ""); rec.Code != http.StatusUnauthorized {
 		t.Errorf("whoami after logout: %d", rec.Code)
+	}
+}
+
+// TestUIChallenge: a refusal for want of credentials challenges HTTP
+// clients (Basic) but not the web UI's calls, which a browser would answer
+// with its password dialog; the UI's files are public, its data is not.
+func TestUIChallenge(t *testing.T) {
+	_, h, _ := authServer(t)
+	for _, tc := range []struct {
+		ui        bool
+		challenge bool
+	}{{false, true}, {true, false}} {
+		r := httptest.NewRequest("GET", "/api/v1/whoami", nil)
+		if tc.ui {
+			r.Header.Set(access.UIHeader, "1")
+		}
+		rec := httptest.NewRecorder()
+		h.ServeHTTP(rec, r)
+		if rec.Code != http.StatusUnauthorized || (rec.Header().Get("WWW-Authenticate") != "") != tc.challenge {
+			t.Errorf("ui=%v: %d, WWW-Authenticate %q", tc.ui, rec.Code, rec.Header().Get("WWW-Authenticate"))
+		}
+	}
+	for path, want := range map[string]int{"/ui/": 200, "/ui/experiments/1": 200, "/ui/app.js": 200, "/api/2.0/mlflow/experiments/search": 401} {
+		if rec := call(t, h, "", "GET", path, "", nil); rec.Code != want {
+			t.Errorf("GET %s without credentials: %d, want %d", path, rec.Code, want)
+		}
+	}
+	r := httptest.NewRequest("GET", "/", nil)
+	r.Header.Set("Accept", "text/html,application/xhtml+xml")
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, r)
+	if rec.Code != http.StatusFound || rec.Header().Get("Location") != "/ui/" {
+		t.Errorf("a browser at /: %d → %q, want a redirect to /ui/", rec.Code, rec.Header().Get("Location"))
 	}
 }
 

@@ -16,6 +16,7 @@ export const sections = [
   { id: 'features', label: 'Features', module: 'features' },
   { id: 'pipelines', label: 'Pipelines', module: 'pipelines' },
   { id: 'studies', label: 'Tuning', module: 'pipelines' },
+  { id: 'scoring', label: 'Scoring', module: 'scoring' },
   { id: 'governance', label: 'Governance', module: 'governance' },
   { id: 'lineage', label: 'Lineage', module: 'lineage', hidden: true },
   { id: 'compare', label: 'Compare', module: 'experiments', hidden: true },
