@@ -150,17 +150,27 @@ func (a *Audit) Append(ctx context.Context, e *Event) error {
 	return err
 }
 
-// AuditQuery selects events: after a sequence number, by actor, in a
-// time range; Limit bounds the page (default 1000, at most 10000).
+// AuditQuery selects events: between sequence numbers, by actor, action
+// and resource, in a time range; Limit bounds the page (default 1000, at
+// most 10000).
 type AuditQuery struct {
-	After int64
-	Actor string
-	Since int64 // unix ms, inclusive
-	Until int64 // unix ms, exclusive; 0: no bound
-	Limit int
+	After  int64
+	Before int64 // exclusive; 0: no bound
+	Actor  string
+	// Action keeps the events whose action (the route, "POST
+	// /api/v1/users") contains it; Resource those whose resource or path
+	// contains it. Both compare case-sensitively.
+	Action   string
+	Resource string
+	Since    int64 // unix ms, inclusive
+	Until    int64 // unix ms, exclusive; 0: no bound
+	Limit    int
+	// Desc lists the newest first (the page then ends Limit events below
+	// Before).
+	Desc bool
 }
 
-// List returns events in sequence order.
+// List returns events in sequence order (newest first with q.Desc).
 func (a *Audit) List(ctx context.Context, q AuditQuery) ([]*Event, error) {
 	if q.Limit <= 0 {
 		q.Limit = 1000
@@ -170,9 +180,24 @@ func (a *Audit) List(ctx context.Context, q AuditQuery) ([]*Event, error) {
 	if until == 0 {
 		until = 1<<63 - 1
 	}
+	before := q.Before
+	if before <= 0 {
+		before = 1<<63 - 1
+	}
+	contains := `instr(%s, ?) > 0`
+	if a.db.Dialect == store.Postgres {
+		contains = `strpos(%s, ?) > 0`
+	}
+	order := "seq"
+	if q.Desc {
+		order = "seq DESC"
+	}
 	rows, err := a.db.R.QueryContext(ctx, a.db.Rebind(`SELECT `+auditCols+` FROM audit_events
-		WHERE seq > ? AND (? = '' OR actor = ?) AND time >= ? AND time < ? ORDER BY seq LIMIT ?`),
-		q.After, q.Actor, q.Actor, q.Since, until, q.Limit)
+		WHERE seq > ? AND seq < ? AND (? = '' OR actor = ?) AND time >= ? AND time < ?
+		AND (? = '' OR `+fmt.Sprintf(contains, "action")+`)
+		AND (? = '' OR `+fmt.Sprintf(contains, "resource")+` OR `+fmt.Sprintf(contains, "path")+`)
+		ORDER BY `+order+` LIMIT ?`),
+		q.After, before, q.Actor, q.Actor, q.Since, until, q.Action, q.Action, q.Resource, q.Resource, q.Resource, q.Limit)
 	if err != nil {
 		return nil, fmt.Errorf("access: audit list: %w", err)
 	}

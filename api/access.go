@@ -460,7 +460,7 @@ func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 	for _, f := range []struct {
 		name string
 		dst  *int64
-	}{{"after", &aq.After}, {"since", &aq.Since}, {"until", &aq.Until}} {
+	}{{"after", &aq.After}, {"before", &aq.Before}, {"since", &aq.Since}, {"until", &aq.Until}} {
 		if v := q.Get(f.name); v != "" {
 			n, err := strconv.ParseInt(v, 10, 64)
 			if err != nil || n < 0 {
@@ -476,7 +476,14 @@ func (h *Handler) listAudit(w http.ResponseWriter, r *http.Request) error {
 		}
 		aq.Limit = n
 	}
-	aq.Actor = q.Get("actor")
+	aq.Actor, aq.Action, aq.Resource = q.Get("actor"), q.Get("action"), q.Get("resource")
+	switch o := q.Get("order"); o {
+	case "", "asc":
+	case "desc":
+		aq.Desc = true
+	default:
+		return errdefs.Invalid("order=%q: want asc or desc", clip(o))
+	}
 	evs, err := a.Audit.List(r.Context(), aq)
 	if err != nil {
 		return err

@@ -483,8 +483,11 @@ func (s *Service) allow(ctx context.Context, model string, version int64, typ, t
 	if pending, _ := s.find(ctx, model, version, typ, target, StatePending); pending != nil {
 		have = fmt.Sprintf("request %s has %d of %d approvals", pending.ID, pending.Approvals, pending.Required)
 	}
-	return fmt.Errorf("%w: %s '%s' of model '%s' is protected by approval policy '%s': version %d needs %d approval(s) (%s; ask with: kiln approvals request %s/%d %s)",
-		ErrNotApproved, typ, target, model, ps[0].Name, version, need, have, model, version, how)
+	// An invalid state at the wire edges (MLflow's INVALID_STATE, 400),
+	// still ErrNotApproved to errors.Is.
+	return &errdefs.Error{Kind: errdefs.ErrInvalidState, Err: ErrNotApproved,
+		Msg: fmt.Sprintf("%s '%s' of model '%s' is protected by approval policy '%s': version %d needs %d approval(s) (%s; ask with: kiln approvals request %s/%d %s)",
+			typ, target, model, ps[0].Name, version, need, have, model, version, how)}
 }
 
 // AllowAlias is the registry's alias guard.

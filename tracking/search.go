@@ -41,6 +41,13 @@ type sqlBuilder struct {
 	where     []string
 	whereArgs []any
 	metricAs  map[string]string // metric key → alias of an inner join
+	// orderMetric is the metric the results are ordered by first (""
+	// when they are not): a filter on it inner-joins latest_metrics so
+	// that its (key, value) index drives both; a filter on any other
+	// metric is an EXISTS, so that the order's own index (runs by start
+	// time, say) drives the scan and it stops after one page — a join
+	// there would read and sort every run that passes the filter.
+	orderMetric string
 }
 
 func (b *sqlBuilder) metricJoin(key string) string {
@@ -74,6 +81,11 @@ func (s *Store) SearchRuns(ctx context.Context, q SearchRunsQuery) ([]*Run, stri
 		return nil, "", err
 	}
 	b := &sqlBuilder{metricAs: map[string]string{}}
+	if len(q.OrderBy) > 0 {
+		if o, err := filter.ParseOrderBy(q.OrderBy[0]); err == nil && o.Entity == filter.Metric {
+			b.orderMetric = o.Key
+		}
+	}
 	expArgs := make([]any, 0, len(q.ExperimentIDs))
 	for _, id := range q.ExperimentIDs {
 		n, err := strconv.ParseInt(id, 10, 64)
@@ -103,7 +115,14 @@ func (s *Store) SearchRuns(ctx context.Context, q SearchRunsQuery) ([]*Run, stri
 			if !ok || col == "r.lifecycle_stage" {
 				return nil, "", errdefs.Invalid("Invalid attribute key '%s' specified in order_by", o.Key)
 			}
-			order = append(order, filter.OrderSQL(col, o.Ascending))
+			if col == "r.end_time" {
+				order = append(order, filter.OrderSQL(col, o.Ascending))
+			} else {
+				// NOT NULL columns: no NULLs-last term, which would keep
+				// the runs index (experiment, stage, start time) from
+				// giving the order and make every search sort all runs.
+				order = append(order, col+dir(o.Ascending))
+			}
 		case filter.Metric:
 			if a, ok := b.metricAs[o.Key]; ok {
 				// Already inner-joined by a filter: no NULLs, and an index on (key, value) can drive the scan.
@@ -169,6 +188,15 @@ func (s *Store) runClause(b *sqlBuilder, c filter.Clause) error {
 	d := s.db.Dialect
 	switch c.Entity {
 	case filter.Metric:
+		if c.Key != b.orderMetric {
+			sqlc, args, err := filter.CompareSQL(d, "x.value", c.Op, c.Value)
+			if err != nil {
+				return err
+			}
+			b.where = append(b.where, "EXISTS (SELECT 1 FROM latest_metrics x WHERE x.run_uuid = r.run_uuid AND x.key = ? AND "+sqlc+" AND x.is_nan = ?)")
+			b.whereArgs = append(append(append(b.whereArgs, c.Key), args...), false)
+			return nil
+		}
 		a := b.metricJoin(c.Key)
 		sqlc, args, err := filter.CompareSQL(d, a+".value", c.Op, c.Value)
 		if err != nil {

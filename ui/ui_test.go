@@ -130,3 +130,28 @@ func clean(p string) string {
 	}
 	return strings.Join(out, "/")
 }
+
+// TestSectionsHaveModules checks that every section of the navigation
+// (app.js) is rendered by an embedded page module exporting render.
+func TestSectionsHaveModules(t *testing.T) {
+	h, err := New()
+	if err != nil {
+		t.Fatal(err)
+	}
+	app := string(h.files["app.js"].body)
+	sec := regexp.MustCompile(`\{ id: '([a-z-]+)', label: '[^']+', module: '([a-z-]+)'`)
+	found := sec.FindAllStringSubmatch(app, -1)
+	if len(found) < 10 {
+		t.Fatalf("found %d sections in app.js", len(found))
+	}
+	for _, m := range found {
+		f := h.files["pages/"+m[2]+".js"]
+		if f == nil {
+			t.Errorf("section %s: pages/%s.js is not embedded", m[1], m[2])
+			continue
+		}
+		if !strings.Contains(string(f.body), "export async function render(") && !strings.Contains(string(f.body), "export function render(") {
+			t.Errorf("pages/%s.js exports no render", m[2])
+		}
+	}
+}

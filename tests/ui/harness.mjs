@@ -104,14 +104,44 @@ export async function open(path, { signedIn = true } = {}) {
   await page.waitForFunction(() => !document.getElementById('main')?.hasAttribute('aria-busy'));
   page.kiln = {
     errors,
-    // done asserts no script errors and saves a screenshot named name.
+    // done asserts no script errors and the basic accessibility rules
+    // (accessibilityProblems), and saves a screenshot named name.
     async done(name, { allowErrors = false } = {}) {
       await page.screenshot({ path: join(artifactsDir, `${name}.png`), fullPage: true });
       if (!allowErrors) assert.deepEqual(errors, [], `script errors on ${name}`);
+      assert.deepEqual(await page.evaluate(accessibilityProblems), [], `accessibility problems on ${name}`);
       await ctx.close();
     },
   };
   return page;
+}
+
+// accessibilityProblems runs in the page: every visible form control and
+// button has an accessible name, every image an alt text, every chart an
+// accessible name, and the page has exactly one h1.
+function accessibilityProblems() {
+  const out = [];
+  const visible = (el) => el.getClientRects().length > 0 && getComputedStyle(el).visibility !== 'hidden';
+  const describe = (el) => `${el.tagName.toLowerCase()}${el.id ? '#' + el.id : ''}${el.className && typeof el.className === 'string' ? '.' + el.className.split(' ').join('.') : ''}`;
+  const named = (el) => {
+    if ((el.getAttribute('aria-label') || '').trim()) return true;
+    const by = el.getAttribute('aria-labelledby');
+    if (by && by.split(/\s+/).some((id) => document.getElementById(id)?.textContent.trim())) return true;
+    if (el.labels && [...el.labels].some((l) => l.textContent.trim())) return true;
+    if (el.getAttribute('title')) return true;
+    return false;
+  };
+  for (const el of document.querySelectorAll('input:not([type=hidden]), select, textarea')) {
+    if (visible(el) && !named(el)) out.push(`unlabelled ${describe(el)}`);
+  }
+  for (const el of document.querySelectorAll('button, a[href]')) {
+    if (visible(el) && !el.textContent.trim() && !named(el)) out.push(`nameless ${describe(el)}`);
+  }
+  for (const el of document.querySelectorAll('img')) if (!el.hasAttribute('alt')) out.push(`img without alt: ${el.src}`);
+  for (const el of document.querySelectorAll('svg.chart')) if (!(el.getAttribute('aria-label') || '').trim()) out.push(`chart without a name: ${describe(el)}`);
+  const h1 = [...document.querySelectorAll('h1')].filter(visible).length;
+  if (h1 !== 1) out.push(`${h1} h1 headings`);
+  return out;
 }
 
 // settled waits until the page has finished rendering (the router clears

@@ -2,7 +2,7 @@
 // router that maps /ui/<section>/… to the page module that renders it.
 // Pages are ES modules in pages/ exporting render(ctx); they are loaded on
 // first use, so one page's failure never breaks the others.
-import { h, clear, errorBox } from './lib/dom.js';
+import { h, clear, errorBox, pending } from './lib/dom.js';
 import { v1, setCSRF, workspace, setWorkspace, setUnauthorizedHandler, ApiError } from './lib/api.js';
 
 // Sections: the nav entries, and which module renders which first path
@@ -104,6 +104,7 @@ function showLogin(message) {
   h('label', { for: 'login-password' }, 'Password'), pass,
   h('button', { type: 'submit' }, 'Sign in'));
   clear(main()).append(form);
+  main().removeAttribute('aria-busy');
   user.focus();
 }
 
@@ -116,6 +117,7 @@ export async function route() {
   const el = clear(main());
   if (!sec) {
     el.append(h('h1', null, 'Not found'), h('p', null, 'No page at ', h('code', null, location.pathname), '.'));
+    el.removeAttribute('aria-busy');
     return;
   }
   el.setAttribute('aria-busy', 'true');
@@ -129,6 +131,8 @@ export async function route() {
     const mod = await import(`./pages/${sec.module}.js`);
     if (seq !== renderSeq) return;
     await mod.render(ctx);
+    // Content drawn after render resolved (a tab's panel) counts too.
+    while (pending.size && seq === renderSeq) await Promise.allSettled([...pending]);
   } catch (e) {
     if (seq !== renderSeq) return;
     if (e instanceof ApiError && e.status === 401) return; // the sign-in form is up
@@ -146,6 +150,7 @@ async function start() {
   } catch (e) {
     if (e instanceof ApiError && e.status === 401) { showLogin(); return; }
     clear(main()).append(errorBox(e));
+    main().removeAttribute('aria-busy');
     return;
   }
   await Promise.all([drawUser(), drawWorkspaces()]);

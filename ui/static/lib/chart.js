@@ -23,18 +23,30 @@ export function niceTicks(lo, hi, n = 5) {
   return out;
 }
 
-function extent(vals) {
+// extent is [min, max] of the finite values, widened when they are all
+// equal (by a minute on a time axis, else by 5%).
+function extent(vals, time = false) {
   let lo = Infinity, hi = -Infinity;
   for (const v of vals) { if (Number.isFinite(v)) { if (v < lo) lo = v; if (v > hi) hi = v; } }
   if (lo === Infinity) return [0, 1];
-  if (lo === hi) { const d = Math.abs(lo) * 0.05 || 1; return [lo - d, hi + d]; }
+  if (lo === hi) { const d = time ? 60000 : (Math.abs(lo) * 0.05 || 1); return [lo - d, hi + d]; }
   return [lo, hi];
 }
 
-function legend(names) {
+// legend lists series names with their colours (a series' own color, else
+// the palette's).
+function legend(names, colors = []) {
   if (names.length < 2) return null;
   return h('ul', { class: 'legend' }, names.map((n, i) => h('li', null,
-    s('svg', { width: 14, height: 10, 'aria-hidden': 'true' }, s('rect', { width: 14, height: 10, fill: palette[i % palette.length] })), ' ', n)));
+    s('svg', { width: 14, height: 10, 'aria-hidden': 'true' }, s('rect', { width: 14, height: 10, fill: colors[i] || palette[i % palette.length] })), ' ', n)));
+}
+
+// timeTicks labels a time axis: seconds when it spans under ten minutes,
+// minutes under two days, else dates.
+function timeLabel(span) {
+  if (span < 10 * 60000) return (v) => fmtTime(v).slice(11, 19);
+  if (span < 2 * 86400000) return (v) => fmtTime(v).slice(5, 16);
+  return (v) => fmtTime(v).slice(0, 10);
 }
 
 // lineChart draws series [{name, points: [[x, y], …]}]. opts: title,
@@ -45,14 +57,14 @@ export function lineChart(series, opts = {}) {
   const iw = W - m.l - m.r, ih = H - m.t - m.b;
   const xs = [], ys = [];
   for (const se of series) for (const [x, y] of se.points) { xs.push(x); ys.push(y); }
-  let [x0, x1] = extent(xs);
+  let [x0, x1] = extent(xs, opts.xTime);
   let [y0, y1] = extent(ys);
   const yt = niceTicks(y0, y1, 5);
   if (yt.length) { y0 = Math.min(y0, yt[0]); y1 = Math.max(y1, yt[yt.length - 1]); }
   const xt = niceTicks(x0, x1, opts.xTime ? 4 : 6);
   const X = (v) => m.l + ((v - x0) / (x1 - x0 || 1)) * iw;
   const Y = (v) => m.t + ih - ((v - y0) / (y1 - y0 || 1)) * ih;
-  const fx = opts.xTime ? (v) => fmtTime(v).slice(5, 16) : fmtNum;
+  const fx = opts.xTime ? timeLabel(x1 - x0) : fmtNum;
   const svg = s('svg', { class: 'chart line', viewBox: `0 0 ${W} ${H}`, role: 'img', 'aria-label': opts.title || 'Line chart' },
     s('title', null, opts.title || 'Line chart'),
     // grid and axes
@@ -89,7 +101,7 @@ export function lineChart(series, opts = {}) {
       return best ? `${se.name}: ${fmtNum(best[1])} @ ${fx(best[0])}` : '';
     }).filter(Boolean).join('   ');
   });
-  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(series.map((x) => x.name)), readout);
+  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(series.map((x) => x.name), series.map((x) => x.color)), readout);
 }
 
 // barChart draws horizontal bars [{label, value}] (sorted as given).
@@ -153,7 +165,7 @@ export function histogram(bins, series, opts = {}) {
     s('line', { x1: m.l, x2: m.l, y1: m.t, y2: m.t + ih, class: 'axis' }),
     opts.xLabel ? s('text', { class: 'label', x: m.l + iw / 2, y: H - 4, 'text-anchor': 'middle' }, opts.xLabel) : null,
     s('text', { class: 'label', transform: `translate(12 ${m.t + ih / 2}) rotate(-90)`, 'text-anchor': 'middle' }, opts.yLabel || (opts.normalize ? 'share' : 'count')));
-  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(series.map((x) => x.name)));
+  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(series.map((x) => x.name), series.map((x) => x.color)));
 }
 
 // parallelCoords draws lines [{name, values: {dim: value}}] across dims
@@ -190,7 +202,7 @@ export function parallelCoords(dims, lines, opts = {}) {
         s('text', { x, y: m.t - 10, 'text-anchor': 'middle', class: 'label' }, d.label || d.key),
         ticks.map((t) => s('text', { x: x + 4, y: sc.y(t) + 4 }, sc.numeric ? fmtNum(t) : String(t))));
     }));
-  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(lines.map((l) => l.name)));
+  return h('figure', { class: 'chart' }, opts.title ? h('figcaption', null, opts.title) : null, svg, legend(lines.map((l) => l.name), lines.map((l) => l.color)));
 }
 
 // dag draws nodes [{id, label, state}] and edges [[from, to]] in layers by

@@ -49,6 +49,10 @@ export function link(href, ...kids) {
   return h('a', { href, 'data-nav': '' }, ...kids);
 }
 
+// put appends children to el, skipping null, undefined and false (which
+// Element.append would print as text).
+export function put(el, ...kids) { append(el, kids); return el; }
+
 export function clear(el) { while (el.firstChild) el.removeChild(el.firstChild); return el; }
 
 // fmtNum prints a number readably: integers as they are, others with 4
@@ -179,6 +183,12 @@ export function pager({ label, hasPrev, hasNext, onPrev, onNext }) {
     h('button', { type: 'button', disabled: !hasNext, onclick: onNext }, 'Next ›'));
 }
 
+// pending holds renders still running after a page's render resolved
+// (a tab's content): the router waits for them before it clears
+// aria-busy on <main>.
+export const pending = new Set();
+let focusTab = false;
+
 // tabs renders a tab list; each tab is {id, label, render(el)}. The active
 // tab is kept in the address's "tab" query parameter.
 export function tabs(list, active, onChange) {
@@ -190,12 +200,24 @@ export function tabs(list, active, onChange) {
     onclick: () => onChange(t.id),
     onkeydown: (e) => {
       const i = list.findIndex((x) => x.id === t.id);
-      if (e.key === 'ArrowRight') onChange(list[(i + 1) % list.length].id, true);
-      if (e.key === 'ArrowLeft') onChange(list[(i - 1 + list.length) % list.length].id, true);
+      let next = null;
+      if (e.key === 'ArrowRight') next = list[(i + 1) % list.length].id;
+      if (e.key === 'ArrowLeft') next = list[(i - 1 + list.length) % list.length].id;
+      if (e.key === 'Home') next = list[0].id;
+      if (e.key === 'End') next = list[list.length - 1].id;
+      if (next !== null) { e.preventDefault(); focusTab = true; onChange(next, true); }
     },
   }, t.label)));
   const tab = list.find((t) => t.id === cur);
-  if (tab) Promise.resolve(tab.render(panel)).catch((e) => panel.append(errorBox(e)));
+  if (tab) {
+    const p = Promise.resolve().then(() => tab.render(panel)).catch((e) => panel.append(errorBox(e))).finally(() => pending.delete(p));
+    pending.add(p);
+  }
+  if (focusTab) {
+    // The tab list was drawn again after a key press: keep the focus on it.
+    focusTab = false;
+    setTimeout(() => bar.querySelector('[aria-selected="true"]')?.focus());
+  }
   return h('div', null, bar, panel);
 }
 
