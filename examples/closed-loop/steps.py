@@ -1,5 +1,11 @@
 """The small steps of the closed-loop pipeline (one script, a subcommand each).
 
+  tune STUDY           run the tuning study (kiln tune run -f STUDY -o json;
+                       the study's `python` becomes --python, its trial
+                       count --trials); outputs: the best trial's
+                       parameters (one output each), best_value,
+                       trials (how many completed) and study_run (the
+                       study's parent run)
   register MODEL_URI   register the logged model as a new version of --model
                        (the MLflow client's register_model); output: version
   promote VERSION      move the alias --alias (champion) of --model to VERSION;
@@ -19,6 +25,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import subprocess
 import sys
 import time
 import urllib.error
@@ -47,6 +54,39 @@ def output(name: str, value: str) -> None:
         Path(out).mkdir(parents=True, exist_ok=True)
         Path(out, name).write_text(value)
     print(f"output {name} = {value}")
+
+
+def tune(a: argparse.Namespace) -> None:
+    """Runs the study with kiln tune; its best trial's parameters become outputs."""
+    import yaml  # only this step reads YAML (PyYAML comes with mlflow)
+
+    try:
+        doc = yaml.safe_load(Path(a.study).read_text())
+    except (OSError, yaml.YAMLError) as e:
+        sys.exit(f"study {a.study}: {e}")
+    cmd = ((doc or {}).get("spec") or {}).get("command") or []
+    if cmd and cmd[0] == "python":
+        cmd[0] = a.python  # the interpreter of this pipeline, not the one on PATH
+    args = [a.kiln, "tune", "run", "-f", "-", "-o", "json"] + (["--trials", str(a.trials)] if a.trials else [])
+    # The study's progress (one line a trial) goes to the step's log as it comes.
+    try:
+        p = subprocess.run(args, input=json.dumps(doc), stdout=subprocess.PIPE, stderr=sys.stderr, text=True)
+    except OSError as e:
+        sys.exit(f"cannot run {a.kiln}: {e}")
+    if p.returncode != 0:
+        sys.exit(f"kiln tune exited {p.returncode}: {p.stdout[-2000:]}")
+    res = json.loads(p.stdout)
+    best = res.get("best") or {}
+    if not best.get("params"):
+        sys.exit(f"the study has no best trial: {p.stdout[-2000:]}")
+    completed = sum(1 for t in res.get("trials") or [] if t.get("state") == "completed")
+    print(f"study {res.get('study')} (run {res.get('parent_run_id')}): {completed} trials completed, "
+          f"best trial {best.get('number')} {res.get('metric')} = {best.get('value')}")
+    for k, v in best["params"].items():
+        output(k, json.dumps(v) if isinstance(v, bool) else str(v))
+    output("best_value", repr(float(best["value"])))
+    output("trials", str(completed))
+    output("study_run", res["parent_run_id"])
 
 
 def register(a) -> None:
@@ -98,6 +138,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--model", default="closed-loop")
     sub = ap.add_subparsers(dest="cmd", required=True)
+    p = sub.add_parser("tune")
+    p.add_argument("study")
+    p.add_argument("--kiln", default="kiln", help="the kiln binary")
+    p.add_argument("--python", default=sys.executable, help="the interpreter of the study's python command")
+    p.add_argument("--trials", type=int, default=0, help="trials (0: the study's own)")
+    p.set_defaults(fn=tune)
     p = sub.add_parser("register")
     p.add_argument("uri")
     p.set_defaults(fn=register)

@@ -1,24 +1,29 @@
 """The closed loop end to end against a real `kiln server` (SQLite and
 PostgreSQL+S3), with the documents and scripts of examples/closed-loop as
 they are (only the tool paths of the pipeline's parameters and the
-monitor's window and schedule are set here):
+monitor's window and schedule are set here). The model is an XGBoost
+churn classifier, logged with mlflow.xgboost and served by Kiln's pure-Go
+XGBoost runtime:
 
 0. bootstrap: closed-loop-data@1 (the reference world), the gate policy and
-   the pipeline applied, one manual run: validate → train → register →
-   gate (rubber stamp) → promote (alias champion) → deploy (the endpoint is
-   created) → rollout; the endpoint serves version 1;
+   the pipeline applied, one manual run: validate → tune (`kiln tune run -f
+   study.yaml`: six trials, child runs of the study's parent run) → train
+   (with the best trial's parameters) → register → gate (rubber stamp) →
+   promote (alias champion) → deploy (the endpoint is created) → rollout;
+   the endpoint serves version 1 with the xgboost runtime;
 1. drift: closed-loop-data@2 (the drifted world) and drifted traffic; the
    monitor runs, its alert fires, and from there nothing but waiting: the
-   alert's trigger starts the pipeline, version 2 is trained on @2, passes
-   the gate against the champion, the alias moves, the canary is analysed
-   on the live traffic (a client thread keeps sending) and promotes
-   itself. Lineage: version 2 → closed-loop-data@2, its run is the train
-   step's child run of the pipeline's parent run, the run's cause names
-   the alert, the endpoint's events name the version;
+   alert's trigger starts the pipeline, version 2 is tuned and trained on
+   @2, passes the gate against the champion, the alias moves, the canary is
+   analysed on the live traffic (a client thread keeps sending) and
+   promotes itself. Lineage: version 2 → closed-loop-data@2, its run is the
+   train step's child run of the pipeline's parent run, the run's cause
+   names the alert, the endpoint's events name the version;
 2. a worse model: the pipeline re-applied with label_noise 1 (a model that
    learned nothing), the alert resolved and fired again by traffic of the
-   other world; the triggered run fails at the gate, the later steps never
-   run, the alias and the endpoint stay on version 2.
+   other world; the triggered run reuses the tune step from the cache (same
+   data, same study), fails at the gate, the later steps never run, the
+   alias and the endpoint stay on version 2.
 """
 
 from __future__ import annotations
@@ -41,6 +46,8 @@ from monitoring_helpers import KILN_BIN, kiln_cli
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "closed-loop"
 PIPELINE, MODEL, ENDPOINT, MONITOR, POLICY, DATA = (
     "closed-loop", "closed-loop", "closed-loop", "closed-loop-drift", "closed-loop-quality", "closed-loop-data")
+STUDY = yaml.safe_load((EXAMPLE / "study.yaml").read_text())
+TUNED = [p["name"] for p in STUDY["spec"]["parameters"]]  # max_depth, learning_rate, n_estimators
 TERMINAL = {"succeeded", "failed", "cancelled"}
 
 _spec = importlib.util.spec_from_file_location("closed_loop_gen_data", EXAMPLE / "gen_data.py")
@@ -170,6 +177,45 @@ def put_monitor(kiln, window: str) -> None:
     api(kiln, "PUT", f"monitors/{MONITOR}", ok=(200, 201), json=doc)
 
 
+def check_tuning(client, run: dict) -> dict[str, float]:
+    """The run's tune step ran the study (every trial a completed child run
+    of the study's parent run), and its train step trained with the best
+    trial's parameters. Returns those parameters."""
+    st = steps(run)
+    tune, train = st["tune"], st["train"]
+    assert tune["state"] == "succeeded", tune
+    trials = int(run["parameters"]["trials"])  # the pipeline's default, passed to kiln tune --trials
+    assert trials == 6, run["parameters"]
+    assert tune["outputs"]["trials"] == str(trials), tune["outputs"]
+    parent = client.get_run(tune["outputs"]["study_run"])
+    assert parent.data.tags.get("kiln.study") == STUDY["metadata"]["name"], parent.data.tags
+    assert parent.data.tags.get("kiln.study.trials.completed") == str(trials), parent.data.tags
+    assert client.get_experiment(parent.info.experiment_id).name == STUDY["spec"]["experiment"]
+    children = client.search_runs([parent.info.experiment_id],
+                                  f"tags.`mlflow.parentRunId` = '{parent.info.run_id}'", max_results=100)
+    assert len(children) == trials, [c.info.run_id for c in children]
+    assert all(c.info.status == "FINISHED" and "holdout_roc_auc" in c.data.metrics for c in children), children
+    objective = STUDY["spec"]["objective"]["metric"]  # maximised
+    best = next(c for c in children if c.info.run_id == parent.data.tags["kiln.study.best_run"])
+    assert best.data.metrics[objective] == max(c.data.metrics[objective] for c in children), children
+    assert float(tune["outputs"]["best_value"]) == pytest.approx(best.data.metrics[objective], abs=1e-12)
+    want = {k: float(best.data.params[k]) for k in TUNED}
+    assert {k: float(tune["outputs"][k]) for k in TUNED} == want, (tune["outputs"], want)
+    trained = client.get_run(train["tracking_run_id"]).data.params
+    assert {k: float(trained[k]) for k in TUNED} == want, (trained, want)
+    return want
+
+
+def check_xgboost(kiln, version: int) -> None:
+    """The version is an mlflow.xgboost model in a format the Go runtime reads,
+    and the endpoint serves it with the xgboost runtime (not a Python worker)."""
+    info = mlflow.models.get_model_info(f"models:/{MODEL}/{version}")
+    flavor = info.flavors.get("xgboost") or {}
+    assert flavor.get("model_class") == "xgboost.sklearn.XGBClassifier" and flavor.get("model_format") == "ubj", info.flavors
+    meta = requests.get(f"{kiln.url}/v2/models/{ENDPOINT}/versions/{version}", timeout=30)
+    assert meta.status_code == 200 and meta.json()["platform"] == "xgboost_ubj", meta.text
+
+
 def new_trigger_run(kiln, known: set[str]) -> dict:
     def started():
         new = [r for r in runs(kiln) if r["run_id"] not in known]
@@ -186,10 +232,7 @@ def test_closed_loop(kiln, tmp_path):
     rng_ref, rng_drift = np.random.default_rng(7), np.random.default_rng(8)
     cache = tmp_path / "cache"
     for world, rng in (("reference", rng_ref), ("drifted", rng_drift)):
-        d = tmp_path / world
-        d.mkdir()
-        gen_data.draw(rng, 2000, world).to_parquet(d / "train.parquet", index=False)
-        gen_data.draw(rng, 500, world).to_parquet(d / "eval.parquet", index=False)
+        gen_data.write(rng, tmp_path / world, world, 2000, 500)
     traffic = {w: gen_data.draw(r, 400, w)[gen_data.FEATURES] for w, r in (("reference", rng_ref), ("drifted", rng_drift))}
 
     # 0. Bootstrap: version 1 through a manual run.
@@ -197,11 +240,13 @@ def test_closed_loop(kiln, tmp_path):
     kiln_cli(kiln.url, "apply", "-f", str(EXAMPLE / "gatepolicy.yaml"))
     put_pipeline(kiln, pipeline_doc())
     boot = api(kiln, "POST", f"pipelines/{PIPELINE}/runs", ok=(200, 201), json={"parameters": {"reason": "bootstrap"}}).json()["run"]
-    boot = finished(kiln, boot["run_id"], 120)
+    boot = finished(kiln, boot["run_id"], 300)
     assert boot["state"] == "succeeded", describe(kiln, boot["run_id"])
     assert serving(kiln) == [(1, 100)], endpoint(kiln)
     client = mlflow.MlflowClient(kiln.url, kiln.url)
     assert client.get_model_version_by_alias(MODEL, "champion").version == "1"
+    check_tuning(client, boot)
+    check_xgboost(kiln, 1)
 
     # 1. Drift → alert → retraining → canary → promoted.
     put_monitor(kiln, "1h")
@@ -218,7 +263,7 @@ def test_closed_loop(kiln, tmp_path):
         assert len(fired) == 1 and fired[0]["rule"] == "data-drift", res.get("alerts")
 
         run = new_trigger_run(kiln, known)
-        run = finished(kiln, run["run_id"], 150)
+        run = finished(kiln, run["run_id"], 300)
         assert run["state"] == "succeeded", describe(kiln, run["run_id"])
     finally:
         clients.stop()
@@ -232,6 +277,8 @@ def test_closed_loop(kiln, tmp_path):
     assert st["register"]["outputs"]["version"] == "2", st["register"]
     assert float(st["train"]["outputs"]["val_auc"]) > 0.85, st["train"]["outputs"]
     assert serving(kiln) == [(2, 100)], endpoint(kiln)
+    tuned = check_tuning(client, run)
+    check_xgboost(kiln, 2)
     ro = endpoint(kiln)["status"]["rollout"]
     assert ro["phase"] == "succeeded" and ro["candidate"]["version"] == 2 and ro["stable"]["version"] == 1, ro
     events = api(kiln, "GET", f"endpoints/{ENDPOINT}/events").json()["events"]
@@ -295,9 +342,12 @@ def test_closed_loop(kiln, tmp_path):
     assert [t["to"] for t in res.get("alerts") or [] if t["rule"] == "data-drift"] == ["firing"], res.get("alerts")
 
     bad = new_trigger_run(kiln, known)
-    bad = finished(kiln, bad["run_id"], 120)
+    bad = finished(kiln, bad["run_id"], 180)
     assert bad["state"] == "failed", describe(kiln, bad["run_id"])
     st = steps(bad)
+    # Same data, same study: the tune step is the drift run's, from the cache.
+    assert st["tune"]["state"] == "cached", st["tune"]
+    assert {k: float(st["tune"]["outputs"][k]) for k in TUNED} == tuned, st["tune"]["outputs"]
     assert st["train"]["state"] == "succeeded" and float(st["train"]["outputs"]["val_auc"]) < 0.6, st["train"]
     assert st["register"]["outputs"]["version"] == "3", st["register"]
     assert st["gate"]["state"] == "failed" and st["gate"]["exit_code"] == 1, st["gate"]
