@@ -289,3 +289,31 @@ func FuzzParseMLmodel(f *testing.F) {
 		SelectBackend(m, "dir", "")
 	})
 }
+
+// TestSelectBackendXGBFormat: MLflow's default model_format "xgb" goes to
+// the pure-Go runtime when the file is JSON or UBJSON (what XGBoost 2.1+
+// writes), to the Python worker when it is the legacy binary format.
+func TestSelectBackendXGBFormat(t *testing.T) {
+	for _, tc := range []struct {
+		content []byte
+		want    string
+	}{
+		{[]byte(`{"learner": {}}`), BackendXGBoost},
+		{[]byte{'{', 'L', 0, 0, 0, 7, 'l', 'e', 'a', 'r', 'n', 'e', 'r'}, BackendXGBoost},
+		{[]byte{0, 0, 0, 0x3f, 'b', 'i', 'n', 'f'}, BackendPython},
+		{nil, BackendPython},
+	} {
+		dir := t.TempDir()
+		if err := os.WriteFile(filepath.Join(dir, "model.xgb"), tc.content, 0o644); err != nil {
+			t.Fatal(err)
+		}
+		m, err := ParseMLmodel("MLmodel", []byte("flavors:\n  python_function: {loader_module: mlflow.xgboost, data: model.xgb}\n  xgboost: {data: model.xgb, model_format: xgb, xgb_version: 3.2.0, model_class: xgboost.sklearn.XGBClassifier}\n"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		got, _, err := SelectBackend(m, dir, "")
+		if err != nil || got != tc.want {
+			t.Errorf("content %q: backend %q (%v), want %q", tc.content, got, err, tc.want)
+		}
+	}
+}

@@ -4,7 +4,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"io"
 	"maps"
+	"os"
 	"path/filepath"
 	"strings"
 
@@ -186,7 +188,7 @@ func SelectBackend(m *MLmodel, dir, force string) (string, runtime.Source, error
 	switch {
 	case f.ONNX != nil && f.ONNX.Data != "":
 		return onnx(BackendONNX)
-	case f.XGBoost != nil && f.XGBoost.Data != "" && (goXGBoostFormat(f.XGBoost) || f.PythonFunction == nil):
+	case f.XGBoost != nil && f.XGBoost.Data != "" && (goXGBoostFormat(dir, f.XGBoost) || f.PythonFunction == nil):
 		return xgb()
 	case f.LightGBM != nil && f.LightGBM.Data != "" && (!isPickle(f.LightGBM.Data) || f.PythonFunction == nil):
 		return lgb()
@@ -211,10 +213,29 @@ func xgbFormat(x *XGBoostFlavor) string {
 	return "xgb"
 }
 
-// goXGBoostFormat reports whether the pure-Go backend reads the file.
-func goXGBoostFormat(x *XGBoostFlavor) bool {
-	f := xgbFormat(x)
-	return f == "json" || f == "ubj"
+// goXGBoostFormat reports whether the pure-Go backend reads the file:
+// JSON and UBJSON, and MLflow's default "xgb" format when the file is one
+// of those (XGBoost 2.1 and later write UBJSON there; both start with '{'),
+// not the legacy binary format, which goes to the Python worker.
+func goXGBoostFormat(dir string, x *XGBoostFlavor) bool {
+	switch xgbFormat(x) {
+	case "json", "ubj":
+		return true
+	case "xgb":
+		c, err := cleanRel(x.Data)
+		if err != nil {
+			return false
+		}
+		fh, err := os.Open(filepath.Join(dir, filepath.FromSlash(c)))
+		if err != nil {
+			return false
+		}
+		defer fh.Close()
+		b := make([]byte, 1)
+		_, err = io.ReadFull(fh, b)
+		return err == nil && b[0] == '{'
+	}
+	return false
 }
 
 func isPickle(name string) bool {
