@@ -1,0 +1,244 @@
+"""HTTP for the Kiln client, on the standard library only (urllib).
+
+One :class:`Transport` holds a server's address, credentials and
+workspace; every API group of :class:`kiln.Client` sends through it.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import shutil
+import socket
+import ssl
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from datetime import datetime, timedelta, timezone
+from typing import IO, Any, Dict, Iterable, Mapping, Union
+
+from . import errors
+
+DEFAULT_URL = "http://127.0.0.1:5000"
+API = "/api/v1"
+
+Query = Mapping[str, Any]
+Body = Union[bytes, IO[bytes], None]
+
+
+def default_url(env: Mapping[str, str] | None = None) -> str:
+    """$KILN_URL, else an http(s) $MLFLOW_TRACKING_URI, else the default
+    server (as the kiln command line picks it)."""
+    env = os.environ if env is None else env
+    if env.get("KILN_URL"):
+        return env["KILN_URL"]
+    uri = env.get("MLFLOW_TRACKING_URI", "")
+    if urllib.parse.urlsplit(uri).scheme in ("http", "https"):
+        return uri
+    return DEFAULT_URL
+
+
+def default_credentials(env: Mapping[str, str] | None = None) -> tuple[str, str, str]:
+    """(token, username, password) as the kiln command line reads them:
+    $KILN_TOKEN, else $MLFLOW_TRACKING_USERNAME and
+    $MLFLOW_TRACKING_PASSWORD (both set), else $MLFLOW_TRACKING_TOKEN."""
+    env = os.environ if env is None else env
+    if env.get("KILN_TOKEN"):
+        return env["KILN_TOKEN"], "", ""
+    user, pw = env.get("MLFLOW_TRACKING_USERNAME", ""), env.get("MLFLOW_TRACKING_PASSWORD", "")
+    if user and pw:
+        return "", user, pw
+    return env.get("MLFLOW_TRACKING_TOKEN", ""), "", ""
+
+
+def quote(segment: str | int) -> str:
+    """One path segment, escaped (a '/' in a name stays inside its segment)."""
+    return urllib.parse.quote(str(segment), safe="")
+
+
+def time_param(value: datetime | timedelta | int | float | str | None) -> str | None:
+    """A time query parameter: a datetime (naive ones are UTC) as RFC 3339,
+    a timedelta as that long before now, a number as milliseconds since
+    the epoch, a string as given."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = datetime.now(timezone.utc) - value
+    if isinstance(value, datetime):
+        if value.tzinfo is None:
+            value = value.replace(tzinfo=timezone.utc)
+        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, bool):
+        raise TypeError("a time is a datetime, a timedelta, milliseconds since the epoch or a string")
+    if isinstance(value, (int, float)):
+        return str(int(value))
+    return str(value)
+
+
+def duration_param(value: timedelta | str | int | float | None) -> str | None:
+    """A Go duration parameter: a timedelta or a number of seconds as
+    "<n>s" (or "<n>ms"), a string as given ("1h", "15m")."""
+    if value is None:
+        return None
+    if isinstance(value, timedelta):
+        value = value.total_seconds()
+    if isinstance(value, (int, float)) and not isinstance(value, bool):
+        ms = round(value * 1000)
+        return f"{ms // 1000}s" if ms % 1000 == 0 else f"{ms}ms"
+    return str(value)
+
+
+def csv_param(value: str | Iterable[str] | None) -> str | None:
+    """A comma-separated list parameter."""
+    if value is None:
+        return None
+    if isinstance(value, str):
+        return value
+    return ",".join(str(v) for v in value)
+
+
+@dataclass
+class Response:
+    """An answer with status 2xx."""
+
+    status: int
+    headers: Any  # an email.message.Message: get() is case-insensitive
+    body: bytes
+
+    def json(self) -> Any:
+        if not self.body:
+            return {}
+        return json.loads(self.body.decode("utf-8"))
+
+    def text(self) -> str:
+        return self.body.decode("utf-8")
+
+
+class Transport:
+    """Sends requests to one Kiln server."""
+
+    def __init__(
+        self,
+        url: str,
+        *,
+        token: str = "",
+        username: str = "",
+        password: str = "",
+        workspace: str = "",
+        actor: str = "",
+        timeout: float = 60.0,
+        user_agent: str = "",
+        ssl_context: ssl.SSLContext | None = None,
+    ) -> None:
+        parts = urllib.parse.urlsplit(url.strip())
+        if parts.scheme not in ("http", "https") or not parts.netloc:
+            raise ValueError(f"invalid Kiln server URL {url!r}: want http://HOST:PORT or https://...")
+        if parts.query or parts.fragment:
+            raise ValueError(f"invalid Kiln server URL {url!r}: no query or fragment")
+        self.url = urllib.parse.urlunsplit((parts.scheme, parts.netloc, parts.path.rstrip("/"), "", ""))
+        self.token = token
+        self.username = username
+        self.password = password
+        self.workspace = workspace
+        self.actor = actor
+        self.timeout = timeout
+        self.user_agent = user_agent
+        handlers: list[Any] = []
+        if ssl_context is not None:
+            handlers.append(urllib.request.HTTPSHandler(context=ssl_context))
+        self._opener = urllib.request.build_opener(*handlers)
+
+    # -- building requests ------------------------------------------------
+
+    def headers(self) -> dict[str, str]:
+        """The headers every request carries: credentials, workspace, actor."""
+        h = {"Accept": "application/json"}
+        if self.user_agent:
+            h["User-Agent"] = self.user_agent
+        if self.token:
+            h["Authorization"] = "Bearer " + self.token
+        elif self.username:
+            raw = f"{self.username}:{self.password}".encode("utf-8")
+            h["Authorization"] = "Basic " + base64.b64encode(raw).decode("ascii")
+        if self.workspace:
+            h["X-Kiln-Workspace"] = self.workspace
+        if self.actor:
+            h["X-Kiln-Actor"] = self.actor
+        return h
+
+    def full_url(self, path: str, query: Query | None = None) -> str:
+        """The URL of a path on the server ("/api/v1/datasets") with a query
+        (None values are left out, booleans are true/false)."""
+        u = self.url + path
+        if query:
+            items: list[tuple[str, str]] = []
+            for k, v in query.items():
+                if v is None:
+                    continue
+                if isinstance(v, bool):
+                    v = "true" if v else "false"
+                if isinstance(v, (list, tuple)):
+                    items.extend((k, str(x)) for x in v)
+                else:
+                    items.append((k, str(v)))
+            if items:
+                u += "?" + urllib.parse.urlencode(items)
+        return u
+
+    # -- sending ----------------------------------------------------------
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        *,
+        query: Query | None = None,
+        json_body: Any = None,
+        data: Body = None,
+        content_type: str | None = None,
+        headers: Mapping[str, str] | None = None,
+        timeout: float | None = None,
+        stream_to: IO[bytes] | None = None,
+    ) -> Response:
+        """Sends one request and returns its 2xx answer; any other status
+        raises the KilnError of its body. With stream_to the body is copied
+        there instead of being kept."""
+        url = self.full_url(path, query)
+        h = self.headers()
+        if json_body is not None:
+            data = json.dumps(json_body, ensure_ascii=False, allow_nan=False).encode("utf-8")
+            content_type = content_type or "application/json"
+        if content_type:
+            h["Content-Type"] = content_type
+        if headers:
+            h.update(headers)
+        req = urllib.request.Request(url, data=data, headers=h, method=method)
+        try:
+            resp = self._opener.open(req, timeout=timeout or self.timeout)
+        except urllib.error.HTTPError as e:
+            body = e.read() if e.fp is not None else b""
+            raise errors.from_body(
+                e.code, body, method=method, url=url, request_id=e.headers.get("X-Request-Id", "") if e.headers else ""
+            ) from None
+        except (urllib.error.URLError, socket.timeout, ConnectionError, ssl.SSLError) as e:
+            reason = getattr(e, "reason", e)
+            raise errors.KilnConnectionError(
+                f"cannot reach the Kiln server {self.url}: {reason}", method=method, url=url
+            ) from e
+        with resp:
+            hdrs = resp.headers  # case-insensitive
+            if stream_to is not None:
+                shutil.copyfileobj(resp, stream_to, 1 << 20)
+                body = b""
+            else:
+                body = resp.read()
+            return Response(resp.status, hdrs, body)
+
+    def api(self, method: str, path: str, **kw: Any) -> Dict[str, Any]:
+        """A JSON call under /api/v1; returns the decoded answer (an object)."""
+        got = self.request(method, API + path, **kw).json()
+        if not isinstance(got, dict):
+            raise errors.KilnError(f"{method} {API}{path}: the server answered {type(got).__name__}, not a JSON object")
+        return got
