@@ -160,7 +160,28 @@ func (s *Store) history(ctx context.Context, runID, key string) ([]Metric, error
 		}
 		return a.Value < b.Value
 	})
-	return ms, nil
+	return dedupe(ms), nil
+}
+
+// dedupe drops a point equal in step, timestamp and value to the one
+// before it (sorted input): MLflow keeps one point per (key, timestamp,
+// step, value) — its primary key — so logging the same point again (as
+// log_model does with model_id added) does not add to the history. The
+// first logged is kept.
+func dedupe(ms []Metric) []Metric {
+	if len(ms) < 2 {
+		return ms
+	}
+	same := func(a, b float64) bool { return a == b || (math.IsNaN(a) && math.IsNaN(b)) }
+	out := ms[:1]
+	for _, m := range ms[1:] {
+		p := out[len(out)-1]
+		if m.Step == p.Step && m.Timestamp == p.Timestamp && same(m.Value, p.Value) {
+			continue
+		}
+		out = append(out, m)
+	}
+	return out
 }
 
 // compactChunk bounds how many packed batches one compaction transaction

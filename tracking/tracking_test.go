@@ -447,6 +447,39 @@ func TestBulkIntervalSampling(t *testing.T) {
 	})
 }
 
+// TestRelogSamePoint: a point logged again (MLflow 3's log_model re-logs
+// a run's metrics with model_id) stays one point in the history, before and
+// after compaction, as in MLflow's store; a different value at the same
+// step is a second point.
+func TestRelogSamePoint(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		run := must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"}))
+		log := func(ms ...Metric) {
+			if err := s.LogBatch(ctx, run.Info.RunID, ms, nil, nil); err != nil {
+				t.Fatal(err)
+			}
+		}
+		log(Metric{Key: "acc", Value: 0.9, Timestamp: 10, Step: 0})
+		log(Metric{Key: "acc", Value: 0.9, Timestamp: 10, Step: 0, ModelID: "m-1"})
+		log(Metric{Key: "acc", Value: 0.8, Timestamp: 10, Step: 0})
+		for _, compact := range []bool{false, true} {
+			if compact {
+				if _, err := s.CompactMetrics(ctx); err != nil {
+					t.Fatal(err)
+				}
+			}
+			hist, _, err := s.GetMetricHistory(ctx, run.Info.RunID, "acc", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hist) != 2 || hist[0].Value != 0.8 || hist[1].Value != 0.9 || hist[1].ModelID != "" {
+				t.Errorf("compacted %v: history %+v, want 0.8 and the first-logged 0.9", compact, hist)
+			}
+		}
+	})
+}
+
 func TestCompactMetricsKeepsHistory(t *testing.T) {
 	forEachDB(t, func(t *testing.T, s *Store) {
 		ctx := context.Background()

@@ -252,9 +252,11 @@ def test_mlflow_migration_example(kiln, client, tmp_path, legacy_mlflow):
     # autolog's parameters and training metrics, and the script's own.
     assert {("n_estimators", "50"), ("learning_rate", "0.1"), ("max_depth", "3")} <= set(run.data.params.items())
     assert run.data.metrics["test_accuracy"] > 0.9 and "training_accuracy_score" in run.data.metrics, run.data.metrics
-    # One value per boosting stage. (Distinct points: log_model re-logs the run's step-0
-    # metrics with its model_id, which MLflow's store folds into the point already there.)
-    history = sorted({(m.step, m.value) for m in client.get_metric_history(run_id, "test_accuracy_by_stage")})
+    # One value per boosting stage, exactly: log_model re-logs the run's step-0
+    # metrics with its model_id, which (as in MLflow's store) adds no point.
+    raw = client.get_metric_history(run_id, "test_accuracy_by_stage")
+    assert len(raw) == 50, [(m.step, m.value) for m in raw]
+    history = sorted((m.step, m.value) for m in raw)
     assert [s for s, _ in history] == list(range(50)), history
     assert history[-1][1] == pytest.approx(run.data.metrics["test_accuracy"]), history[-1]
     artifacts = {a.path for a in client.list_artifacts(run_id)}
