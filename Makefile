@@ -15,7 +15,7 @@ VERSITYGW := bin/versitygw
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor bench-ui ui-test demo clean
+.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor bench-ui ui-test demo docs clean
 
 all: build
 
@@ -35,6 +35,12 @@ $(VENV)/.stamp: tests/compat/requirements.txt
 # A real S3-compatible server for the artifact tests.
 $(VERSITYGW):
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
+
+# The generated references: docs/cli (the command tree) and docs/api.md
+# (api/openapi.yaml); their tests fail when they are stale.
+docs: build
+	./$(BIN) docs cli --dir docs/cli
+	./$(BIN) docs api --out docs/api.md
 
 # The closed loop end to end on the embedded defaults, narrated, in a few
 # minutes; leaves the server running (./kiln-demo) to browse in the UI.

@@ -180,6 +180,11 @@ func (h *Handler) createVersion(w http.ResponseWriter, r *http.Request) error {
 			req.Source = req.SourceURL
 		}
 	}
+	if p := principal(r); p.Auth != "none" {
+		// With access control on, the version is by whoever signed the
+		// request, not whatever the body claims.
+		req.CreatedBy = p.User
+	}
 	v, created, err := h.d.Datasets.CreateVersion(ctx, dataset.NewVersion{
 		Dataset: name, Manifest: m, Description: req.Description, Tags: req.Tags, Source: req.Source, CreatedBy: req.CreatedBy,
 	})

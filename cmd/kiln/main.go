@@ -56,5 +56,6 @@ Then, from Python:
 	root.AddCommand(newFeatureCmd())
 	root.AddCommand(newPipelineCmd(), newTuneCmd(), newStepCmd())
 	root.AddCommand(newWhoamiCmd(), newUsersCmd(), newTokensCmd(), newWorkspacesCmd(), newGrantsCmd(), newAuditCmd(), newApprovalsCmd())
+	root.AddCommand(newDocsCmd())
 	return root
 }

@@ -147,3 +147,20 @@ def test_basic_and_bearer_with_roles(secured, as_user):
     assert any(a.startswith("PUT /api/2.0/mlflow-artifacts/artifacts") for a, _ in actions)
     v = admin_api(secured, "GET", "audit/verify")
     assert v["ok"] and v["events"] >= len(events)
+
+
+def test_dataset_version_is_by_the_signed_in_user(secured, tmp_path):
+    """`kiln data add` sends the local $USER as created_by; with access
+    control on, the version records the user who signed the request."""
+    admin_api(secured, "POST", "users", json={"name": "ci-bot", "password": "ci-bot-password-1"})
+    admin_api(secured, "PUT", "workspaces/default/grants", json={"user": "ci-bot", "role": "editor"})
+    data = tmp_path / "d"
+    data.mkdir()
+    (data / "a.csv").write_text("x,y\n1,2\n")
+    env = {k: v for k, v in os.environ.items() if not k.startswith("KILN_") and not k.startswith("MLFLOW_TRACKING_")}
+    env.update(KILN_URL=secured, MLFLOW_TRACKING_USERNAME="ci-bot", MLFLOW_TRACKING_PASSWORD="ci-bot-password-1", USER="mallory")
+    out = subprocess.run([KILN_BIN, "data", "add", "by-whom", str(data)], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr
+    v = admin_api(secured, "GET", "datasets/by-whom/versions/1")
+    v = v.get("version", v)
+    assert v["created_by"] == "ci-bot", v
