@@ -656,7 +656,11 @@ async function runPage(ctx, id) {
           const next = await v1('GET', `/pipeline-runs/${enc(id)}`);
           if (ctx.stale()) return;
           run = next;
-          await draw();
+          const drawn = draw();
+          // Say so as soon as the run has ended, not after the step panel
+          // (logs, attempts) has loaded too.
+          if (terminal(run.state)) live.textContent = `The run ended ${run.state}.`;
+          await drawn;
         } catch (e) {
           if (ctx.stale()) return;
           live.textContent = `Refresh failed (${e.message}); trying again.`;
