@@ -14,7 +14,9 @@ monitors' reference); two alert receivers; and two monitors:
 """
 import os
 import subprocess
+import sys
 import time
+from pathlib import Path
 
 import mlflow
 import mlflow.onnx
@@ -28,30 +30,15 @@ from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import Pipeline
 from sklearn.preprocessing import OneHotEncoder
 
-NUMERIC = ["f0", "f1", "f2", "f3"]
-FEATURES = NUMERIC + ["plan"]
-PLANS = ["basic", "plus", "pro"]
+# The compatibility suite's seeded traffic (the same worlds, the same model).
+sys.path.insert(0, str(Path(__file__).resolve().parents[2] / "compat"))
+from monitoring_helpers import FEATURES, NUMERIC, draw  # noqa: E402
+
 REF_ROWS = 800  # ≤ 1000: KS for the numbers, chi-square for the plan
 ROWS_PER_REQUEST = 10
 DS, MODEL, EP, EP2 = "ui-mon-train", "ui-mon-model", "ui-mon-ep", "ui-mon-ep2"
 MON, MON2 = "ui-mon-drift", "ui-mon-traffic"
 HOOK, SLACK = "ui-mon-hook", "ui-mon-slack"
-
-
-def draw(rng, n, drifted=False):
-    """As tests/compat/monitoring_helpers.py: n rows and their true class."""
-    f = rng.normal(size=(n, 4))
-    plan = rng.choice(PLANS, n, p=[0.5, 0.3, 0.2])
-    if drifted:
-        f[:, 0] += 2.5
-        f[:, 1] = 2 * f[:, 1] + 2
-        f[:, 2] -= 2.5
-        plan = rng.choice(PLANS, n, p=[0.1, 0.2, 0.7])
-    logit = f[:, 0] + 0.5 * f[:, 1] - 0.7 * f[:, 2] + 0.3 * f[:, 3] + 1.0 * (plan == "pro") - 0.5 * (plan == "basic")
-    y = (logit + rng.normal(scale=0.8, size=n) > 0).astype(np.int64)
-    df = pd.DataFrame({c: f[:, i].astype(np.float32) for i, c in enumerate(NUMERIC)})
-    df["plan"] = plan
-    return df, y
 
 
 def kiln(ctx, *args):

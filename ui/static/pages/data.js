@@ -5,7 +5,7 @@
 // a histogram per numeric column, top values per categorical one),
 // validation results, the diff against another version, a PII scan and
 // its lineage (the runs and model versions that used it).
-import { h, link, table, kv, pager, tabs, badge, fmtNum, fmtTime, fmtBytes, errorBox, section, toast, confirmDialog } from '../lib/dom.js';
+import { h, put, link, table, kv, pager, tabs, badge, fmtNum, fmtTime, fmtBytes, errorBox, section, toast, confirmDialog } from '../lib/dom.js';
 import { v1, mlflow, listAll } from '../lib/api.js';
 import { histogram, barChart } from '../lib/chart.js';
 
@@ -27,13 +27,6 @@ export async function render(ctx) {
 }
 
 // ---- helpers -------------------------------------------------------------
-
-// put appends nodes, skipping null, undefined and false (the DOM's own
-// append would write them as text).
-function put(el, ...kids) {
-  el.append(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
-  return el;
-}
 
 function tagList(tags) {
   const e = Object.entries(tags || {}).sort(([a], [b]) => a.localeCompare(b));

@@ -4,7 +4,7 @@
 // analysis and the Promote / Pause / Resume / Rollback actions, live
 // statistics polled while the page is open (with charts of requests/s and
 // p99 since the page opened), and the recorded events.
-import { h, s, link, clear, table, kv, badge, fmtNum, fmtTime, errorBox, section, pre, toast, confirmDialog } from '../lib/dom.js';
+import { h, put, s, link, clear, table, kv, badge, fmtNum, fmtTime, errorBox, section, pre, toast, confirmDialog } from '../lib/dom.js';
 import { v1 } from '../lib/api.js';
 import { lineChart, palette, niceTicks } from '../lib/chart.js';
 
@@ -19,8 +19,6 @@ export async function render(ctx) {
 }
 
 const enc = encodeURIComponent;
-// put appends the present kids (Element.append would print null as text).
-const put = (el, ...kids) => { el.append(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false)); return el; };
 const epPath = (name) => `/endpoints/${enc(name)}`;
 export const versionURL = (model, v) => `/ui/models/${enc(model)}/versions/${enc(v)}`;
 

@@ -3,7 +3,7 @@
 // source, TTL, features and types), its versions, its materializations
 // with a Materialize action, and an online lookup form that asks the
 // online store for the latest values of the keys entered.
-import { h, link, table, kv, badge, fmtNum, fmtTime, fmtDuration, errorBox, section, toast, confirmDialog } from '../lib/dom.js';
+import { h, put, link, table, kv, badge, fmtNum, fmtTime, fmtDuration, errorBox, section, toast, confirmDialog } from '../lib/dom.js';
 import { v1 } from '../lib/api.js';
 
 const enc = encodeURIComponent;
@@ -16,13 +16,6 @@ export async function render(ctx) {
 }
 
 // ---- helpers -------------------------------------------------------------
-
-// put appends nodes, skipping null, undefined and false (the DOM's own
-// append would write them as text).
-function put(el, ...kids) {
-  el.append(...kids.flat(Infinity).filter((k) => k !== null && k !== undefined && k !== false));
-  return el;
-}
 
 // fmtTTL prints a Go duration ("2160h0m0s") as days, hours or minutes.
 export function fmtTTL(d) {

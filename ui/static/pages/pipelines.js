@@ -7,7 +7,7 @@
 //   studies: the tuning studies (/ui/studies: the parent runs `kiln tune`
 //     tags kiln.study, across experiments) and a study (/ui/studies/RUN_ID:
 //     trials, the best one, the optimisation history, counts per state).
-import { h, link, clear, table, kv, pager, badge, confirmDialog, fmtNum, fmtTime, fmtDuration, errorBox, section, pre, toast } from '../lib/dom.js';
+import { h, put, link, clear, table, kv, pager, badge, confirmDialog, fmtNum, fmtTime, fmtDuration, errorBox, section, pre, toast } from '../lib/dom.js';
 import { v1, mlflow } from '../lib/api.js';
 import { dag, lineChart, barChart, parallelCoords, palette } from '../lib/chart.js';
 
@@ -38,13 +38,6 @@ const TERMINAL = new Set(['succeeded', 'failed', 'skipped', 'cached', 'cancelled
 export const terminal = (state) => TERMINAL.has(state);
 const sleep = (ms) => new Promise((r) => setTimeout(r, ms));
 const enc = encodeURIComponent;
-
-// put appends children, leaving out null, undefined and false (the DOM's
-// own append writes them as text).
-function put(el, ...kids) {
-  el.append(...kids.flat().filter((k) => k !== null && k !== undefined && k !== false));
-  return el;
-}
 
 // natural keeps a chart's SVG at most its drawn size (a small graph is not
 // blown up to the page's width).
