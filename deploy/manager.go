@@ -898,8 +898,36 @@ func (m *Manager) Get(ctx context.Context, name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	defer ep.mu.Unlock()
-	return ep.state(), nil
+	s, paused := ep.state(), ep.status.Paused
+	ep.mu.Unlock()
+	if !paused {
+		s.Status.Pending = m.pending(ctx, s)
+	}
+	return s, nil
+}
+
+// pending says which aliases of an endpoint moved since the controller
+// last acted on them; "" when none did (or they cannot be resolved: the
+// controller reports that itself).
+func (m *Manager) pending(ctx context.Context, s *State) string {
+	if !needsAliases(&s.Endpoint) {
+		return ""
+	}
+	d, err := m.resolve(ctx, &s.Endpoint, false)
+	if err != nil || (d.fp == s.Status.Applied && sameShadow(s.Status.Shadow, d.shadow)) {
+		return ""
+	}
+	return aliasReason(&s.Endpoint, &s.Status, d)
+}
+
+// needsAliases reports whether a document names a model through an alias.
+func needsAliases(doc *Endpoint) bool {
+	for _, r := range doc.Spec.Routes {
+		if r.Alias != "" {
+			return true
+		}
+	}
+	return doc.Spec.Shadow != nil && doc.Spec.Shadow.Alias != ""
 }
 
 // List returns all endpoints, by name.

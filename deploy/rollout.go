@@ -156,12 +156,7 @@ func needsDriving(doc *Endpoint, st *Status) bool {
 	if ro := st.Rollout; ro != nil && (ro.Phase == PhaseProgressing || (ro.FinishedAt > 0 && hasPreviousRoute(st))) {
 		return true
 	}
-	for _, r := range doc.Spec.Routes {
-		if r.Alias != "" {
-			return true
-		}
-	}
-	return doc.Spec.Shadow != nil && doc.Spec.Shadow.Alias != ""
+	return needsAliases(doc)
 }
 
 func hasPreviousRoute(st *Status) bool {

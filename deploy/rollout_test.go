@@ -67,11 +67,23 @@ func TestCanaryFollowsAliasAndSucceeds(t *testing.T) {
 		}
 	}
 	send(3)
+	if s, _ := m.Get(bg, "churn"); s.Status.Pending != "" {
+		t.Fatalf("pending %q before the alias moved", s.Status.Pending)
+	}
 	if err := f.reg.SetAlias(bg, "clf", "champion", v2); err != nil {
 		t.Fatal(err)
 	}
-	m.tickOnce(bg)
+	// Until the controller's tick the move is pending, so that a watcher
+	// (kiln rollout status --watch) does not take the old state as final.
 	s, _ := m.Get(bg, "churn")
+	if want := fmt.Sprintf("alias clf@champion moved to version %d (route main served %d)", v2, v1); s.Status.Pending != want || s.Status.Rollout != nil {
+		t.Fatalf("before the tick: pending %q (want %q), rollout %+v", s.Status.Pending, want, s.Status.Rollout)
+	}
+	m.tickOnce(bg)
+	s, _ = m.Get(bg, "churn")
+	if s.Status.Pending != "" {
+		t.Errorf("pending %q after the tick", s.Status.Pending)
+	}
 	ro := s.Status.Rollout
 	if ro == nil || ro.Phase != PhaseProgressing || ro.Candidate.Version != v2 || ro.Stable.Version != v1 {
 		t.Fatalf("after the alias moved: rollout %+v", ro)

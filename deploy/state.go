@@ -42,6 +42,11 @@ type Status struct {
 	Message string `json:"message,omitempty"`
 	// Paused holds the rollout controller for this endpoint.
 	Paused bool `json:"paused,omitempty"`
+	// Pending says which aliases moved since the controller last acted
+	// ("alias churn@champion moved to version 2 (route main served 1)"):
+	// the change starts at its next tick. It is worked out when the
+	// endpoint is read, never stored.
+	Pending string `json:"pending,omitempty"`
 }
 
 // Route states.

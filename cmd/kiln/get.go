@@ -534,6 +534,9 @@ func describeEndpoint(out io.Writer, res describeResult, statsErr, eventsErr err
 		fmt.Fprintf(w, "  (shadow)\t%s\t%d\t-\t%s%%\t%s\t%s\n", sh.Model, sh.Version, fmtFloat(sh.Percent), dash(sh.State), dash(sh.Reason))
 	}
 	w.Flush()
+	if s.Pending != "" {
+		fmt.Fprintf(out, "  Pending: %s; the change starts at the controller's next tick\n", s.Pending)
+	}
 
 	if ro := s.Rollout; ro != nil {
 		fmt.Fprintln(out, "\nRollout:")

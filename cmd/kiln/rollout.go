@@ -78,6 +78,9 @@ func (f *clientFlags) rolloutActionCmd(action, short, done string) *cobra.Comman
 // rolloutEnded says whether a rollout has nothing more to do, and whether
 // it ended well.
 func rolloutEnded(st *deploy.State) (ended, ok bool) {
+	if st.Status.Pending != "" {
+		return false, false // a moved alias the controller has yet to act on
+	}
 	ro := st.Status.Rollout
 	if ro == nil {
 		return true, true
@@ -109,6 +112,9 @@ func writeRolloutStatus(out io.Writer, st *deploy.State) {
 	if st.Status.Paused && (st.Status.Rollout == nil || st.Status.Rollout.Phase != deploy.PhasePaused) {
 		fmt.Fprintf(w, "Paused:\tyes\n")
 	}
+	if p := st.Status.Pending; p != "" {
+		fmt.Fprintf(w, "Pending:\t%s\n", p)
+	}
 	fmt.Fprintf(w, "Traffic:\t%s\n", liveRoutesSummary(st))
 	w.Flush()
 }
@@ -116,6 +122,9 @@ func writeRolloutStatus(out io.Writer, st *deploy.State) {
 // statusLine is one line of a watched rollout: it changes only when
 // something worth reporting does.
 func statusLine(st *deploy.State) string {
+	if p := st.Status.Pending; p != "" {
+		return "pending: " + p + "; traffic " + liveRoutesSummary(st)
+	}
 	ro := st.Status.Rollout
 	if ro == nil {
 		return "no rollout; traffic " + liveRoutesSummary(st)

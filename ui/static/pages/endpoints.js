@@ -203,6 +203,7 @@ function drawHead(el, st, name) {
     h('h1', null, name, ' ', badge(endpointState(st))),
     md.description ? h('p', null, md.description) : null,
     stat.message ? h('p', { class: 'error', role: 'status' }, stat.message) : null,
+    stat.pending ? h('p', { class: 'muted', role: 'status' }, `Pending: ${stat.pending}; the change starts at the controller's next tick.`) : null,
     kv([
       ['Model', spec.model ? link(`/ui/models/${enc(spec.model)}`, spec.model) : null],
       ['Routes (spec)', (spec.routes || []).map((r) => `${r.name || '(unnamed)'}: ${r.model || spec.model} ${r.alias ? '@' + r.alias : 'v' + r.version}, weight ${fmtNum(r.weight)}`).join('; ')],
