@@ -123,6 +123,12 @@ func (s *Store) recentMetrics(ctx context.Context, runID, key string) ([]Metric,
 // history returns every logged value of a run's metric key, ordered by
 // step, timestamp and value.
 func (s *Store) history(ctx context.Context, runID, key string) ([]Metric, error) {
+	// The recent values first: a compaction between the two reads then
+	// shows its values twice (dedupe drops the copy), never not at all.
+	recent, err := s.recentMetrics(ctx, runID, key)
+	if err != nil {
+		return nil, err
+	}
 	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT payload FROM metric_chunks WHERE run_uuid = ? AND key = ? ORDER BY id`), runID, key)
 	if err != nil {
 		return nil, fmt.Errorf("read metric history: %w", err)
@@ -143,10 +149,6 @@ func (s *Store) history(ctx context.Context, runID, key string) ([]Metric, error
 	}
 	rows.Close()
 	if err := rows.Err(); err != nil {
-		return nil, err
-	}
-	recent, err := s.recentMetrics(ctx, runID, key)
-	if err != nil {
 		return nil, err
 	}
 	ms = append(ms, recent...)
@@ -193,51 +195,24 @@ const compactChunk = 500
 // safe to run from several servers on one PostgreSQL (rows are claimed with
 // FOR UPDATE SKIP LOCKED).
 //
-// It works one run at a time: a run's batches since the last compaction
-// hold many steps of the same keys, so each page of the key-major history
-// index is written once for all of them (the write cost of a compaction is
-// about one page per run and key, whatever the number of values).
+// Each transaction takes the oldest batches of all runs together, in
+// arrival order: their rows are interleaved (concurrent runs log at the
+// same time), so deleting them run by run would rewrite every page of
+// metrics_recent once per run. Regrouped by run and key, the batches
+// become one chunk per run and key, so each page of the key-major history
+// index is written once per compaction too.
 func (s *Store) CompactMetrics(ctx context.Context) (int64, error) {
 	var total int64
 	for {
-		runs, err := s.recentRuns(ctx)
-		if err != nil || len(runs) == 0 {
+		n, more, err := s.compactOnce(ctx)
+		total += n
+		if err != nil || !more {
 			return total, err
 		}
-		for _, run := range runs {
-			for {
-				n, more, err := s.compactOnce(ctx, run)
-				total += n
-				if err != nil {
-					return total, err
-				}
-				if !more {
-					break
-				}
-			}
-		}
 	}
 }
 
-// recentRuns lists runs with values waiting for compaction.
-func (s *Store) recentRuns(ctx context.Context) ([]string, error) {
-	rows, err := s.db.R.QueryContext(ctx, `SELECT DISTINCT run_uuid FROM metrics_recent LIMIT 256`)
-	if err != nil {
-		return nil, fmt.Errorf("compact metrics: %w", err)
-	}
-	defer rows.Close()
-	var runs []string
-	for rows.Next() {
-		var r string
-		if err := rows.Scan(&r); err != nil {
-			return nil, err
-		}
-		runs = append(runs, r)
-	}
-	return runs, rows.Err()
-}
-
-func (s *Store) compactOnce(ctx context.Context, run string) (moved int64, more bool, err error) {
+func (s *Store) compactOnce(ctx context.Context) (moved int64, more bool, err error) {
 	ins, err := s.db.Prepare(ctx, s.db.Rebind(`INSERT INTO metric_chunks (run_uuid, key, min_step, max_step, n, payload) VALUES (?, ?, ?, ?, ?, ?)`))
 	if err != nil {
 		return 0, false, err
@@ -246,18 +221,20 @@ func (s *Store) compactOnce(ctx context.Context, run string) (moved int64, more 
 	if s.db.Dialect == store.Postgres {
 		lock = " FOR UPDATE SKIP LOCKED"
 	}
+	type runKey struct{ run, key string }
 	err = s.db.Tx(ctx, func(tx store.Tx) error {
-		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT id, payload FROM metrics_recent WHERE run_uuid = ? ORDER BY id LIMIT ?`+lock), run, compactChunk+1)
+		rows, err := tx.QueryContext(ctx, s.db.Rebind(`SELECT id, run_uuid, payload FROM metrics_recent ORDER BY id LIMIT ?`+lock), compactChunk+1)
 		if err != nil {
 			return err
 		}
 		var ids []any
-		byKey := map[string][]Metric{}
-		var keys []string
+		byKey := map[runKey][]Metric{}
+		var keys []runKey
 		for rows.Next() {
 			var id int64
+			var run string
 			var payload []byte
-			if err := rows.Scan(&id, &payload); err != nil {
+			if err := rows.Scan(&id, &run, &payload); err != nil {
 				rows.Close()
 				return err
 			}
@@ -272,10 +249,11 @@ func (s *Store) compactOnce(ctx context.Context, run string) (moved int64, more 
 			}
 			ids = append(ids, id)
 			for _, m := range ms {
-				if _, ok := byKey[m.Key]; !ok {
-					keys = append(keys, m.Key)
+				k := runKey{run, m.Key}
+				if _, ok := byKey[k]; !ok {
+					keys = append(keys, k)
 				}
-				byKey[m.Key] = append(byKey[m.Key], m)
+				byKey[k] = append(byKey[k], m)
 			}
 		}
 		rows.Close()
@@ -285,10 +263,12 @@ func (s *Store) compactOnce(ctx context.Context, run string) (moved int64, more 
 		if len(ids) == 0 {
 			return nil
 		}
+		// Runs in order, then keys: neighbouring inserts share index pages.
+		sort.SliceStable(keys, func(i, j int) bool { return keys[i].run < keys[j].run })
 		for _, k := range keys {
 			ms := byKey[k]
 			sort.SliceStable(ms, func(i, j int) bool { return ms[i].Step < ms[j].Step })
-			if _, err := ins.Exec(ctx, tx, run, k, ms[0].Step, ms[len(ms)-1].Step, len(ms), packMetrics(ms)); err != nil {
+			if _, err := ins.Exec(ctx, tx, k.run, k.key, ms[0].Step, ms[len(ms)-1].Step, len(ms), packMetrics(ms)); err != nil {
 				return err
 			}
 			moved += int64(len(ms))

@@ -571,3 +571,55 @@ func TestValidateKeyMatchesPathClean(t *testing.T) {
 		}
 	}
 }
+
+// TestCompactInterleavedRuns: batches of several runs arrive interleaved
+// and are compacted together, over more than one transaction
+// (compactChunk batches each); every run keeps exactly its own history, in
+// step order, with one chunk per run and key per transaction.
+func TestCompactInterleavedRuns(t *testing.T) {
+	forEachDB(t, func(t *testing.T, s *Store) {
+		ctx := context.Background()
+		var runs []string
+		for i := 0; i < 3; i++ {
+			runs = append(runs, must[*Run](t)(s.CreateRun(ctx, CreateRunInput{ExperimentID: "0"})).Info.RunID)
+		}
+		steps := compactChunk/len(runs) + 40 // 3 × steps batches: two transactions
+		for step := 0; step < steps; step++ {
+			for r, run := range runs {
+				ms := []Metric{{Key: "loss", Value: float64(r*10000 + step), Timestamp: 1, Step: int64(step)},
+					{Key: "acc", Value: float64(r), Timestamp: 1, Step: int64(step)}}
+				if err := s.LogBatch(ctx, run, ms, nil, nil); err != nil {
+					t.Fatal(err)
+				}
+			}
+		}
+		n, err := s.CompactMetrics(ctx)
+		if err != nil || n != int64(2*len(runs)*steps) {
+			t.Fatalf("compacted %d, %v; want %d", n, err, 2*len(runs)*steps)
+		}
+		var recent, chunks int
+		if err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM metrics_recent`).Scan(&recent); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.db.R.QueryRowContext(ctx, `SELECT COUNT(*) FROM metric_chunks`).Scan(&chunks); err != nil {
+			t.Fatal(err)
+		}
+		if recent != 0 || chunks != 2*2*len(runs) {
+			t.Errorf("after compaction: %d recent rows, %d chunks; want 0 and %d (2 transactions × runs × keys)", recent, chunks, 2*2*len(runs))
+		}
+		for r, run := range runs {
+			hist, _, err := s.GetMetricHistory(ctx, run, "loss", "", 0)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if len(hist) != steps {
+				t.Fatalf("run %d: %d points, want %d", r, len(hist), steps)
+			}
+			for i, m := range hist {
+				if m.Step != int64(i) || m.Value != float64(r*10000+i) || m.RunID != run {
+					t.Fatalf("run %d point %d: %+v", r, i, m)
+				}
+			}
+		}
+	})
+}
