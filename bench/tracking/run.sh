@@ -8,7 +8,9 @@
 # DURATION (per case, default 10s), CONCURRENCY (default 8),
 # MLFLOW_WORKERS (mlflow server --workers, default: its own default),
 # SEARCH_CONCURRENCY (clients of the search case, default 1: its latency is
-# what the target is about), SKIP_BASIC=1 (keep the last basic-case results).
+# what the target is about), SKIP_BASIC=1 (keep the last basic-case results),
+# SKIP_SEARCH=1 (only the basic cases: no seeding, no search; MLflow's
+# searches over 100k runs take minutes each).
 set -euo pipefail
 cd "$(dirname "$0")/../.."
 RUNS=${RUNS:-100000}
@@ -63,6 +65,8 @@ if [ "${SKIP_BASIC:-}" != 1 ]; then
 fi
 
 # The search case: an experiment of $RUNS runs in each server.
+kseed=0
+if [ "${SKIP_SEARCH:-}" != 1 ]; then
 t0=$(date +%s)
 kexp=$("$tmp/loadgen" -url "$kurl" -seed "$RUNS" -concurrency 16)
 kseed=$(( $(date +%s) - t0 ))
@@ -72,6 +76,7 @@ search=(-cases search-runs -concurrency "$SEARCH_CONCURRENCY" -duration "$DURATI
 "$tmp/loadgen" -url "$kurl" -name kiln "${search[@]}" -search-experiment "$kexp" -json "$out/kiln-search.json"
 # MLflow takes minutes per search at this size: a few requests are enough.
 "$tmp/loadgen" -url "$murl" -name mlflow "${search[@]}" -search-experiment "$mexp" -max-requests 3 -json "$out/mlflow-search.json"
+fi
 kload=$(rss_mb $kpid); mload=$(rss_mb $mpid)
 
 python3 - "$out" <<PY
@@ -79,14 +84,19 @@ import json, sys, os
 out = sys.argv[1]
 for who in ("kiln", "mlflow"):
     rep = json.load(open(f"{out}/{who}-basic.json"))
-    rep["results"] += json.load(open(f"{out}/{who}-search.json"))["results"]
+    if "${SKIP_SEARCH:-}" != "1":
+        rep["results"] += json.load(open(f"{out}/{who}-search.json"))["results"]
     rep["extra"] = {"idle RSS MB": str(${kidle} if who == "kiln" else ${midle}),
                     "RSS after load MB": str(${kload} if who == "kiln" else ${mload})}
     json.dump(rep, open(f"{out}/{who}.json", "w"), indent=2)
 PY
 {
-  echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY ($SEARCH_CONCURRENCY for search); $DURATION per case; search over $RUNS runs."
-  echo "Kiln seeded through its API in ${kseed}s; MLflow seeded by bench/tracking/seed_mlflow.py."
+  if [ "${SKIP_SEARCH:-}" = 1 ]; then
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY; $DURATION per case; no search case (SKIP_SEARCH=1)."
+  else
+    echo "Machine: $(nproc) cores, $(free -g | awk '/Mem:/ {print $2}') GiB; concurrency $CONCURRENCY ($SEARCH_CONCURRENCY for search); $DURATION per case; search over $RUNS runs."
+    echo "Kiln seeded through its API in ${kseed}s; MLflow seeded by bench/tracking/seed_mlflow.py."
+  fi
   echo
   "$tmp/loadgen" -compare "$out/kiln.json,$out/mlflow.json"
 } | tee "$out/results.md"
