@@ -161,9 +161,15 @@ func TestDatasetLifecycle(t *testing.T) {
 		if det.Version.Version != 2 || det.URI != "kiln://datasets/fraud@2" || det.Manifest.FileCount != 3 || len(det.Manifest.Tables) != 2 || det.Lineage == nil || len(det.Validations) != 0 {
 			t.Fatalf("detail %+v manifest %+v", det.Version, det.Manifest)
 		}
-		ds, err := e.c.AllDatasets(ctx, "fr")
+		ds, err := e.c.AllDatasets(ctx, client.ListOptions{Prefix: "fr"})
 		if err != nil || len(ds) != 1 || ds[0].LatestVersion != 2 {
 			t.Fatalf("datasets %v %v", ds, err)
+		}
+		if ds, err := e.c.AllDatasets(ctx, client.ListOptions{Contains: "RAU"}); err != nil || len(ds) != 1 || ds[0].Name != "fraud" {
+			t.Fatalf("datasets containing RAU: %v %v", ds, err)
+		}
+		if ds, err := e.c.AllDatasets(ctx, client.ListOptions{Contains: "%"}); err != nil || len(ds) != 0 {
+			t.Fatalf("datasets containing %%: %v %v", ds, err)
 		}
 
 		// Updates: description and tags, on the dataset and a version.

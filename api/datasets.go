@@ -29,7 +29,7 @@ func listQuery(r *http.Request) (dataset.ListQuery, error) {
 		return dataset.ListQuery{}, err
 	}
 	q := r.URL.Query()
-	return dataset.ListQuery{Prefix: q.Get("prefix"), MaxResults: n, PageToken: q.Get("page_token")}, nil
+	return dataset.ListQuery{Prefix: q.Get("prefix"), Contains: q.Get("contains"), MaxResults: n, PageToken: q.Get("page_token")}, nil
 }
 
 func (h *Handler) listDatasets(w http.ResponseWriter, r *http.Request) error {
@@ -131,8 +131,8 @@ func (h *Handler) listVersions(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
-	if q.Prefix != "" {
-		return errdefs.Invalid("Versions are not filtered by prefix")
+	if q.Prefix != "" || q.Contains != "" {
+		return errdefs.Invalid("Versions are not filtered by prefix or contains")
 	}
 	vs, next, err := h.d.Datasets.ListVersions(r.Context(), r.PathValue("name"), q)
 	if err != nil {

@@ -134,7 +134,10 @@ func (s *Store) loadTags(ctx context.Context, q string, into map[string]string, 
 // ListQuery pages through a listing.
 type ListQuery struct {
 	// Prefix keeps only datasets whose name starts with it (ListDatasets).
-	Prefix     string
+	Prefix string
+	// Contains keeps only datasets whose name or description contains it,
+	// ignoring ASCII case (ListDatasets).
+	Contains   string
 	MaxResults int    // default 100, at most 1000
 	PageToken  string // from the previous page
 }
@@ -173,6 +176,18 @@ func (s *Store) ListDatasets(ctx context.Context, q ListQuery) ([]*Dataset, stri
 		// unique index serves it.
 		sqlq += ` AND d.name >= ? AND substr(d.name, 1, ?) = ?`
 		args = append(args, q.Prefix, len([]rune(q.Prefix)), q.Prefix)
+	}
+	if q.Contains != "" {
+		if err := validateText("contains", q.Contains, MaxNameLength); err != nil {
+			return nil, "", err
+		}
+		// instr/strpos rather than LIKE: no wildcards to escape.
+		find := "instr(lower(%s), lower(?)) > 0"
+		if s.db.Dialect == store.Postgres {
+			find = "strpos(lower(%s), lower(?)) > 0"
+		}
+		sqlq += ` AND (` + fmt.Sprintf(find, "d.name") + ` OR ` + fmt.Sprintf(find, "d.description") + `)`
+		args = append(args, q.Contains, q.Contains)
 	}
 	sqlq += ` ORDER BY d.name LIMIT ?`
 	args = append(args, limit+1)

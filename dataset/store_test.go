@@ -113,6 +113,26 @@ func TestDatasets(t *testing.T) {
 		if len(page) != 2 || page[0].Tags["owner"] != "ana" {
 			t.Fatalf("prefix: %+v", page)
 		}
+		for _, tc := range []struct {
+			contains string
+			want     []string
+		}{
+			{"RAIN", []string{"fraud-train"}}, // a part of a name, any ASCII case
+			{"ud", []string{"fraud", "fraud-train"}},
+			{"NEW", []string{"fraud"}},    // its description
+			{"%", nil},                    // no LIKE wildcards
+			{"_1", []string{"Ünïcode_1"}}, // nor '_'
+			{"zzz", nil},
+		} {
+			page, _ := must2(t)(s.ListDatasets(ctx, ListQuery{Contains: tc.contains}))
+			var got []string
+			for _, d := range page {
+				got = append(got, d.Name)
+			}
+			if !reflect.DeepEqual(got, tc.want) {
+				t.Errorf("contains %q: %v, want %v", tc.contains, got, tc.want)
+			}
+		}
 		if _, _, err := s.ListDatasets(ctx, ListQuery{PageToken: "!!"}); !errors.Is(err, errdefs.ErrInvalidArgument) {
 			t.Fatalf("bad token: %v", err)
 		}

@@ -174,6 +174,7 @@ func (c *Client) call(ctx context.Context, method, u string, in, out any) error 
 // ListOptions page through a listing.
 type ListOptions struct {
 	Prefix     string // datasets only
+	Contains   string // datasets only: a part of the name or description
 	MaxResults int
 	PageToken  string
 }
@@ -182,6 +183,9 @@ func (o ListOptions) query() url.Values {
 	q := url.Values{}
 	if o.Prefix != "" {
 		q.Set("prefix", o.Prefix)
+	}
+	if o.Contains != "" {
+		q.Set("contains", o.Contains)
 	}
 	if o.MaxResults > 0 {
 		q.Set("max_results", strconv.Itoa(o.MaxResults))
@@ -209,10 +213,11 @@ func (c *Client) ListDatasets(ctx context.Context, o ListOptions) (*api.DatasetL
 	return &out, c.call(ctx, "GET", c.endpoint(o.query(), "datasets"), nil, &out)
 }
 
-// AllDatasets lists every dataset (page after page).
-func (c *Client) AllDatasets(ctx context.Context, prefix string) ([]*dataset.Dataset, error) {
+// AllDatasets lists every dataset that o's filters keep (page after page;
+// o's paging fields are ignored).
+func (c *Client) AllDatasets(ctx context.Context, o ListOptions) ([]*dataset.Dataset, error) {
 	var all []*dataset.Dataset
-	o := ListOptions{Prefix: prefix, MaxResults: 1000}
+	o.MaxResults, o.PageToken = 1000, ""
 	for {
 		page, err := c.ListDatasets(ctx, o)
 		if err != nil {

@@ -513,13 +513,14 @@ func formatTags(tags map[string]string) string {
 }
 
 func (f *dataFlags) listCmd() *cobra.Command {
-	var prefix string
+	var prefix, contains string
 	cmd := &cobra.Command{
 		Use:     "list",
 		Aliases: []string{"ls"},
 		Short:   "List datasets",
 		Example: `  kiln data list
-  kiln data list --prefix sales -o json`,
+  kiln data list --prefix sales -o json
+  kiln data list --contains churn`,
 		Args: cobra.NoArgs,
 		RunE: func(cmd *cobra.Command, args []string) error {
 			if err := f.checkOutput(); err != nil {
@@ -529,7 +530,7 @@ func (f *dataFlags) listCmd() *cobra.Command {
 			if err != nil {
 				return err
 			}
-			ds, err := c.AllDatasets(cmd.Context(), prefix)
+			ds, err := c.AllDatasets(cmd.Context(), client.ListOptions{Prefix: prefix, Contains: contains})
 			if err != nil {
 				return err
 			}
@@ -546,6 +547,7 @@ func (f *dataFlags) listCmd() *cobra.Command {
 		},
 	}
 	cmd.Flags().StringVar(&prefix, "prefix", "", "only datasets whose name starts with this")
+	cmd.Flags().StringVar(&contains, "contains", "", "only datasets whose name or description contains this (ASCII case ignored)")
 	return cmd
 }
 

@@ -1,4 +1,4 @@
-// Datasets in the browser: the list (prefix filter, paging, sorting), a
+// Datasets in the browser: the list (search, paging, sorting), a
 // dataset's versions (rows, validation, picking two to diff), and a
 // version's tabs: files, profile charts, validations, diff, PII, lineage.
 import { test } from 'node:test';
@@ -8,19 +8,27 @@ import { env, open, settled, api } from './harness.mjs';
 const f = () => env.facts.data;
 const cells = (page, n) => page.locator(`table.data tbody tr td:nth-child(${n})`).allTextContents();
 
-test('dataset list filters by name prefix, pages and sorts', async () => {
+test('dataset list searches names and descriptions, pages and sorts', async () => {
   const page = await open('/ui/data');
   await page.getByRole('link', { name: 'ui-bulk-00' }).waitFor();
   assert.equal(await page.locator('table.data tbody tr').count(), 25); // a page
-  await page.getByLabel('Dataset name starts with').fill('ui-sa');
+  await page.getByLabel('Dataset name or description contains').fill('UI-SA');
   await page.getByRole('button', { name: 'Search' }).click();
   await settled(page);
   assert.deepEqual(await cells(page, 1), ['ui-sales']);
   assert.deepEqual(await cells(page, 3), ['v2']);
-  await page.getByLabel('Dataset name starts with').fill('ui-bulk-');
+  // A part of the descriptions: "bulk dataset 2", "… 20" to "… 29".
+  await page.getByLabel('Dataset name or description contains').fill('dataset 2');
   await page.getByRole('button', { name: 'Search' }).click();
   await settled(page);
-  assert.match(page.url(), /prefix=ui-bulk-/);
+  const byDesc = (await api('GET', '/api/v1/datasets?contains=dataset%202&max_results=100')).datasets;
+  assert.ok(byDesc.length >= 2);
+  assert.deepEqual(await cells(page, 1), byDesc.map((d) => d.name));
+  assert.ok((await cells(page, 2)).every((t) => t.includes('dataset 2')));
+  await page.getByLabel('Dataset name or description contains').fill('ui-bulk-');
+  await page.getByRole('button', { name: 'Search' }).click();
+  await settled(page);
+  assert.match(page.url(), /contains=ui-bulk-/);
   assert.equal(await page.getByRole('link', { name: 'ui-sales' }).count(), 0);
   const first = await cells(page, 1);
   assert.deepEqual(first, f().bulk.slice(0, 25));

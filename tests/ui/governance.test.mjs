@@ -243,6 +243,31 @@ test('audit log: shows who did what with request ids and digests, filters and pa
   await page.getByRole('button', { name: '‹ Previous' }).click();
   await settled(page);
   assert.deepEqual((await cells(page, 1)).map(Number), all.slice(0, 50));
+  // A time window (since inclusive, until exclusive): the address holds ms
+  // since the epoch, the form shows them as local time to the second.
+  const enc = encodeURIComponent(`/api/v1/users/${f().bob}`);
+  const evs = (await api('GET', `/api/v1/audit?resource=${enc}&limit=1000`)).events;
+  const since = evs[10].time;
+  const until = evs[40].time;
+  const want = evs.filter((e) => e.time >= since && e.time < until).map((e) => e.seq).reverse();
+  assert.ok(want.length >= 1 && want.length < evs.length);
+  await page.goto(page.url().replace(/\?.*$/, '') + `?resource=${enc}&since=${since}&until=${until}`);
+  await page.locator('table.data tbody tr').first().waitFor();
+  await settled(page);
+  assert.deepEqual((await cells(page, 1)).map(Number), want.slice(0, 50));
+  assert.match(await page.locator('table.data caption').textContent(), /\(filtered\), from .* until /);
+  assert.match(await page.getByLabel('From').inputValue(), /^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d$/);
+  // Submitting the form keeps the window (to the second).
+  await page.getByRole('button', { name: 'Filter' }).click();
+  await settled(page);
+  const u = new URL(page.url());
+  const s2 = Number(u.searchParams.get('since'));
+  assert.ok(s2 <= since && since - s2 < 1000, `since ${s2} from the form, ${since} before`);
+  assert.ok(Number(u.searchParams.get('until')) <= until);
+  await page.getByRole('button', { name: 'Clear' }).click();
+  await settled(page);
+  assert.equal(new URL(page.url()).searchParams.get('since'), null);
+  assert.equal(await page.getByLabel('From').inputValue(), '');
   // The chain holds.
   await page.getByRole('button', { name: 'Verify chain' }).click();
   const out = page.locator('#audit-verify-result');

@@ -1,4 +1,4 @@
-// Datasets: the list (name-prefix filter, server-side paging), a
+// Datasets: the list (name or description search, server-side paging), a
 // dataset's page (description, tags, versions with row counts and their
 // latest validation; pick two versions to diff them) and a version's page
 // with tabs: its files (the manifest), the profile (per-column statistics,
@@ -78,20 +78,21 @@ function validationBadge(val) {
 async function datasetList(ctx) {
   ctx.title('Datasets');
   const q = ctx.query;
-  const prefix = q.get('prefix') || '';
+  const prefix = q.get('prefix') || ''; // older addresses
+  const contains = q.get('contains') || '';
   const token = q.get('page_token') || '';
-  const search = h('input', { type: 'search', id: 'ds-prefix', value: prefix, placeholder: 'Name starts with…', 'aria-label': 'Dataset name starts with' });
-  const form = h('form', { class: 'toolbar', role: 'search', onsubmit: (e) => { e.preventDefault(); ctx.setQuery({ prefix: search.value.trim(), page_token: null }); } },
-    h('label', { for: 'ds-prefix' }, 'Name'), search, h('button', { type: 'submit' }, 'Search'),
-    prefix ? h('button', { type: 'button', class: 'secondary', onclick: () => ctx.setQuery({ prefix: null, page_token: null }) }, 'Clear') : null);
+  const search = h('input', { type: 'search', id: 'ds-contains', value: contains, placeholder: 'a part of a name or description', 'aria-label': 'Dataset name or description contains' });
+  const form = h('form', { class: 'toolbar', role: 'search', onsubmit: (e) => { e.preventDefault(); ctx.setQuery({ contains: search.value.trim(), prefix: null, page_token: null }); } },
+    h('label', { for: 'ds-contains' }, 'Find'), search, h('button', { type: 'submit' }, 'Search'),
+    prefix || contains ? h('button', { type: 'button', class: 'secondary', onclick: () => ctx.setQuery({ prefix: null, contains: null, page_token: null }) }, 'Clear') : null);
   put(ctx.el, h('h1', null, 'Datasets'), form);
   let res;
   try {
-    res = await v1('GET', '/datasets', { query: { prefix: prefix || undefined, max_results: PAGE, page_token: token || undefined } });
+    res = await v1('GET', '/datasets', { query: { prefix: prefix || undefined, contains: contains || undefined, max_results: PAGE, page_token: token || undefined } });
   } catch (e) { put(ctx.el, errorBox(e)); return; }
   if (ctx.stale()) return;
   const ds = res.datasets || [];
-  const key = `list|${prefix}`;
+  const key = `list|${prefix}|${contains}`;
   const n = pageNumber(key, token);
   put(ctx.el, 
     table([
@@ -101,7 +102,10 @@ async function datasetList(ctx) {
       { key: 'tags', label: 'Tags', sortable: false, render: (d) => tagList(d.tags) },
       { key: 'creation_time', label: 'Created', render: (d) => fmtTime(d.creation_time), value: (d) => Number(d.creation_time) },
       { key: 'last_update_time', label: 'Updated', render: (d) => fmtTime(d.last_update_time), value: (d) => Number(d.last_update_time) },
-    ], ds, { empty: prefix ? 'No dataset name starts with that.' : 'No datasets yet: add one with kiln data add NAME PATH.', caption: prefix ? `Datasets whose name starts with “${prefix}”` : 'Datasets by name' }),
+    ], ds, {
+      empty: contains ? 'No dataset name or description contains that.' : prefix ? 'No dataset name starts with that.' : 'No datasets yet: add one with kiln data add NAME PATH.',
+      caption: contains ? `Datasets whose name or description contains “${contains}”` : prefix ? `Datasets whose name starts with “${prefix}”` : 'Datasets by name',
+    }),
     pagerFor(ctx, key, token, res.next_page_token, `Datasets ${(n - 1) * PAGE + (ds.length ? 1 : 0)}–${(n - 1) * PAGE + ds.length}`));
 }
 

@@ -429,6 +429,28 @@ function statusBadge(code) {
   return h('span', { class: `badge ${cls}`, title: code === 403 ? 'refused' : null }, String(code));
 }
 
+// msParam reads a time of the address (ms since the epoch); undefined
+// when absent or not a number.
+function msParam(v) {
+  const n = Number(v);
+  return v && Number.isFinite(n) && n > 0 ? Math.trunc(n) : undefined;
+}
+
+// localInput is a datetime-local value (local time, to the second) for ms.
+function localInput(ms) {
+  if (!ms) return '';
+  const d = new Date(ms);
+  const p = (n) => String(n).padStart(2, '0');
+  return `${d.getFullYear()}-${p(d.getMonth() + 1)}-${p(d.getDate())}T${p(d.getHours())}:${p(d.getMinutes())}:${p(d.getSeconds())}`;
+}
+
+// inputMs is the ms of a datetime-local value (local time); null when empty.
+function inputMs(v) {
+  if (!v) return null;
+  const t = new Date(v).getTime();
+  return Number.isFinite(t) ? t : null;
+}
+
 const short = (d) => (d ? d.replace(/^sha256:/, '').slice(0, 12) + '…' : '');
 
 async function auditTab(el, ctx) {
@@ -438,7 +460,11 @@ async function auditTab(el, ctx) {
   const resource = q.get('resource') || '';
   const before = q.get('before') || '';
   const after = q.get('after') || '';
-  const base = { actor: actor || undefined, action: action || undefined, resource: resource || undefined, limit: AUDIT_PAGE };
+  // The time range: ms since the epoch in the address, local time in the form.
+  const since = msParam(q.get('since'));
+  const until = msParam(q.get('until'));
+  const base = { actor: actor || undefined, action: action || undefined, resource: resource || undefined, since, until, limit: AUDIT_PAGE };
+  const filtered = !!(actor || action || resource || since || until);
   const [res, users] = await Promise.all([
     after ? v1('GET', '/audit', { query: { ...base, after, order: 'asc' } }) : v1('GET', '/audit', { query: { ...base, before: before || undefined, order: 'desc' } }),
     listAll('/users', 'users').catch(() => []),
@@ -448,15 +474,20 @@ async function auditTab(el, ctx) {
   const actorIn = h('input', { id: 'audit-actor', value: actor, list: 'audit-actors', autocomplete: 'off', placeholder: 'user name' });
   const actionIn = h('input', { id: 'audit-action', value: action, autocomplete: 'off', placeholder: 'approve, POST /api/v1/users…' });
   const resourceIn = h('input', { id: 'audit-resource', value: resource, autocomplete: 'off', placeholder: 'churn, /api/v1/tokens…' });
+  const sinceIn = h('input', { id: 'audit-since', type: 'datetime-local', step: 1, value: localInput(since) });
+  const untilIn = h('input', { id: 'audit-until', type: 'datetime-local', step: 1, value: localInput(until) });
   const form = h('form', { class: 'toolbar', role: 'search', 'aria-label': 'Filter the audit log', onsubmit: (e) => {
     e.preventDefault();
-    ctx.setQuery({ actor: actorIn.value.trim(), action: actionIn.value.trim(), resource: resourceIn.value.trim(), before: null, after: null });
+    ctx.setQuery({ actor: actorIn.value.trim(), action: actionIn.value.trim(), resource: resourceIn.value.trim(),
+      since: inputMs(sinceIn.value), until: inputMs(untilIn.value), before: null, after: null });
   } },
   h('label', { for: 'audit-actor' }, 'Actor'), actorIn, h('datalist', { id: 'audit-actors' }, users.map((u) => h('option', { value: u.name }))),
   h('label', { for: 'audit-action' }, 'Action contains'), actionIn,
   h('label', { for: 'audit-resource' }, 'Resource or path contains'), resourceIn,
+  h('label', { for: 'audit-since' }, 'From'), sinceIn,
+  h('label', { for: 'audit-until' }, 'Until'), untilIn,
   h('button', { type: 'submit' }, 'Filter'),
-  actor || action || resource ? h('button', { type: 'button', class: 'secondary', onclick: () => ctx.setQuery({ actor: null, action: null, resource: null, before: null, after: null }) }, 'Clear') : null);
+  filtered ? h('button', { type: 'button', class: 'secondary', onclick: () => ctx.setQuery({ actor: null, action: null, resource: null, since: null, until: null, before: null, after: null }) }, 'Clear') : null);
   const verifyOut = h('div', { id: 'audit-verify-result', 'aria-live': 'polite' });
   const verifyBtn = h('button', { type: 'button', class: 'secondary', onclick: async () => {
     verifyBtn.disabled = true;
@@ -489,7 +520,7 @@ async function auditTab(el, ctx) {
         ['Request digest', e.request_digest && h('code', null, e.request_digest)], ['Response digest', e.response_digest && h('code', null, e.response_digest)],
         ['Detail', e.detail], ['Hash', h('code', null, e.hash)], ['Previous hash', h('code', null, e.prev_hash)],
       ])) },
-    ], events, { caption: `Events ${lo}–${hi}, newest first${actor || action || resource ? ' (filtered)' : ''}`, empty: 'No events match.', rowClass: (e) => (e.status === 403 || e.status === 401 ? 'refused' : null) }),
+    ], events, { caption: `Events ${lo}–${hi}, newest first${filtered ? ' (filtered)' : ''}${since || until ? `, ${since ? 'from ' + fmtTime(since) : ''}${since && until ? ' ' : ''}${until ? 'until ' + fmtTime(until) : ''}` : ''}`, empty: 'No events match.', rowClass: (e) => (e.status === 403 || e.status === 401 ? 'refused' : null) }),
     pager({
       label: events.length ? `Events ${lo}–${hi}` : '',
       hasPrev: !atNewest, hasNext: events.length === AUDIT_PAGE && lo > 1,
