@@ -1,8 +1,8 @@
 """Fixtures of the kiln client's tests: a live `kiln server` (the freshly
 built bin/kiln, or $KILN_BIN; a missing binary fails, never skips) on free
 loopback ports with SQLite and a local artifact folder; the mlflow client
-pointed at it; and a tiny ONNX classifier logged with mlflow, registered
-and deployed as an endpoint."""
+pointed at it; a second server with access control on; and a tiny ONNX
+classifier logged with mlflow, registered and deployed as an endpoint."""
 
 from __future__ import annotations
 
@@ -106,6 +106,19 @@ def server(tmp_path_factory) -> Server:
 
     mlflow.set_tracking_uri(srv.url)
     mlflow.set_registry_uri(srv.url)
+    yield srv
+    stop_server(srv)
+
+
+ADMIN_PASSWORD = "sdk-admin-pass-1"
+
+
+@pytest.fixture(scope="session")
+def auth_server(tmp_path_factory) -> Server:
+    """A second server with access control on; its user "admin" has
+    ADMIN_PASSWORD (srv.cli signs in as admin)."""
+    srv = start_server(tmp_path_factory.mktemp("kiln-auth"), "--auth", "on", "--admin-password", ADMIN_PASSWORD)
+    srv.env.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)  # for srv.cli
     yield srv
     stop_server(srv)
 

@@ -22,7 +22,7 @@ import kiln
 from kiln import _blake3, content, frames
 from kiln._transport import Transport, default_credentials, default_url, duration_param, time_param
 
-from .conftest import FEATURES, free_port, make_data, start_server, stop_server
+from .conftest import ADMIN_PASSWORD, FEATURES, free_port, make_data
 
 
 # -- configuration and errors -----------------------------------------------------------
@@ -58,18 +58,6 @@ def test_defaults_come_from_the_environment(monkeypatch, server):
         kiln.Client("ftp://example.com")
     with pytest.raises(ValueError, match="no query"):
         kiln.Client("http://127.0.0.1:1/?x=1")
-
-
-ADMIN_PASSWORD = "sdk-admin-pass-1"
-
-
-@pytest.fixture(scope="module")
-def auth_server(tmp_path_factory):
-    """A second server with access control on."""
-    srv = start_server(tmp_path_factory.mktemp("kiln-auth"), "--auth", "on", "--admin-password", ADMIN_PASSWORD)
-    srv.env.update(MLFLOW_TRACKING_USERNAME="admin", MLFLOW_TRACKING_PASSWORD=ADMIN_PASSWORD)  # for srv.cli
-    yield srv
-    stop_server(srv)
 
 
 def test_credentials_against_access_control(auth_server, monkeypatch):
@@ -290,6 +278,9 @@ def test_paginate_every_page(client, unique):
     names = [d.name for d in client.datasets.iter(prefix=f"page-{unique}-", page_size=2)]
     assert names == [f"page-{unique}-{i}" for i in range(5)]
     assert len(client.datasets.list(prefix=f"page-{unique}-")) == 5
+    # contains: a part of the name, any ASCII case, paged the same way.
+    part = f"GE-{unique}-3".upper()
+    assert [d.name for d in client.datasets.iter(contains=part, page_size=1)] == [f"page-{unique}-3"]
 
 
 # -- serving, the prediction log, labels and performance -------------------------------------

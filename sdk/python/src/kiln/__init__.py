@@ -3,8 +3,9 @@
 ``kiln.Client`` is a client of Kiln's native API (``/api/v1``): datasets,
 endpoints and rollouts, the prediction log, labels and performance,
 monitors and alerts, pipelines, tuning studies, lineage, model cards,
-gates and approvals. It works beside the ``mlflow`` client, which keeps
-doing tracking and the model registry against the same server::
+gates and approvals, users, tokens, workspaces, grants and the audit
+log. It works beside the ``mlflow`` client, which keeps doing tracking
+and the model registry against the same server::
 
     import kiln
     client = kiln.Client()                 # $KILN_URL / $MLFLOW_TRACKING_URI
@@ -20,7 +21,8 @@ the helpers that use them.
 
 __version__ = "0.2.0"
 
-from .client import Client, Principal  # noqa: E402
+from .access import Principal  # noqa: E402
+from .client import Client  # noqa: E402
 from .errors import (  # noqa: E402
     AlreadyExists,
     DeadlineExceeded,

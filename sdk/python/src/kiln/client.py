@@ -4,13 +4,12 @@ the ``mlflow`` client (which keeps doing tracking and the registry)."""
 from __future__ import annotations
 
 import ssl
-from dataclasses import dataclass
 from datetime import datetime, timedelta
-from typing import TYPE_CHECKING, Any, Dict, List, Optional, Union
+from typing import TYPE_CHECKING, Any, Optional, Union
 
 from . import __version__
-from ._resource import Resource, attr
-from ._transport import Transport, default_credentials, default_url
+from ._transport import DEFAULT_BACKOFF, DEFAULT_BACKOFF_MAX, DEFAULT_RETRIES, Transport, default_credentials, default_url
+from .access import Audit, Grants, Principal, Tokens, Users, Workspaces
 from .datasets import Datasets
 from .endpoints import Endpoints
 from .feedback import Feedback, Performance
@@ -27,20 +26,6 @@ if TYPE_CHECKING:  # pragma: no cover
     import pandas as pd
 
 TimeArg = Union[datetime, timedelta, int, float, str, None]
-
-
-@dataclass
-class Principal(Resource):
-    """Who the server takes the client for (``whoami``)."""
-
-    user: str = ""
-    kind: str = ""
-    admin: bool = False
-    auth: str = ""  # password, token, session or none (access control off)
-    token_id: str = ""
-    scope: str = ""
-    token_workspace: str = ""
-    grants: List[Dict[str, Any]] = attr(factory=list)
 
 
 class Client:
@@ -60,13 +45,23 @@ class Client:
             (``X-Kiln-Actor``); with access control on the signed-in user is.
         timeout: seconds a request may take.
         ssl_context: for https servers with a private CA.
+        retries: how many times a failed request is sent again (0: never).
+            A 429 or 503 is retried whatever the method; a failed
+            connection, a 502 or a 504 only for GET, HEAD, PUT, DELETE and
+            OPTIONS; a body that is a stream which cannot be rewound never.
+        backoff, backoff_max: the wait before the n-th retry is
+            backoff·2^(n-1) seconds, at most backoff_max, jittered to
+            50–100%; a ``Retry-After`` of a 429 or 503 (seconds or an HTTP
+            date) is waited instead (one over a minute is not: the error
+            is raised).
 
     The API is grouped: ``datasets``, ``endpoints``, ``predictions``,
     ``feedback``, ``monitors``, ``alerts``, ``alert_receivers``,
     ``pipelines``, ``studies``, ``lineage``, ``model_cards``, ``gates``,
-    ``approvals``, ``score_jobs``; pandas helpers are methods of the
-    client (:meth:`predict_frame`, :meth:`send_labels`,
-    :meth:`predictions_frame`).
+    ``approvals``, ``score_jobs``, and access management: ``users``,
+    ``tokens``, ``workspaces``, ``grants``, ``audit``; pandas helpers
+    are methods of the client (:meth:`predict_frame`,
+    :meth:`send_labels`, :meth:`predictions_frame`).
     """
 
     def __init__(
@@ -80,6 +75,9 @@ class Client:
         actor: Optional[str] = None,
         timeout: float = 60.0,
         ssl_context: Optional[ssl.SSLContext] = None,
+        retries: int = DEFAULT_RETRIES,
+        backoff: float = DEFAULT_BACKOFF,
+        backoff_max: float = DEFAULT_BACKOFF_MAX,
     ) -> None:
         import os
 
@@ -96,6 +94,9 @@ class Client:
             timeout=timeout,
             user_agent=f"kiln-python/{__version__}",
             ssl_context=ssl_context,
+            retries=retries,
+            backoff=backoff,
+            backoff_max=backoff_max,
         )
         self.datasets = Datasets(self._t)
         self.endpoints = Endpoints(self._t)
@@ -111,6 +112,11 @@ class Client:
         self.gates = Gates(self._t)
         self.approvals = Approvals(self._t)
         self.score_jobs = ScoreJobs(self._t)
+        self.users = Users(self._t)
+        self.tokens = Tokens(self._t)
+        self.workspaces = Workspaces(self._t)
+        self.grants = Grants(self._t)
+        self.audit = Audit(self._t)
 
     @property
     def url(self) -> str:
@@ -129,7 +135,8 @@ class Client:
         """A client of the same server and credentials acting in another workspace."""
         t = self._t
         return Client(t.url, token=t.token or None, username=t.username or None, password=t.password or None,
-                      workspace=workspace, actor=t.actor or None, timeout=t.timeout)
+                      workspace=workspace, actor=t.actor or None, timeout=t.timeout, ssl_context=t.ssl_context,
+                      retries=t.retries, backoff=t.backoff, backoff_max=t.backoff_max)
 
     def health(self) -> bool:
         """Whether the server answers /health."""

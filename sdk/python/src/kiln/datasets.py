@@ -223,19 +223,23 @@ class Datasets:
 
     # -- datasets ---------------------------------------------------------
 
-    def page(self, *, prefix: Optional[str] = None, max_results: Optional[int] = None,
-             page_token: Optional[str] = None) -> Page[Dataset]:
-        """One page of datasets, by name."""
-        got = self._t.api("GET", "/datasets", query={"prefix": prefix, "max_results": max_results, "page_token": page_token})
+    def page(self, *, prefix: Optional[str] = None, contains: Optional[str] = None,
+             max_results: Optional[int] = None, page_token: Optional[str] = None) -> Page[Dataset]:
+        """One page of datasets, by name: those whose name starts with
+        prefix and whose name or description contains contains (ASCII case
+        ignored), when given."""
+        got = self._t.api("GET", "/datasets", query={"prefix": prefix, "contains": contains,
+                                                     "max_results": max_results, "page_token": page_token})
         return Page([Dataset.from_json(d) for d in got.get("datasets") or []], got.get("next_page_token") or None)
 
-    def iter(self, *, prefix: Optional[str] = None, page_size: Optional[int] = None) -> Iterator[Dataset]:
-        """Every dataset (whose name starts with prefix), page after page."""
-        return paginate(lambda tok: self.page(prefix=prefix, max_results=page_size, page_token=tok))
+    def iter(self, *, prefix: Optional[str] = None, contains: Optional[str] = None,
+             page_size: Optional[int] = None) -> Iterator[Dataset]:
+        """Every dataset (filtered as page does), page after page."""
+        return paginate(lambda tok: self.page(prefix=prefix, contains=contains, max_results=page_size, page_token=tok))
 
-    def list(self, *, prefix: Optional[str] = None) -> List[Dataset]:
-        """Every dataset (whose name starts with prefix), all pages read."""
-        return list(self.iter(prefix=prefix))
+    def list(self, *, prefix: Optional[str] = None, contains: Optional[str] = None) -> List[Dataset]:
+        """Every dataset (filtered as page does), all pages read."""
+        return list(self.iter(prefix=prefix, contains=contains))
 
     def get(self, name: str) -> Dataset:
         return Dataset.from_json(self._t.api("GET", f"/datasets/{quote(name)}")["dataset"])
