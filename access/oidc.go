@@ -394,10 +394,36 @@ func groups(claims map[string]any, name string) []string {
 }
 
 // user maps an ID token's claims to a Kiln user, creating it on the first
-// sign-in.
+// sign-in. The user is found by the token's subject (sub) first: a user
+// name claim may be renamed at the provider, or passed to someone else;
+// the subject stays. A subject seen for the first time signs into the
+// user its name claim names — a new one, or one this provider created
+// before subjects were recorded (then linked) — and never into a user
+// linked to another subject.
 func (o *OIDC) user(ctx context.Context, claims map[string]any) (*OIDCLogin, error) {
-	name := claimString(claims, o.cfg.UsernameClaim)
+	sub := claimString(claims, "sub")
+	if sub == "" || len(sub) > 255 {
+		return nil, unauthenticated("The ID token has no usable sub claim")
+	}
 	email := claimString(claims, "email")
+	display := claimString(claims, "name")
+	if len(display) > 256 {
+		display = display[:256]
+	}
+	var admin *bool
+	if o.cfg.AdminGroup != "" {
+		in := false
+		for _, g := range groups(claims, o.cfg.GroupsClaim) {
+			in = in || g == o.cfg.AdminGroup
+		}
+		admin = &in
+	}
+	if u, err := o.st.UserBySubject(ctx, o.cfg.Issuer, sub); err == nil {
+		return o.update(ctx, u, validEmail(email), display, admin)
+	} else if !errorsIsNotFound(err) {
+		return nil, err
+	}
+	name := claimString(claims, o.cfg.UsernameClaim)
 	if name == "" {
 		if email == "" {
 			return nil, unauthenticated("The ID token has neither a %s nor an email claim to name the user by", o.cfg.UsernameClaim)
@@ -410,29 +436,50 @@ func (o *OIDC) user(ctx context.Context, claims map[string]any) (*OIDCLogin, err
 	if err := ValidateName("user", name); err != nil {
 		return nil, unauthenticated("The ID token's user name %q is not a valid Kiln user name (1 to 128 letters, digits, '.', '_', '@' or '-')", clip(name))
 	}
-	display := claimString(claims, "name")
-	if len(email) > 256 {
-		email = ""
-	}
-	if len(display) > 256 {
-		display = display[:256]
-	}
-	var admin *bool
-	if o.cfg.AdminGroup != "" {
-		in := false
-		for _, g := range groups(claims, o.cfg.GroupsClaim) {
-			in = in || g == o.cfg.AdminGroup
-		}
-		admin = &in
-	}
+	email = validEmail(email)
+	var login *OIDCLogin
 	u, err := o.st.GetUser(ctx, name)
-	if errorsIsNotFound(err) {
-		return o.create(ctx, name, email, display, admin != nil && *admin)
+	switch {
+	case errorsIsNotFound(err):
+		if login, err = o.create(ctx, name, email, display, admin != nil && *admin); err != nil {
+			return nil, err
+		}
+	case err != nil:
+		return nil, err
+	default:
+		if u.CreatedBy == o.creator {
+			other, err := o.st.SubjectOf(ctx, o.cfg.Issuer, u.Name)
+			if err != nil {
+				return nil, err
+			}
+			if other != "" {
+				return nil, o.takenBy(u.Name)
+			}
+		}
+		if login, err = o.update(ctx, u, email, display, admin); err != nil {
+			return nil, err
+		}
 	}
-	if err != nil {
+	if err := o.st.LinkSubject(ctx, o.cfg.Issuer, sub, login.User.Name); err != nil {
+		if errors.Is(err, errdefs.ErrAlreadyExists) {
+			return nil, o.takenBy(login.User.Name) // a concurrent first sign-in of another subject
+		}
 		return nil, err
 	}
-	return o.update(ctx, u, email, display, admin)
+	return login, nil
+}
+
+// takenBy is the refusal of a subject whose name claim names a user that
+// another subject of the provider signs in as.
+func (o *OIDC) takenBy(user string) error {
+	return permissionDenied("User '%s' belongs to another account of the OIDC provider %s (another sub): it cannot be signed into with this one", user, o.cfg.Issuer)
+}
+
+func validEmail(email string) string {
+	if len(email) > 256 {
+		return ""
+	}
+	return email
 }
 
 func (o *OIDC) create(ctx context.Context, name, email, display string, admin bool) (*OIDCLogin, error) {

@@ -402,6 +402,27 @@ func TestOIDCLogin(t *testing.T) {
 	if n != 2 {
 		t.Errorf("%d audited sign-ins of ada, want 2: %+v", n, evs.Events)
 	}
+
+	// Users are known by the provider's subject: ada renamed at the
+	// provider is still ada here, and another account of the provider
+	// calling itself ada does not get in.
+	c3 := browser(t)
+	idp.next(map[string]any{"sub": "u-ada", "preferred_username": "ada-renamed", "email": "ada@new.example.com"}, nil, nil)
+	if resp, body := signIn(t, c3, base, ""); resp.StatusCode != http.StatusFound {
+		t.Fatalf("sign-in after a rename at the provider: %d %s", resp.StatusCode, body)
+	}
+	_, body = get(t, c3, base+"/api/v1/whoami")
+	who = access.Principal{}
+	if json.Unmarshal([]byte(body), &who) != nil || who.User != "ada" {
+		t.Errorf("whoami after a rename at the provider: %s", body)
+	}
+	if resp, _ := get(t, hc, base+"/api/v1/users/ada-renamed", "Authorization", admin); resp.StatusCode != http.StatusNotFound {
+		t.Errorf("a rename at the provider made a user: %d", resp.StatusCode)
+	}
+	idp.next(map[string]any{"sub": "u-not-ada", "preferred_username": "ada"}, nil, nil)
+	if resp, body := signIn(t, browser(t), base, "/"); resp.StatusCode != http.StatusForbidden || !strings.Contains(body, "another account of the OIDC provider") {
+		t.Errorf("another subject named ada: %d %s", resp.StatusCode, body)
+	}
 }
 
 // TestOIDCRefusals: a bad state, a missing flow, ID tokens that do not

@@ -382,6 +382,8 @@ CREATE TRIGGER gate_results_immutable BEFORE UPDATE ON gate_results FOR EACH ROW
 	// Feature store (package feature): definitions, materializations and
 	// the embedded online store.
 	{Version: 13, Name: "feature store", SQL: featureTables},
+	// OIDC users by the provider's subject (package access).
+	{Version: 14, Name: "oidc subjects", SQL: oidcSubjectTables},
 }
 
 // scoreJobTables are the tables of migration 7.

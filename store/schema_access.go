@@ -102,3 +102,17 @@ const auditImmutablePostgres = `
 CREATE FUNCTION audit_events_append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RAISE EXCEPTION 'audit events are append-only' USING ERRCODE = 'restrict_violation'; END $$;
 CREATE TRIGGER audit_events_append_only BEFORE UPDATE ON audit_events FOR EACH ROW EXECUTE FUNCTION audit_events_append_only();
 `
+
+// oidcSubjectTables are migration 14's: which account of an OIDC provider
+// (its issuer and the ID token's sub, stable where user names are not)
+// each user signed in as. A user signs in through one subject per issuer.
+const oidcSubjectTables = `
+CREATE TABLE oidc_subjects (
+	issuer TEXT NOT NULL,
+	subject TEXT NOT NULL,
+	user_name TEXT NOT NULL REFERENCES users(name) ON DELETE CASCADE,
+	creation_time {{i64}} NOT NULL,
+	PRIMARY KEY (issuer, subject)
+);
+CREATE UNIQUE INDEX oidc_subjects_user ON oidc_subjects (issuer, user_name);
+`
