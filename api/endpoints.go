@@ -22,6 +22,7 @@ import (
 type Endpoints interface {
 	Apply(ctx context.Context, e *deploy.Endpoint, actor, reason string) (*deploy.ApplyResult, error)
 	Get(ctx context.Context, name string) (*deploy.State, error)
+	Pending(ctx context.Context, s *deploy.State) string
 	List(ctx context.Context) ([]*deploy.State, error)
 	Delete(ctx context.Context, name, actor, reason string) error
 	Promote(ctx context.Context, name, actor, reason string) (*deploy.State, error)
@@ -225,6 +226,7 @@ func (h *Handler) getEndpoint(w http.ResponseWriter, r *http.Request) error {
 	if err != nil {
 		return err
 	}
+	st.Status.Pending = m.Pending(r.Context(), st)
 	writeShownJSON(w, http.StatusOK, st)
 	return nil
 }

@@ -369,6 +369,34 @@ func TestEndpointRolloutAPI(t *testing.T) {
 	}
 }
 
+// TestEndpointPendingAlias: between an alias move and the controller's
+// tick (not running here), GET says what is pending, so that a watcher
+// does not take the old routes as final.
+func TestEndpointPendingAlias(t *testing.T) {
+	e := newEndpointsEnv(t, storetest.TestDatabases(t)["sqlite"](t))
+	v1 := e.register(t, "clf", "skl_svc_rbf_multi")
+	v2 := e.register(t, "clf", "skl_svc_rbf_multi")
+	ctx := context.Background()
+	if err := e.reg.SetAlias(ctx, "clf", "champion", v1); err != nil {
+		t.Fatal(err)
+	}
+	doc := &deploy.Endpoint{Metadata: deploy.Metadata{Name: "iris"}, Spec: deploy.EndpointSpec{Model: "clf",
+		Routes: []deploy.Route{{Name: "main", ModelRef: deploy.ModelRef{Alias: "champion"}, Weight: 100}}}}
+	if _, err := e.c.ApplyEndpoint(ctx, doc, client.ChangeOptions{Actor: "ops"}); err != nil {
+		t.Fatal(err)
+	}
+	if st, err := e.c.GetEndpoint(ctx, "iris"); err != nil || st.Status.Pending != "" {
+		t.Fatalf("before the move: pending %q, %v", st.Status.Pending, err)
+	}
+	if err := e.reg.SetAlias(ctx, "clf", "champion", v2); err != nil {
+		t.Fatal(err)
+	}
+	st, err := e.c.GetEndpoint(ctx, "iris")
+	if want := fmt.Sprintf("alias clf@champion moved to version %d (route main served %d)", v2, v1); err != nil || st.Status.Pending != want {
+		t.Fatalf("after the move: pending %q (want %q), %v", st.Status.Pending, want, err)
+	}
+}
+
 func TestEndpointsNotServed(t *testing.T) {
 	mux := http.NewServeMux()
 	api.New(api.Deps{Logger: slog.New(slog.NewTextHandler(io.Discard, nil))}).Register(mux)

@@ -898,26 +898,30 @@ func (m *Manager) Get(ctx context.Context, name string) (*State, error) {
 	if err != nil {
 		return nil, err
 	}
-	s, paused := ep.state(), ep.status.Paused
-	ep.mu.Unlock()
-	if !paused {
-		s.Status.Pending = m.pending(ctx, s)
-	}
-	return s, nil
+	defer ep.mu.Unlock()
+	return ep.state(), nil
 }
 
-// pending says which aliases of an endpoint moved since the controller
-// last acted on them; "" when none did (or they cannot be resolved: the
-// controller reports that itself).
-func (m *Manager) pending(ctx context.Context, s *State) string {
-	if !needsAliases(&s.Endpoint) {
+// Pending says which aliases of an endpoint moved since the controller
+// last acted on them (Status.Pending): "" when none did, when the
+// endpoint is paused, or when they cannot be resolved (the controller
+// reports that itself). It reads the registry, so Get leaves it to the
+// callers that show it.
+func (m *Manager) Pending(ctx context.Context, s *State) string {
+	if s.Status.Paused || !needsAliases(&s.Endpoint) {
 		return ""
 	}
 	d, err := m.resolve(ctx, &s.Endpoint, false)
-	if err != nil || (d.fp == s.Status.Applied && sameShadow(s.Status.Shadow, d.shadow)) {
+	if err != nil || !aliasesMoved(&s.Status, d) {
 		return ""
 	}
 	return aliasReason(&s.Endpoint, &s.Status, d)
+}
+
+// aliasesMoved reports whether resolved routes d differ from what the
+// endpoint last acted on.
+func aliasesMoved(st *Status, d *desired) bool {
+	return d.fp != st.Applied || !sameShadow(st.Shadow, d.shadow)
 }
 
 // needsAliases reports whether a document names a model through an alias.

@@ -255,7 +255,7 @@ func (m *Manager) followAliases(ctx context.Context, ep *endpoint, st *Status) *
 		return nil
 	}
 	ep.lastResolveErr = ""
-	if d.fp == st.Applied && sameShadow(st.Shadow, d.shadow) {
+	if !aliasesMoved(st, d) {
 		return nil
 	}
 	before := stripStates(st.Routes)

@@ -67,8 +67,8 @@ func TestCanaryFollowsAliasAndSucceeds(t *testing.T) {
 		}
 	}
 	send(3)
-	if s, _ := m.Get(bg, "churn"); s.Status.Pending != "" {
-		t.Fatalf("pending %q before the alias moved", s.Status.Pending)
+	if s, _ := m.Get(bg, "churn"); m.Pending(bg, s) != "" {
+		t.Fatalf("pending %q before the alias moved", m.Pending(bg, s))
 	}
 	if err := f.reg.SetAlias(bg, "clf", "champion", v2); err != nil {
 		t.Fatal(err)
@@ -76,13 +76,13 @@ func TestCanaryFollowsAliasAndSucceeds(t *testing.T) {
 	// Until the controller's tick the move is pending, so that a watcher
 	// (kiln rollout status --watch) does not take the old state as final.
 	s, _ := m.Get(bg, "churn")
-	if want := fmt.Sprintf("alias clf@champion moved to version %d (route main served %d)", v2, v1); s.Status.Pending != want || s.Status.Rollout != nil {
-		t.Fatalf("before the tick: pending %q (want %q), rollout %+v", s.Status.Pending, want, s.Status.Rollout)
+	if want, got := fmt.Sprintf("alias clf@champion moved to version %d (route main served %d)", v2, v1), m.Pending(bg, s); got != want || s.Status.Rollout != nil {
+		t.Fatalf("before the tick: pending %q (want %q), rollout %+v", got, want, s.Status.Rollout)
 	}
 	m.tickOnce(bg)
 	s, _ = m.Get(bg, "churn")
-	if s.Status.Pending != "" {
-		t.Errorf("pending %q after the tick", s.Status.Pending)
+	if got := m.Pending(bg, s); got != "" {
+		t.Errorf("pending %q after the tick", got)
 	}
 	ro := s.Status.Rollout
 	if ro == nil || ro.Phase != PhaseProgressing || ro.Candidate.Version != v2 || ro.Stable.Version != v1 {

@@ -45,7 +45,7 @@ type Status struct {
 	// Pending says which aliases moved since the controller last acted
 	// ("alias churn@champion moved to version 2 (route main served 1)"):
 	// the change starts at its next tick. It is worked out when the
-	// endpoint is read, never stored.
+	// endpoint is read through the API (Manager.Pending), never stored.
 	Pending string `json:"pending,omitempty"`
 }
 

@@ -82,18 +82,24 @@ def quote(segment: str | int) -> str:
     return urllib.parse.quote(str(segment), safe="")
 
 
+def _utc(value: datetime | timedelta) -> datetime:
+    """A time as an aware UTC datetime: a timedelta is that long before now,
+    a naive datetime is UTC."""
+    if isinstance(value, timedelta):
+        return datetime.now(timezone.utc) - value
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=timezone.utc)
+    return value.astimezone(timezone.utc)
+
+
 def time_param(value: datetime | timedelta | int | float | str | None) -> str | None:
     """A time query parameter: a datetime (naive ones are UTC) as RFC 3339,
     a timedelta as that long before now, a number as milliseconds since
     the epoch, a string as given."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        value = datetime.now(timezone.utc) - value
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return value.astimezone(timezone.utc).isoformat().replace("+00:00", "Z")
+    if isinstance(value, (datetime, timedelta)):
+        return _utc(value).isoformat().replace("+00:00", "Z")
     if isinstance(value, bool):
         raise TypeError("a time is a datetime, a timedelta, milliseconds since the epoch or a string")
     if isinstance(value, (int, float)):
@@ -110,8 +116,6 @@ def ms_param(value: datetime | timedelta | int | float | str | None) -> int | No
     milliseconds already, a string as digits or RFC 3339 text."""
     if value is None:
         return None
-    if isinstance(value, timedelta):
-        value = datetime.now(timezone.utc) - value
     if isinstance(value, str):
         text = value.strip()
         if text.isdigit():
@@ -120,10 +124,8 @@ def ms_param(value: datetime | timedelta | int | float | str | None) -> int | No
             value = datetime.fromisoformat(text[:-1] + "+00:00" if text[-1:] in ("Z", "z") else text)
         except ValueError:
             raise ValueError(f"invalid time {value!r}: want RFC 3339 text or milliseconds since the epoch") from None
-    if isinstance(value, datetime):
-        if value.tzinfo is None:
-            value = value.replace(tzinfo=timezone.utc)
-        return (value - _EPOCH) // timedelta(milliseconds=1)
+    if isinstance(value, (datetime, timedelta)):
+        return (_utc(value) - _EPOCH) // timedelta(milliseconds=1)
     if isinstance(value, bool) or not isinstance(value, (int, float)):
         raise TypeError("a time is a datetime, a timedelta, milliseconds since the epoch or a string")
     return int(value)
