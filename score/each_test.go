@@ -21,7 +21,7 @@ import (
 
 // doubler predicts y = 2·x for a one-column float input, sleeping a
 // random while so that batches finish out of order. It fails on the
-// failAt-th call (1-based) when failAt > 0, and counts its calls.
+// failAt-th batch of 10 rows (1-based) when failAt > 0, and counts its calls.
 type doubler struct {
 	failAt   int64
 	calls    atomic.Int64
@@ -45,11 +45,14 @@ func (d *doubler) Predict(ctx context.Context, in []*tensor.Tensor) ([]*tensor.T
 			break
 		}
 	}
-	if c := d.calls.Add(1); d.failAt > 0 && c == d.failAt {
+	d.calls.Add(1)
+	x := in[0].Data.([]float64)
+	// The failAt-th batch of 10 rows fails, by its rows: with several
+	// workers the calls do not arrive in batch order.
+	if d.failAt > 0 && len(x) > 0 && x[0] == float64((d.failAt-1)*10) {
 		return nil, errors.New("boom")
 	}
 	time.Sleep(time.Duration(rand.IntN(300)) * time.Microsecond)
-	x := in[0].Data.([]float64)
 	y := make([]float64, len(x))
 	for i, v := range x {
 		y[i] = 2 * v
