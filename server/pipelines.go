@@ -11,7 +11,6 @@ import (
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
-	"k8s.io/client-go/kubernetes"
 	"k8s.io/client-go/rest"
 	"k8s.io/client-go/tools/clientcmd"
 
@@ -91,7 +90,7 @@ func newKubeExecutor(kc config.Kubernetes, externalURL string, stager pipeline.S
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes executor: %w", err)
 	}
-	cs, err := kubernetes.NewForConfig(rc)
+	cs, err := kube.NewAPI(rc)
 	if err != nil {
 		return nil, fmt.Errorf("kubernetes executor: a client of %s: %w", where, err)
 	}

@@ -40,7 +40,7 @@ func testTask() *pipeline.Task {
 func newTestExecutor(t *testing.T, o Options) *Executor {
 	t.Helper()
 	if o.Client == nil {
-		o.Client = fake.NewClientset()
+		o.Client = clientset{fake.NewClientset()}
 	}
 	if o.KilnImage == "" {
 		o.KilnImage = "ghcr.io/kiln-ml/kiln:1.0"

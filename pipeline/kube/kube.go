@@ -20,7 +20,6 @@ import (
 	apierrors "k8s.io/apimachinery/pkg/api/errors"
 	metav1 "k8s.io/apimachinery/pkg/apis/meta/v1"
 	"k8s.io/apimachinery/pkg/labels"
-	"k8s.io/client-go/kubernetes"
 
 	"github.com/kiln-ml/kiln/errdefs"
 	"github.com/kiln-ml/kiln/pipeline"
@@ -36,8 +35,8 @@ const (
 
 // Options configure the Executor.
 type Options struct {
-	// Client talks to the cluster (required).
-	Client kubernetes.Interface
+	// Client talks to the cluster (required; NewAPI).
+	Client API
 	// Namespace holds the Jobs (default DefaultNamespace).
 	Namespace string
 	// KilnImage is the image whose kiln binary the init container copies
@@ -138,11 +137,10 @@ func (e *Executor) Run(ctx context.Context, t *pipeline.Task, log io.Writer) (pi
 	if err != nil {
 		return notRun(errdefs.Message(err)), err
 	}
-	jobs := e.o.Client.BatchV1().Jobs(job.Namespace)
-	created, err := jobs.Create(ctx, job, metav1.CreateOptions{})
+	created, err := e.o.Client.CreateJob(ctx, job)
 	switch {
 	case apierrors.IsAlreadyExists(err):
-		existing, gerr := jobs.Get(ctx, job.Name, metav1.GetOptions{})
+		existing, gerr := e.o.Client.GetJob(ctx, job.Namespace, job.Name)
 		if gerr != nil {
 			return e.stopped(ctx, job.Namespace, job.Name, fmt.Errorf("kubernetes executor: reading the existing Job %s: %w", job.Name, gerr))
 		}
@@ -175,7 +173,7 @@ func (e *Executor) Attach(ctx context.Context, t *pipeline.Task, handle string, 
 	if err != nil {
 		return notRun(errdefs.Message(err)), err
 	}
-	job, err := e.o.Client.BatchV1().Jobs(ns).Get(ctx, name, metav1.GetOptions{})
+	job, err := e.o.Client.GetJob(ctx, ns, name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return pipeline.Outcome{ExitCode: -1, Handle: handle,
@@ -215,8 +213,7 @@ func (e *Executor) stopped(ctx context.Context, ns, name string, err error) (pip
 func (e *Executor) delete(ns, name string) {
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	bg := metav1.DeletePropagationBackground
-	err := e.o.Client.BatchV1().Jobs(ns).Delete(ctx, name, metav1.DeleteOptions{PropagationPolicy: &bg})
+	err := e.o.Client.DeleteJob(ctx, ns, name)
 	if err != nil && !apierrors.IsNotFound(err) {
 		e.o.Logger.Warn("deleting a step's Job failed", "job", Handle(ns, name), "err", err)
 	}
@@ -284,7 +281,7 @@ func (w *watcher) drain(d time.Duration) {
 // ended (out says how).
 func (w *watcher) poll(ctx context.Context) (out pipeline.Outcome, done bool, err error) {
 	c := w.e.o.Client
-	job, err := c.BatchV1().Jobs(w.ns).Get(ctx, w.name, metav1.GetOptions{})
+	job, err := c.GetJob(ctx, w.ns, w.name)
 	switch {
 	case apierrors.IsNotFound(err):
 		return pipeline.Outcome{ExitCode: -1, Error: fmt.Sprintf("the Job %s was deleted while it ran", Handle(w.ns, w.name))}, true, nil
@@ -296,8 +293,7 @@ func (w *watcher) poll(ctx context.Context) (out pipeline.Outcome, done bool, er
 		w.e.o.Logger.Warn("reading a step's Job failed", "job", Handle(w.ns, w.name), "err", err)
 		return pipeline.Outcome{}, false, nil
 	}
-	pods, err := c.CoreV1().Pods(w.ns).List(ctx, metav1.ListOptions{
-		LabelSelector: labels.SelectorFromSet(labels.Set{LabelJob: w.name}).String()})
+	pods, err := c.ListPods(ctx, w.ns, labels.SelectorFromSet(labels.Set{LabelJob: w.name}).String())
 	if err != nil {
 		if ctx.Err() == nil {
 			w.e.o.Logger.Warn("listing a step's pods failed", "job", Handle(w.ns, w.name), "err", err)
@@ -354,11 +350,10 @@ func (w *watcher) follow(pod *corev1.Pod) {
 		st := metav1.NewTime(w.since.Truncate(time.Second))
 		opts.SinceTime, opts.Timestamps = &st, true
 	}
-	req := w.e.o.Client.CoreV1().Pods(w.ns).GetLogs(pod.Name, opts)
 	w.wg.Add(1)
 	go func() {
 		defer w.wg.Done()
-		rc, err := req.Stream(w.streamCtx)
+		rc, err := w.e.o.Client.PodLogs(w.streamCtx, w.ns, pod.Name, opts)
 		if err != nil {
 			if w.streamCtx.Err() == nil {
 				fmt.Fprintf(w.log, "kiln: reading the pod %s's log failed: %v\n", pod.Name, err)

@@ -158,7 +158,7 @@ func await(t *testing.T, ch <-chan result) result {
 
 func TestRunSuccess(t *testing.T) {
 	k := newCluster(t, "epoch 1\nepoch 2 auc=0.91")
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	task := testTask()
 	log := &recLog{}
 	ch := runAsync(context.Background(), e, task, log)
@@ -251,7 +251,7 @@ func TestRunFailures(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newCluster(t, "")
-			e := newTestExecutor(t, Options{Client: k.c, ImagePullGrace: tc.pullGrace})
+			e := newTestExecutor(t, Options{Client: clientset{k.c}, ImagePullGrace: tc.pullGrace})
 			log := &recLog{}
 			ch := runAsync(context.Background(), e, testTask(), log)
 			job := k.job("ml")
@@ -273,7 +273,7 @@ func TestRunFailures(t *testing.T) {
 
 func TestRunUnschedulableIsNoted(t *testing.T) {
 	k := newCluster(t, "")
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	log := &recLog{}
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := runAsync(ctx, e, testTask(), log)
@@ -293,7 +293,7 @@ func TestRunUnschedulableIsNoted(t *testing.T) {
 
 func TestCancelDeletesTheJob(t *testing.T) {
 	k := newCluster(t, "")
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := runAsync(ctx, e, testTask(), &recLog{})
 	job := k.job("ml")
@@ -323,7 +323,7 @@ func TestCancelDeletesTheJob(t *testing.T) {
 // instead of creating another.
 func TestAlreadyExists(t *testing.T) {
 	k := newCluster(t, "")
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	task := testTask()
 	job, err := e.BuildJob(task)
 	if err != nil {
@@ -365,7 +365,7 @@ func TestAlreadyExists(t *testing.T) {
 
 func TestAttach(t *testing.T) {
 	k := newCluster(t, "resumed output\n")
-	other := newTestExecutor(t, Options{Client: k.c})
+	other := newTestExecutor(t, Options{Client: clientset{k.c}})
 	task := testTask()
 	job, _ := other.BuildJob(task)
 	if _, err := k.c.BatchV1().Jobs("ml").Create(context.Background(), job, metav1.CreateOptions{}); err != nil {
@@ -373,7 +373,7 @@ func TestAttach(t *testing.T) {
 	}
 	k.pod(job, running)
 
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	log := &recLog{}
 	ch := make(chan result, 1)
 	go func() {
@@ -456,7 +456,7 @@ func TestLargeOutcome(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			k := newCluster(t, "")
-			e := newTestExecutor(t, Options{Client: k.c, Stager: tc.stager})
+			e := newTestExecutor(t, Options{Client: clientset{k.c}, Stager: tc.stager})
 			ch := runAsync(context.Background(), e, task, &recLog{})
 			job := k.job("ml")
 			k.pod(job, terminated(0, "Completed", msg))
@@ -535,14 +535,14 @@ func TestAttachResumesLog(t *testing.T) {
 		}
 		return true, &runtime.Unknown{Raw: []byte(logs)}, nil
 	})
-	other := newTestExecutor(t, Options{Client: k.c})
+	other := newTestExecutor(t, Options{Client: clientset{k.c}})
 	task := testTask()
 	job, _ := other.BuildJob(task)
 	if _, err := k.c.BatchV1().Jobs("ml").Create(context.Background(), job, metav1.CreateOptions{}); err != nil {
 		t.Fatal(err)
 	}
 	k.pod(job, running)
-	e := newTestExecutor(t, Options{Client: k.c})
+	e := newTestExecutor(t, Options{Client: clientset{k.c}})
 	log := &cursorLog{until: until}
 	ch := make(chan result, 1)
 	go func() {

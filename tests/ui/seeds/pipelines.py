@@ -55,7 +55,9 @@ ETL = {
     "spec": {
         "parameters": [{"name": "rows", "type": "int", "default": 100}, {"name": "label", "default": "churn"}],
         "steps": [
-            {"name": "extract", "command": ["sh", "-c", 'echo "extracting {{params.rows}} rows"; echo {{params.rows}} > "$KILN_OUTPUTS/rows"'],
+            # extract takes a few seconds, so a run started from the UI is still going when
+            # its page first loads and the page's refresh is what shows its end.
+            {"name": "extract", "command": ["sh", "-c", 'echo "extracting {{params.rows}} rows"; sleep 3; echo {{params.rows}} > "$KILN_OUTPUTS/rows"'],
              "outputs": [{"name": "rows", "type": "parameter"}]},
             {"name": "clean", "command": ["sh", "-c", 'echo "cleaning $0 rows"; echo "dropped 3 duplicates"', "{{steps.extract.outputs.rows}}"]},
             {"name": "features", "depends_on": ["extract"],
