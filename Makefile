@@ -9,6 +9,7 @@ PY := $(VENV)/bin/python
 VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 VERSITYGW := bin/versitygw
+FAKEGCS := bin/fake-gcs-server
 # Short fuzzing in `make test` counts executions rather than seconds: a time
 # budget makes `go test -fuzz` fail with "context deadline exceeded" when an
 # execution (an HTTP request to a test server) is in flight as it ends.
@@ -36,6 +37,11 @@ $(VENV)/.stamp: tests/compat/requirements.txt
 $(VERSITYGW):
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/versity/versitygw/cmd/versitygw@v1.8.0
 
+# A Google Cloud Storage emulator (the JSON API) for the gs:// driver's tests;
+# the version is blobtest.FakeGCSVersion.
+$(FAKEGCS):
+	GOBIN=$(CURDIR)/bin $(GO) install github.com/fsouza/fake-gcs-server@v1.56.1
+
 # The generated references: docs/cli (the command tree) and docs/api.md
 # (api/openapi.yaml); their tests fail when they are stale.
 docs: build
@@ -54,7 +60,7 @@ $(UI_NODE): tests/ui/package.json tests/ui/package-lock.json
 	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: venv $(VERSITYGW) $(UI_NODE)
+tools: venv $(VERSITYGW) $(FAKEGCS) $(UI_NODE)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

@@ -22,12 +22,13 @@ import (
 
 	gblob "gocloud.dev/blob"
 	_ "gocloud.dev/blob/azureblob" // azblob://
+	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/fileblob"
-	_ "gocloud.dev/blob/gcsblob" // gs://
 	_ "gocloud.dev/blob/memblob" // mem://
 	_ "gocloud.dev/blob/s3blob"  // s3://
 	"gocloud.dev/gcerrors"
 
+	"github.com/kiln-ml/kiln/blob/gcs"
 	"github.com/kiln-ml/kiln/errdefs"
 )
 
@@ -95,7 +96,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 			q.Set("use_path_style", "true")
 		}
 		b, err = gblob.OpenBucket(ctx, (&url.URL{Scheme: "s3", Host: u.Host, RawQuery: q.Encode()}).String())
-	case "gs", "azblob", "mem":
+	case "gs":
+		// Kiln's own driver over the JSON API (see package gcs).
+		prefix = strings.Trim(u.Path, "/")
+		var d driver.Bucket
+		if d, err = gcs.OpenURL(ctx, &url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}); err == nil {
+			b = gblob.NewBucket(d)
+		}
+	case "azblob", "mem":
 		prefix = strings.Trim(u.Path, "/")
 		b, err = gblob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
 	default:

@@ -1,4 +1,6 @@
-// Package blobtest starts a real S3-compatible server (versitygw) for tests.
+// Package blobtest starts real object-storage servers for tests: an
+// S3-compatible one (versitygw) and a Google Cloud Storage emulator
+// (fake-gcs-server), both installed by `make tools` into bin/.
 package blobtest
 
 import (
@@ -22,8 +24,12 @@ const (
 	SecretKey = "kilntestsecret"
 )
 
-func versitygw() string {
-	if p, err := exec.LookPath("versitygw"); err == nil {
+func versitygw() string { return tool("versitygw") }
+
+// tool finds an installed program: on $PATH, in GOBIN or GOPATH/bin, or in
+// the repository's bin/.
+func tool(name string) string {
+	if p, err := exec.LookPath(name); err == nil {
 		return p
 	}
 	dirs := []string{os.Getenv("GOBIN")}
@@ -41,13 +47,13 @@ func versitygw() string {
 		if dir == "" {
 			continue
 		}
-		if p := filepath.Join(dir, "versitygw"); fileExists(p) {
+		if p := filepath.Join(dir, name); fileExists(p) {
 			return p
 		}
 	}
 	// The repository's own bin/ (where `make test` installs it).
 	for dir, _ := os.Getwd(); dir != "/" && dir != "."; dir = filepath.Dir(dir) {
-		if p := filepath.Join(dir, "bin", "versitygw"); fileExists(p) {
+		if p := filepath.Join(dir, "bin", name); fileExists(p) {
 			return p
 		}
 	}
@@ -119,6 +125,61 @@ func S3(t testing.TB) (string, blob.Options) {
 		t.Fatalf("versitygw bucket not usable: %v\n%s", err, log.String())
 	}
 	return fmt.Sprintf("s3://kiln/t%d", time.Now().UnixNano()%1e6), opts
+}
+
+// FakeGCSVersion is the fake-gcs-server that `make tools` installs.
+const FakeGCSVersion = "v1.56.1"
+
+// GCS starts fake-gcs-server (Google Cloud Storage's JSON API, in memory)
+// on a loopback port, creates a bucket, points STORAGE_EMULATOR_HOST at it
+// for the test and returns a gs:// URL under a fresh prefix. The server
+// stops when the test ends. Without fake-gcs-server the test is skipped,
+// or fails when CI=true.
+func GCS(t testing.TB) string {
+	t.Helper()
+	exe := tool("fake-gcs-server")
+	if exe == "" {
+		msg := "fake-gcs-server not found; install it with: go install github.com/fsouza/fake-gcs-server@" + FakeGCSVersion
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
+	cmd := exec.Command(exe, "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
+		"-backend", "memory", "-external-url", endpoint, "-log-level", "error")
+	log := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	deadline := time.Now().Add(15 * time.Second)
+	for {
+		resp, err := http.Post(endpoint+"/storage/v1/b?project=kiln", "application/json", strings.NewReader(`{"name":"kiln"}`))
+		if err == nil {
+			resp.Body.Close()
+			if resp.StatusCode/100 == 2 || resp.StatusCode == http.StatusConflict {
+				break
+			}
+			t.Fatalf("fake-gcs-server: creating the bucket answered %s\n%s", resp.Status, log.String())
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("fake-gcs-server did not start: %v\n%s", err, log.String())
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	t.Setenv("STORAGE_EMULATOR_HOST", fmt.Sprintf("127.0.0.1:%d", port))
+	return fmt.Sprintf("gs://kiln/t%d", time.Now().UnixNano()%1e6)
 }
 
 type logBuffer struct{ b []byte }
