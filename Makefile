@@ -10,6 +10,7 @@ VERSION ?= $(shell git describe --tags --always --dirty 2>/dev/null || echo dev)
 LDFLAGS := -s -w -X main.version=$(VERSION)
 VERSITYGW := bin/versitygw
 FAKEGCS := bin/fake-gcs-server
+AZURITE := bin/azurite/node_modules/.bin/azurite-blob
 # Short fuzzing in `make test` counts executions rather than seconds: a time
 # budget makes `go test -fuzz` fail with "context deadline exceeded" when an
 # execution (an HTTP request to a test server) is in flight as it ends.
@@ -42,6 +43,11 @@ $(VERSITYGW):
 $(FAKEGCS):
 	GOBIN=$(CURDIR)/bin $(GO) install github.com/fsouza/fake-gcs-server@v1.56.1
 
+# Azurite, Azure Storage's emulator, for the azblob:// driver's tests; the
+# version is blobtest.AzuriteVersion.
+$(AZURITE):
+	npm install --prefix bin/azurite --no-save --no-audit --no-fund --loglevel=error azurite@3.37.0
+
 # The generated references: docs/cli (the command tree) and docs/api.md
 # (api/openapi.yaml); their tests fail when they are stale.
 docs: build
@@ -60,7 +66,7 @@ $(UI_NODE): tests/ui/package.json tests/ui/package-lock.json
 	cd tests/ui && npm ci --no-audit --no-fund --loglevel=error
 	touch $@
 
-tools: venv $(VERSITYGW) $(FAKEGCS) $(UI_NODE)
+tools: venv $(VERSITYGW) $(FAKEGCS) $(AZURITE) $(UI_NODE)
 
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi

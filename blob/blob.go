@@ -21,13 +21,13 @@ import (
 	"time"
 
 	gblob "gocloud.dev/blob"
-	_ "gocloud.dev/blob/azureblob" // azblob://
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/blob/fileblob"
 	_ "gocloud.dev/blob/memblob" // mem://
 	_ "gocloud.dev/blob/s3blob"  // s3://
 	"gocloud.dev/gcerrors"
 
+	"github.com/kiln-ml/kiln/blob/azure"
 	"github.com/kiln-ml/kiln/blob/gcs"
 	"github.com/kiln-ml/kiln/errdefs"
 )
@@ -103,7 +103,14 @@ func Open(ctx context.Context, rawURL string, opts Options) (*Bucket, error) {
 		if d, err = gcs.OpenURL(ctx, &url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}); err == nil {
 			b = gblob.NewBucket(d)
 		}
-	case "azblob", "mem":
+	case "azblob":
+		// Kiln's own driver over the Azure SDK's blob client (see package azure).
+		prefix = strings.Trim(u.Path, "/")
+		var d driver.Bucket
+		if d, err = azure.OpenURL(ctx, &url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}); err == nil {
+			b = gblob.NewBucket(d)
+		}
+	case "mem":
 		prefix = strings.Trim(u.Path, "/")
 		b, err = gblob.OpenBucket(ctx, (&url.URL{Scheme: u.Scheme, Host: u.Host, RawQuery: u.RawQuery}).String())
 	default:

@@ -30,6 +30,14 @@ func buckets(t *testing.T) map[string]func(t *testing.T) *blob.Bucket {
 			t.Cleanup(func() { b.Close() })
 			return b
 		},
+		"azblob": func(t *testing.T) *blob.Bucket {
+			b, err := blob.Open(context.Background(), blobtest.Azure(t), blob.Options{})
+			if err != nil {
+				t.Fatal(err)
+			}
+			t.Cleanup(func() { b.Close() })
+			return b
+		},
 		"gs": func(t *testing.T) *blob.Bucket {
 			b, err := blob.Open(context.Background(), blobtest.GCS(t), blob.Options{})
 			if err != nil {

@@ -15,6 +15,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/bloberror"
+	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
+
 	"github.com/kiln-ml/kiln/blob"
 )
 
@@ -180,6 +183,74 @@ func GCS(t testing.TB) string {
 	}
 	t.Setenv("STORAGE_EMULATOR_HOST", fmt.Sprintf("127.0.0.1:%d", port))
 	return fmt.Sprintf("gs://kiln/t%d", time.Now().UnixNano()%1e6)
+}
+
+// AzuriteVersion is the Azurite (Azure Storage's emulator) that `make
+// tools` installs into bin/azurite.
+const AzuriteVersion = "3.37.0"
+
+// Azurite's well-known development account (documented by Microsoft; it
+// only opens the emulator).
+const (
+	azuriteAccount = "devstoreaccount1"
+	azuriteKey     = "Eby8vdM02xNOcqFlqUwJPLlmEtlCDXJ1OUzFT50uSRZ6IFsuFq2UVErCz4I6tq/K1SZFPTOtr/KBHBeksoGMGw=="
+)
+
+// Azure starts Azurite's blob service (in memory) on a loopback port,
+// creates a container, sets AZURE_STORAGE_CONNECTION_STRING for the test
+// and returns an azblob:// URL under a fresh prefix. Without Azurite the
+// test is skipped, or fails when CI=true.
+func Azure(t testing.TB) string {
+	t.Helper()
+	exe := tool("azurite-blob")
+	if exe == "" {
+		exe = tool(filepath.Join("azurite", "node_modules", ".bin", "azurite-blob"))
+	}
+	if exe == "" {
+		msg := "azurite-blob not found; install it with: make bin/azurite (npm install azurite@" + AzuriteVersion + ")"
+		if os.Getenv("CI") == "true" {
+			t.Fatal(msg)
+		}
+		t.Skip(msg)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	port := ln.Addr().(*net.TCPAddr).Port
+	ln.Close()
+	cmd := exec.Command(exe, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--inMemoryPersistence",
+		"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
+	log := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://127.0.0.1:%d/%s;",
+		azuriteAccount, azuriteKey, port, azuriteAccount)
+	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", cs)
+	c, err := container.NewClientFromConnectionString(cs, "kiln", nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	deadline := time.Now().Add(30 * time.Second)
+	for {
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		_, err := c.Create(ctx, nil)
+		cancel()
+		if err == nil || bloberror.HasCode(err, bloberror.ContainerAlreadyExists) {
+			break
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Azurite did not start: %v\n%s", err, log.String())
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	return fmt.Sprintf("azblob://kiln/t%d", time.Now().UnixNano()%1e6)
 }
 
 type logBuffer struct{ b []byte }
