@@ -14,9 +14,11 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"net/url"
 	"os"
 	"path/filepath"
+	"sort"
 	"strings"
 	"time"
 
@@ -330,20 +332,27 @@ func (b *Bucket) DeletePrefix(ctx context.Context, dir string) (int, error) {
 		return 0, errdefs.Invalid("Refusing to delete the artifact root")
 	}
 	prefix := dir + "/"
-	it := b.b.List(&gblob.ListOptions{Prefix: prefix})
 	n := 0
-	for {
-		obj, err := it.Next(ctx)
-		if errors.Is(err, io.EOF) {
-			return n, nil
+	for try := 1; ; try++ {
+		it := b.b.List(&gblob.ListOptions{Prefix: prefix})
+		for {
+			obj, err := it.Next(ctx)
+			if errors.Is(err, io.EOF) {
+				return n, nil
+			}
+			if err != nil {
+				// A file that vanished while a local folder was listed (see
+				// List): list what is left again.
+				if b.file && gcerrors.Code(err) == gcerrors.NotFound && try < 20 {
+					break
+				}
+				return n, fmt.Errorf("blob: list %s: %w", prefix, err)
+			}
+			if err := b.b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
+				return n, fmt.Errorf("blob: delete %s: %w", obj.Key, err)
+			}
+			n++
 		}
-		if err != nil {
-			return n, fmt.Errorf("blob: list %s: %w", prefix, err)
-		}
-		if err := b.b.Delete(ctx, obj.Key); err != nil && gcerrors.Code(err) != gcerrors.NotFound {
-			return n, fmt.Errorf("blob: delete %s: %w", obj.Key, err)
-		}
-		n++
 	}
 }
 
@@ -366,6 +375,83 @@ func (b *Bucket) List(ctx context.Context, dir string) ([]Entry, error) {
 	if dir != "" {
 		prefix = dir + "/"
 	}
+	out, err := b.list(ctx, dir, prefix)
+	if err == nil || !b.file || gcerrors.Code(err) != gcerrors.NotFound {
+		return out, err
+	}
+	// gocloud lists a local folder by reading it and then stat'ing each
+	// entry: a file deleted or renamed in between (another request's
+	// delete, a rewrite's or upload's rename) fails the whole listing with
+	// NotFound. Such a folder is listed here instead, leaving out what
+	// vanished.
+	if out, ok, derr := b.listDir(dir, prefix); ok {
+		return out, derr
+	}
+	for try := 2; ; try++ {
+		out, err = b.list(ctx, dir, prefix)
+		if err == nil || gcerrors.Code(err) != gcerrors.NotFound || try == 5 {
+			return out, err
+		}
+	}
+}
+
+// listDir lists a local folder as gocloud's fileblob does (one level;
+// folders holding at least one file; no in-flight temporary files),
+// skipping entries that vanish meanwhile. ok is false for names that
+// fileblob escapes (control characters, "__0x"), which it leaves to
+// fileblob.
+func (b *Bucket) listDir(dir, prefix string) (out []Entry, ok bool, err error) {
+	root := filepath.Join(b.dir, filepath.FromSlash(dir))
+	ents, err := os.ReadDir(root)
+	if errors.Is(err, fs.ErrNotExist) {
+		return nil, true, nil
+	}
+	if err != nil {
+		return nil, true, fmt.Errorf("blob: list %s: %w", dir, err)
+	}
+	for _, e := range ents {
+		name := e.Name()
+		if strings.Contains(name, "__0x") || strings.IndexFunc(name, func(r rune) bool { return r < 32 }) >= 0 {
+			return nil, false, nil
+		}
+		switch {
+		case e.IsDir():
+			if holdsFile(filepath.Join(root, name)) {
+				out = append(out, Entry{Name: name, Path: prefix + name, IsDir: true})
+			}
+		case e.Type().IsRegular() && !isFileblobTemp(name):
+			info, err := e.Info()
+			if err != nil {
+				continue // gone since the folder was read
+			}
+			out = append(out, Entry{Name: name, Path: prefix + name, Size: info.Size()})
+		}
+	}
+	// fileblob's order: by key, a folder's key ending in "/".
+	sortKey := func(e Entry) string {
+		if e.IsDir {
+			return e.Name + "/"
+		}
+		return e.Name
+	}
+	sort.Slice(out, func(i, j int) bool { return sortKey(out[i]) < sortKey(out[j]) })
+	return out, true, nil
+}
+
+// holdsFile reports whether a folder holds a file somewhere below it.
+func holdsFile(dir string) bool {
+	found := false
+	filepath.WalkDir(dir, func(_ string, d fs.DirEntry, err error) error {
+		if err == nil && d.Type().IsRegular() && !isFileblobTemp(d.Name()) {
+			found = true
+			return filepath.SkipAll
+		}
+		return nil
+	})
+	return found
+}
+
+func (b *Bucket) list(ctx context.Context, dir, prefix string) ([]Entry, error) {
 	it := b.b.List(&gblob.ListOptions{Prefix: prefix, Delimiter: "/"})
 	var out []Entry
 	for {

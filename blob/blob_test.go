@@ -5,6 +5,7 @@ import (
 	"context"
 	"crypto/sha256"
 	"errors"
+	"fmt"
 	"io"
 	"os"
 	"path/filepath"
@@ -442,4 +443,42 @@ func FuzzCleanKey(f *testing.F) {
 			t.Fatalf("CleanKey not idempotent on %q: %q %v", k, again, err)
 		}
 	})
+}
+
+// A local folder listed while other requests delete files in it: the
+// listing never fails with a file that vanished mid-listing.
+func TestListWhileDeleting(t *testing.T) {
+	b, err := blob.Open(context.Background(), "file://"+t.TempDir(), blob.Options{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Close()
+	ctx := context.Background()
+	const n = 400
+	for i := range n {
+		if _, err := b.Put(ctx, fmt.Sprintf("d/f%03d", i), strings.NewReader("x"), ""); err != nil {
+			t.Fatal(err)
+		}
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for i := range n {
+			b.Delete(ctx, fmt.Sprintf("d/f%03d", i))
+		}
+	}()
+	for {
+		select {
+		case <-done:
+			entries, err := b.List(ctx, "d")
+			if err != nil || len(entries) != 0 {
+				t.Fatalf("after the deletes: %v %v", entries, err)
+			}
+			return
+		default:
+		}
+		if _, err := b.List(ctx, "d"); err != nil {
+			t.Fatalf("list during deletes: %v", err)
+		}
+	}
 }
