@@ -148,6 +148,13 @@ func (c *Credential) token(req *http.Request) (azcore.AccessToken, error) {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 1<<20))
+	return parseToken(req.URL.Host, resp.StatusCode, raw, time.Now())
+}
+
+// parseToken reads an OAuth token answer: access_token with expires_in
+// (seconds from now) or expires_on (Unix seconds, as a string or number);
+// without either the token is taken to last an hour.
+func parseToken(host string, status int, raw []byte, now time.Time) (azcore.AccessToken, error) {
 	var body struct {
 		AccessToken string          `json:"access_token"`
 		ExpiresIn   json.RawMessage `json:"expires_in"`
@@ -155,19 +162,21 @@ func (c *Credential) token(req *http.Request) (azcore.AccessToken, error) {
 		Error       string          `json:"error"`
 		Description string          `json:"error_description"`
 	}
-	if err := json.Unmarshal(raw, &body); err != nil || resp.StatusCode != http.StatusOK || body.AccessToken == "" {
+	if err := json.Unmarshal(raw, &body); err != nil || status != http.StatusOK || body.AccessToken == "" {
 		msg := body.Description
 		if msg == "" {
 			msg = strings.TrimSpace(string(raw))
 		}
-		return azcore.AccessToken{}, fmt.Errorf("azure: token from %s: %s: %s", req.URL.Host, resp.Status, msg)
+		return azcore.AccessToken{}, fmt.Errorf("azure: token from %s: %d %s: %s", host, status, http.StatusText(status), msg)
 	}
-	now := time.Now()
 	exp := now.Add(time.Hour)
-	if n, ok := number(body.ExpiresIn); ok {
+	if n, ok := number(body.ExpiresIn); ok && n > 0 && n < 1<<31 {
 		exp = now.Add(time.Duration(n) * time.Second)
-	} else if n, ok := number(body.ExpiresOn); ok {
+	} else if n, ok := number(body.ExpiresOn); ok && n > 0 && n < 1<<40 {
 		exp = time.Unix(n, 0)
+	}
+	if !exp.After(now) {
+		return azcore.AccessToken{}, fmt.Errorf("azure: token from %s ended before it was given (expires_on %s): check this machine's clock", host, exp.UTC().Format(time.RFC3339))
 	}
 	return azcore.AccessToken{Token: body.AccessToken, ExpiresOn: exp}, nil
 }

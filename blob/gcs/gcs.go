@@ -219,6 +219,12 @@ func check(resp *http.Response, ok ...int) error {
 	}
 	defer resp.Body.Close()
 	raw, _ := io.ReadAll(io.LimitReader(resp.Body, 16<<10))
+	return parseError(resp.StatusCode, raw)
+}
+
+// parseError reads the API's error answer ({"error":{"message":…}}, or
+// any text).
+func parseError(status int, raw []byte) *apiError {
 	var body struct {
 		Error struct {
 			Message string `json:"message"`
@@ -228,7 +234,7 @@ func check(resp *http.Response, ok ...int) error {
 	if json.Unmarshal(raw, &body) == nil && body.Error.Message != "" {
 		msg = body.Error.Message
 	}
-	return &apiError{Status: resp.StatusCode, Message: msg}
+	return &apiError{Status: status, Message: msg}
 }
 
 // object is the API's object resource (the fields the driver uses).
@@ -384,10 +390,8 @@ func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, l
 	}
 	attrs := driver.ReaderAttributes{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
 	if cr := resp.Header.Get("Content-Range"); cr != "" {
-		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
-			if n, err := strconv.ParseInt(cr[i+1:], 10, 64); err == nil {
-				attrs.Size = n
-			}
+		if n, ok := rangeTotal(cr); ok {
+			attrs.Size = n
 		}
 	} else if s := resp.Header.Get("X-Goog-Stored-Content-Length"); s != "" {
 		if n, err := strconv.ParseInt(s, 10, 64); err == nil {
@@ -401,6 +405,17 @@ func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, l
 		attrs.ContentType = "application/octet-stream"
 	}
 	return &reader{body: resp.Body, attrs: attrs}, nil
+}
+
+// rangeTotal reads the object's size from a Content-Range header
+// ("bytes 0-99/1234").
+func rangeTotal(cr string) (int64, bool) {
+	i := strings.LastIndexByte(cr, '/')
+	if i < 0 || !strings.HasPrefix(cr, "bytes ") {
+		return 0, false
+	}
+	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
+	return n, err == nil && n >= 0
 }
 
 type reader struct {
