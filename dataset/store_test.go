@@ -339,6 +339,62 @@ func TestSplitParentsAndDelete(t *testing.T) {
 	})
 }
 
+// A list of versions carries each version's row count and latest
+// validation (without the report), read for the whole page at once.
+func TestListVersionsSummaries(t *testing.T) {
+	forEachDB(t, func(t *testing.T, db *store.DB, s *Store) {
+		ctx := context.Background()
+		for i := range 4 {
+			m := manifestOf(map[string]string{"a.csv": strings.Repeat("x", i+1)})
+			must[*Version](t)(first(s.CreateVersion(ctx, NewVersion{Dataset: "sum", Manifest: m})))
+		}
+		// v1: profiled, validated twice (failed, then passed); v2: profiled
+		// without rows; v3: validated once; v4: nothing.
+		if err := s.SetVersionProfile(ctx, VersionRef{Dataset: "sum", Version: 1}, json.RawMessage(`{"rows":12345678901,"columns":[]}`)); err != nil {
+			t.Fatal(err)
+		}
+		if err := s.SetVersionProfile(ctx, VersionRef{Dataset: "sum", Version: 2}, json.RawMessage(`{"columns":[]}`)); err != nil {
+			t.Fatal(err)
+		}
+		must[*ValidationResult](t)(s.AddValidationResult(ctx, VersionRef{Dataset: "sum", Version: 1}, "first", false, nil))
+		last := must[*ValidationResult](t)(s.AddValidationResult(ctx, VersionRef{Dataset: "sum", Version: 1}, "second", true, map[string]any{"x": 1}))
+		v3 := must[*ValidationResult](t)(s.AddValidationResult(ctx, VersionRef{Dataset: "sum", Version: 3}, "only", false, nil))
+		var got []*Version
+		for token := ""; ; {
+			page, next, err := s.ListVersions(ctx, "sum", ListQuery{MaxResults: 3, PageToken: token})
+			if err != nil {
+				t.Fatal(err)
+			}
+			got = append(got, page...)
+			if token = next; token == "" {
+				break
+			}
+		}
+		if len(got) != 4 {
+			t.Fatalf("%d versions", len(got))
+		}
+		byV := map[int64]*Version{}
+		for _, v := range got {
+			byV[v.Version] = v
+		}
+		if r := byV[1].Rows; r == nil || *r != 12345678901 {
+			t.Errorf("v1 rows %v", r)
+		}
+		if byV[2].Rows != nil || byV[3].Rows != nil || byV[4].Rows != nil {
+			t.Errorf("rows of versions without them: %v %v %v", byV[2].Rows, byV[3].Rows, byV[4].Rows)
+		}
+		if lv := byV[1].LatestValidation; lv == nil || lv.ID != last.ID || lv.Suite != "second" || !lv.Passed || lv.CreationTime != last.CreationTime {
+			t.Errorf("v1 latest validation %+v", lv)
+		}
+		if lv := byV[3].LatestValidation; lv == nil || lv.ID != v3.ID || lv.Passed {
+			t.Errorf("v3 latest validation %+v", lv)
+		}
+		if byV[2].LatestValidation != nil || byV[4].LatestValidation != nil {
+			t.Errorf("validations of versions without any")
+		}
+	})
+}
+
 func TestValidationsAndLineage(t *testing.T) {
 	forEachDB(t, func(t *testing.T, db *store.DB, s *Store) {
 		ctx := context.Background()

@@ -36,6 +36,19 @@ type Version struct {
 	// packages. ListVersions leaves them out; GetVersion fills them.
 	Schema  json.RawMessage `json:"schema,omitempty"`
 	Profile json.RawMessage `json:"profile,omitempty"`
+	// Rows (the profile's row count) and LatestValidation are what a list
+	// of versions shows of the profile and the validations: ListVersions
+	// fills them, so a version table needs no read per version.
+	Rows             *int64             `json:"rows,omitempty"`
+	LatestValidation *ValidationSummary `json:"latest_validation,omitempty"`
+}
+
+// ValidationSummary is a validation result without its report.
+type ValidationSummary struct {
+	ID           int64  `json:"id"`
+	Suite        string `json:"suite"`
+	Passed       bool   `json:"passed"`
+	CreationTime int64  `json:"creation_time"`
 }
 
 // Ref returns the version's reference.
@@ -285,7 +298,66 @@ func (s *Store) ListVersions(ctx context.Context, name string, q ListQuery) ([]*
 		}
 		before = n
 	}
-	return s.listVersions(ctx, `WHERE v.dataset_id = ? AND v.version < ? ORDER BY v.version DESC LIMIT ?`, limit, id, before, limit+1)
+	out, next, err := s.listVersions(ctx, `WHERE v.dataset_id = ? AND v.version < ? ORDER BY v.version DESC LIMIT ?`, limit, id, before, limit+1)
+	if err != nil || len(out) == 0 {
+		return out, next, err
+	}
+	if err := s.summarize(ctx, id, out); err != nil {
+		return nil, "", err
+	}
+	return out, next, nil
+}
+
+// summarize fills the Rows and LatestValidation of a page of versions of
+// one dataset, newest first, in two reads: the page is every version
+// between its last and its first.
+func (s *Store) summarize(ctx context.Context, datasetID int64, page []*Version) error {
+	lo, hi := page[len(page)-1].Version, page[0].Version
+	byVersion := make(map[int64]*Version, len(page))
+	for _, v := range page {
+		byVersion[v.Version] = v
+	}
+	rowsExpr := `json_extract(profile, '$.rows')`
+	if s.db.Dialect == store.Postgres {
+		rowsExpr = `CAST(profile::jsonb ->> 'rows' AS BIGINT)`
+	}
+	rows, err := s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT version, `+rowsExpr+` FROM data_versions
+		WHERE dataset_id = ? AND version BETWEEN ? AND ? AND profile IS NOT NULL`), datasetID, lo, hi)
+	if err != nil {
+		return fmt.Errorf("dataset: list versions' row counts: %w", err)
+	}
+	for rows.Next() {
+		var number int64
+		var n sql.NullInt64
+		if err := rows.Scan(&number, &n); err != nil {
+			rows.Close()
+			return err
+		}
+		if v := byVersion[number]; v != nil && n.Valid {
+			v.Rows = &n.Int64
+		}
+	}
+	rows.Close()
+	if err := rows.Err(); err != nil {
+		return err
+	}
+	rows, err = s.db.R.QueryContext(ctx, s.db.Rebind(`SELECT version, validation_id, suite, passed, creation_time FROM data_validations
+		WHERE dataset_id = ? AND version BETWEEN ? AND ? ORDER BY validation_id`), datasetID, lo, hi)
+	if err != nil {
+		return fmt.Errorf("dataset: list versions' validations: %w", err)
+	}
+	defer rows.Close()
+	for rows.Next() {
+		var number int64
+		r := &ValidationSummary{}
+		if err := rows.Scan(&number, &r.ID, &r.Suite, &r.Passed, &r.CreationTime); err != nil {
+			return err
+		}
+		if v := byVersion[number]; v != nil {
+			v.LatestValidation = r // in id order: the last one wins
+		}
+	}
+	return rows.Err()
 }
 
 func (s *Store) listVersions(ctx context.Context, where string, limit int, args ...any) ([]*Version, string, error) {

@@ -574,14 +574,21 @@ func (f *dataFlags) versionsCmd() *cobra.Command {
 				return err
 			}
 			return f.print(cmd.OutOrStdout(), vs, func(w io.Writer) error {
-				fmt.Fprintln(w, "VERSION\tDIGEST\tFILES\tSIZE\tCREATED\tBY\tTAGS\tDESCRIPTION")
+				fmt.Fprintln(w, "VERSION\tDIGEST\tFILES\tSIZE\tROWS\tVALIDATION\tCREATED\tBY\tTAGS\tDESCRIPTION")
 				for _, v := range vs {
 					desc := v.Description
 					if desc == "" {
 						desc = v.Source
 					}
-					fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\n", v.Version, shortDigest(v.Digest), v.FileCount, humanBytes(v.TotalSize),
-						formatTime(v.CreationTime), v.CreatedBy, ellipsis(formatTags(v.Tags), 30), ellipsis(desc, 50))
+					rows, val := "-", "-"
+					if v.Rows != nil {
+						rows = strconv.FormatInt(*v.Rows, 10)
+					}
+					if lv := v.LatestValidation; lv != nil {
+						val = map[bool]string{true: "passed", false: "FAILED"}[lv.Passed] + " (" + ellipsis(lv.Suite, 20) + ")"
+					}
+					fmt.Fprintf(w, "%d\t%s\t%d\t%s\t%s\t%s\t%s\t%s\t%s\t%s\n", v.Version, shortDigest(v.Digest), v.FileCount, humanBytes(v.TotalSize),
+						rows, val, formatTime(v.CreationTime), v.CreatedBy, ellipsis(formatTags(v.Tags), 30), ellipsis(desc, 50))
 				}
 				return nil
 			})

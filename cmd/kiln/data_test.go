@@ -9,6 +9,7 @@ import (
 	"net/http/httptest"
 	"os"
 	"path/filepath"
+	"regexp"
 	"strings"
 	"testing"
 	"time"
@@ -296,6 +297,10 @@ func TestDataWorkflow(t *testing.T) {
 	k.json(&det, "data", "show", "sales@2")
 	if len(det.Validations) != 2 || det.Validations[0].Passed == det.Validations[1].Passed {
 		t.Fatalf("validations on the version: %+v", det.Validations)
+	}
+	// The versions table shows the profile's rows and the latest validation.
+	if out := k.mustRun("data", "versions", "sales"); !regexp.MustCompile(`(?m)^2 .*\b6\s+FAILED \(strict\)`).MatchString(out) {
+		t.Fatalf("versions table after profile and validate:\n%s", out)
 	}
 
 	// Split into parts of their own, twice: nothing new the second time.
