@@ -63,6 +63,46 @@ func tool(name string) string {
 	return ""
 }
 
+// need fails (CI=true) or skips the test when a server program is missing.
+func need(t testing.TB, exe, install string) {
+	t.Helper()
+	if exe != "" {
+		return
+	}
+	if os.Getenv("CI") == "true" {
+		t.Fatal(install)
+	}
+	t.Skip(install)
+}
+
+// freePort returns a loopback port that was free a moment ago.
+func freePort(t testing.TB) int {
+	t.Helper()
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	return ln.Addr().(*net.TCPAddr).Port
+}
+
+// start runs a server program for the test's duration; its output is kept
+// for failure messages.
+func start(t testing.TB, exe string, args ...string) *logBuffer {
+	t.Helper()
+	cmd := exec.Command(exe, args...)
+	log := &logBuffer{}
+	cmd.Stdout, cmd.Stderr = log, log
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() {
+		cmd.Process.Kill()
+		cmd.Wait()
+	})
+	return log
+}
+
 func fileExists(p string) bool {
 	st, err := os.Stat(p)
 	return err == nil && !st.IsDir()
@@ -75,33 +115,13 @@ func fileExists(p string) bool {
 func S3(t testing.TB) (string, blob.Options) {
 	t.Helper()
 	exe := versitygw()
-	if exe == "" {
-		msg := "versitygw not found; install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
+	need(t, exe, "versitygw not found; install it with: go install github.com/versity/versitygw/cmd/versitygw@v1.8.0")
 	root := t.TempDir()
 	if err := os.Mkdir(filepath.Join(root, "kiln"), 0o755); err != nil { // the posix backend's bucket is a folder
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	addr := ln.Addr().String()
-	ln.Close()
-	cmd := exec.Command(exe, "--port", addr, "--access", AccessKey, "--secret", SecretKey, "posix", root)
-	log := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
+	addr := fmt.Sprintf("127.0.0.1:%d", freePort(t))
+	log := start(t, exe, "--port", addr, "--access", AccessKey, "--secret", SecretKey, "posix", root)
 	endpoint := "http://" + addr
 	deadline := time.Now().Add(15 * time.Second)
 	for {
@@ -141,31 +161,11 @@ const FakeGCSVersion = "v1.56.1"
 func GCS(t testing.TB) string {
 	t.Helper()
 	exe := tool("fake-gcs-server")
-	if exe == "" {
-		msg := "fake-gcs-server not found; install it with: go install github.com/fsouza/fake-gcs-server@" + FakeGCSVersion
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
+	need(t, exe, "fake-gcs-server not found; install it with: go install github.com/fsouza/fake-gcs-server@"+FakeGCSVersion)
+	port := freePort(t)
 	endpoint := fmt.Sprintf("http://127.0.0.1:%d", port)
-	cmd := exec.Command(exe, "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
+	log := start(t, exe, "-scheme", "http", "-host", "127.0.0.1", "-port", fmt.Sprint(port),
 		"-backend", "memory", "-external-url", endpoint, "-log-level", "error")
-	log := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
 	deadline := time.Now().Add(15 * time.Second)
 	for {
 		resp, err := http.Post(endpoint+"/storage/v1/b?project=kiln", "application/json", strings.NewReader(`{"name":"kiln"}`))
@@ -206,30 +206,10 @@ func Azure(t testing.TB) string {
 	if exe == "" {
 		exe = tool(filepath.Join("azurite", "node_modules", ".bin", "azurite-blob"))
 	}
-	if exe == "" {
-		msg := "azurite-blob not found; install it with: make bin/azurite (npm install azurite@" + AzuriteVersion + ")"
-		if os.Getenv("CI") == "true" {
-			t.Fatal(msg)
-		}
-		t.Skip(msg)
-	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	port := ln.Addr().(*net.TCPAddr).Port
-	ln.Close()
-	cmd := exec.Command(exe, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--inMemoryPersistence",
+	need(t, exe, "azurite-blob not found; install it with: make bin/azurite/node_modules/.bin/azurite-blob (npm install azurite@"+AzuriteVersion+")")
+	port := freePort(t)
+	log := start(t, exe, "--blobHost", "127.0.0.1", "--blobPort", fmt.Sprint(port), "--inMemoryPersistence",
 		"--skipApiVersionCheck", "--loose", "--silent", "--disableTelemetry")
-	log := &logBuffer{}
-	cmd.Stdout, cmd.Stderr = log, log
-	if err := cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() {
-		cmd.Process.Kill()
-		cmd.Wait()
-	})
 	cs := fmt.Sprintf("DefaultEndpointsProtocol=http;AccountName=%s;AccountKey=%s;BlobEndpoint=http://127.0.0.1:%d/%s;",
 		azuriteAccount, azuriteKey, port, azuriteAccount)
 	t.Setenv("AZURE_STORAGE_CONNECTION_STRING", cs)
