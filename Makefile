@@ -17,7 +17,7 @@ AZURITE := bin/azurite/node_modules/.bin/azurite-blob
 FUZZTIME ?= 3000x
 export PATH := $(CURDIR)/bin:$(PATH)
 
-.PHONY: all build run test go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor bench-ui ui-test demo docs clean
+.PHONY: all build run test typecheck go-test ort-test cross compat-test fuzz-short fuzz lint venv tools bench bench-serving bench-data bench-deploy bench-monitor bench-ui ui-test demo docs clean
 
 all: build
 
@@ -68,6 +68,11 @@ $(UI_NODE): tests/ui/package.json tests/ui/package-lock.json
 
 tools: venv $(VERSITYGW) $(FAKEGCS) $(AZURITE) $(UI_NODE)
 
+# The Python SDK is typed: mypy --strict (settings in sdk/python/pyproject.toml)
+# against the pinned test virtualenv.
+typecheck: venv
+	cd sdk/python && ../../$(PY) -m mypy src/kiln
+
 lint:
 	@out=$$(gofmt -l $$(git ls-files '*.go')); if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
@@ -76,7 +81,7 @@ lint:
 # PostgreSQL started by scripts/postgres.sh and Redis by scripts/redis.sh),
 # short fuzzing, then the MLflow client compatibility suite against a freshly
 # built server.
-test: build tools lint
+test: build tools lint typecheck
 	@set -e; \
 	if [ -z "$$KILN_TEST_POSTGRES" ]; then \
 	  KILN_TEST_POSTGRES=$$(scripts/postgres.sh start) || { echo "PostgreSQL unavailable: its tests will be skipped (fail under CI=true)"; KILN_TEST_POSTGRES=; }; \

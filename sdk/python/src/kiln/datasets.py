@@ -12,7 +12,7 @@ import io
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union
+from typing import TYPE_CHECKING, Any, Dict, Iterator, List, Mapping, Optional, Tuple, Union, cast
 
 from . import _blake3
 from . import content as _content
@@ -385,8 +385,8 @@ class Datasets:
         if low.endswith(".parquet"):
             return pd.read_parquet(data, **read_kw)
         if low.endswith((".jsonl", ".ndjson")):
-            return pd.read_json(data, lines=True, **read_kw)
-        return pd.read_csv(data, **read_kw)
+            return cast(pd.DataFrame, pd.read_json(data, lines=True, **read_kw))
+        return cast(pd.DataFrame, pd.read_csv(data, **read_kw))
 
     # -- tables: profile, validation, diff, splits, PII -------------------
 
@@ -476,7 +476,8 @@ class Datasets:
         if v == "latest":
             v = str(self.version(name).version.version)
         source = f"{self._t.url}{API}/datasets/{quote(name)}/versions/{v}"
-        return mlflow.data.from_pandas(df, source=source, name=name, targets=targets)
+        # mlflow.data exports from_pandas without a static declaration.
+        return mlflow.data.from_pandas(df, source=source, name=name, targets=targets)  # type: ignore[attr-defined]
 
 
 def _pick(m: _content.Manifest, path: Optional[str], ref: str) -> _content.Entry:

@@ -60,7 +60,7 @@ import sys
 import tempfile
 import traceback
 from pathlib import Path
-from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Tuple
+from typing import Any, BinaryIO, Dict, List, Optional, Sequence, Set, Tuple, cast
 
 import numpy as np
 
@@ -214,9 +214,9 @@ def encode_tensor(name: str, arr: Any) -> Tuple[Dict[str, Any], List[Any]]:
         flat = a.reshape(-1)
         chunks: List[Any] = []
         for x in flat.tolist() if kind != "M" else np.datetime_as_string(flat):
-            b = _bytes_of(x)
-            chunks.append(_U32.pack(len(b)))
-            chunks.append(b)
+            raw = _bytes_of(x)
+            chunks.append(_U32.pack(len(raw)))
+            chunks.append(raw)
         return {"name": name, "datatype": "BYTES", "shape": list(a.shape)}, chunks
     if kind == "b":
         dt = "BOOL"
@@ -229,7 +229,7 @@ def encode_tensor(name: str, arr: Any) -> Tuple[Dict[str, Any], List[Any]]:
     else:
         raise TypeError(f"output {name!r} has numpy dtype {a.dtype}, which has no tensor datatype")
     a = a.astype(_DTYPES[dt], order="C", copy=False)
-    return {"name": name, "datatype": dt, "shape": list(a.shape)}, [memoryview(a).cast("B")]
+    return {"name": name, "datatype": dt, "shape": list(a.shape)}, [memoryview(cast(Any, a)).cast("B")]
 
 
 def encode_tensors(named: List[Tuple[str, Any]]) -> Tuple[List[Dict[str, Any]], List[Any]]:
@@ -287,8 +287,8 @@ class Worker:
         self.input_schema = sig.inputs if sig is not None else None
         self.input_kind, self.inputs = _schema_specs(self.input_schema, True)
         _, self.outputs = _schema_specs(sig.outputs if sig is not None else None, False)
-        self.binary_cols: set = set()
-        if self.input_kind == "columns":
+        self.binary_cols: Set[str] = set()
+        if self.input_kind == "columns" and self.input_schema is not None:
             for spec, col in zip(self.inputs, self.input_schema.inputs):
                 if str(getattr(col.type, "name", "")) == "binary":
                     self.binary_cols.add(spec["name"])
@@ -318,9 +318,9 @@ class Worker:
     def model_input(self, tensors: List[Tuple[str, np.ndarray]]) -> Any:
         import pandas as pd
 
-        if self.input_kind == "columns":
+        if self.input_kind == "columns" and self.input_schema is not None:
             by_name = {n: a for n, a in tensors}
-            cols = {}
+            cols: Dict[Any, Any] = {}
             for spec, col in zip(self.inputs, self.input_schema.inputs):
                 name = spec["name"]
                 if name not in by_name:
@@ -336,7 +336,7 @@ class Worker:
             return pd.DataFrame(cols)
         arrays = [(n, self._text(n, a)) for n, a in tensors]
         if self.input_kind == "tensors":
-            if len(self.inputs) == 1 and self.input_schema.inputs[0].name is None:
+            if len(self.inputs) == 1 and self.input_schema is not None and self.input_schema.inputs[0].name is None:
                 return arrays[0][1]
             return {n: a for n, a in arrays}
         if len(arrays) == 1:
@@ -412,7 +412,7 @@ def _protocol_streams() -> Tuple[BinaryIO, BinaryIO]:
     os.close(null)
     os.dup2(2, 1)
     sys.stdout = sys.stderr
-    return inp, out  # type: ignore[return-value]
+    return inp, out
 
 
 def main(argv: Optional[List[str]] = None) -> int:
