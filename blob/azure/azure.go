@@ -41,6 +41,8 @@ import (
 	"github.com/Azure/azure-sdk-for-go/sdk/storage/azblob/container"
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/gcerrors"
+
+	"github.com/kiln-ml/kiln/blob/internal/driverio"
 )
 
 // BlockSize is the size of one block of an upload; an object smaller
@@ -220,10 +222,8 @@ func (b *bucketDriver) Attributes(ctx context.Context, key string) (*driver.Attr
 }
 
 func (b *bucketDriver) ListPaged(ctx context.Context, opts *driver.ListOptions) (*driver.ListPage, error) {
-	if opts.BeforeList != nil {
-		if err := opts.BeforeList(func(any) bool { return false }); err != nil {
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeList); err != nil {
+		return nil, err
 	}
 	var prefix, marker *string
 	if opts.Prefix != "" {
@@ -264,38 +264,18 @@ func (b *bucketDriver) ListPaged(ctx context.Context, opts *driver.ListOptions) 
 		}
 		out.Objects = append(out.Objects, o)
 	}
-	// Blobs and prefixes come as two lists; the driver contract wants one
-	// in key order.
-	sortObjects(out.Objects)
+	driverio.SortObjects(out.Objects)
 	if n := str(next); n != "" {
 		out.NextPageToken = []byte(n)
 	}
 	return out, nil
 }
 
-func sortObjects(objs []*driver.ListObject) {
-	for i := 1; i < len(objs); i++ {
-		for j := i; j > 0 && objs[j].Key < objs[j-1].Key; j-- {
-			objs[j], objs[j-1] = objs[j-1], objs[j]
-		}
-	}
-}
-
 func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
 	bc := b.c.NewBlobClient(key)
 	if length == 0 {
-		// Count 0 means "to the end" in the SDK: read the properties and
-		// give an empty body.
-		a, err := b.Attributes(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if opts.BeforeRead != nil {
-			if err := opts.BeforeRead(func(any) bool { return false }); err != nil {
-				return nil, err
-			}
-		}
-		return &reader{body: io.NopCloser(strings.NewReader("")), attrs: driver.ReaderAttributes{ContentType: a.ContentType, ModTime: a.ModTime, Size: a.Size}}, nil
+		// Count 0 means "to the end" in the SDK.
+		return driverio.EmptyRead(ctx, b, key, opts)
 	}
 	r := blob.HTTPRange{Offset: offset}
 	if length > 0 {
@@ -304,49 +284,28 @@ func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, l
 	resp, err := bc.DownloadStream(ctx, &blob.DownloadStreamOptions{Range: r})
 	if err != nil {
 		if bloberror.HasCode(err, bloberror.InvalidRange) {
-			a, aerr := b.Attributes(ctx, key)
-			if aerr != nil {
-				return nil, aerr
-			}
-			return &reader{body: io.NopCloser(strings.NewReader("")), attrs: driver.ReaderAttributes{ContentType: a.ContentType, ModTime: a.ModTime, Size: a.Size}}, nil
+			// Reading from the end of a blob: an empty read.
+			return driverio.EmptyRead(ctx, b, key, opts)
 		}
 		return nil, err
 	}
-	if opts.BeforeRead != nil {
-		if err := opts.BeforeRead(func(any) bool { return false }); err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeRead); err != nil {
+		resp.Body.Close()
+		return nil, err
 	}
 	attrs := driver.ReaderAttributes{ContentType: str(resp.ContentType), ModTime: tm(resp.LastModified), Size: i64(resp.ContentLength)}
-	if cr := str(resp.ContentRange); cr != "" {
-		if i := strings.LastIndexByte(cr, '/'); i >= 0 {
-			if n, err := strconv.ParseInt(cr[i+1:], 10, 64); err == nil {
-				attrs.Size = n
-			}
-		}
+	if n, ok := driverio.RangeTotal(str(resp.ContentRange)); ok {
+		attrs.Size = n
 	}
 	if attrs.ContentType == "" {
 		attrs.ContentType = "application/octet-stream"
 	}
-	return &reader{body: resp.Body, attrs: attrs}, nil
+	return &driverio.Reader{Body: resp.Body, Attrs: attrs}, nil
 }
-
-type reader struct {
-	body  io.ReadCloser
-	attrs driver.ReaderAttributes
-}
-
-func (r *reader) Read(p []byte) (int, error)           { return r.body.Read(p) }
-func (r *reader) Close() error                         { return r.body.Close() }
-func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attrs }
-func (r *reader) As(any) bool                          { return false }
 
 func (b *bucketDriver) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
-	if opts.BeforeWrite != nil {
-		if err := opts.BeforeWrite(func(any) bool { return false }); err != nil {
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeWrite); err != nil {
+		return nil, err
 	}
 	md := make(map[string]*string, len(opts.Metadata))
 	for k, v := range opts.Metadata {
@@ -421,10 +380,8 @@ func (w *writer) Close() error {
 }
 
 func (b *bucketDriver) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
-	if opts.BeforeCopy != nil {
-		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
-			return err
-		}
+	if err := driverio.Hook(opts.BeforeCopy); err != nil {
+		return err
 	}
 	src := b.c.NewBlobClient(srcKey)
 	if _, err := src.GetProperties(ctx, nil); err != nil {
@@ -455,10 +412,8 @@ func (b *bucketDriver) Copy(ctx context.Context, dstKey, srcKey string, opts *dr
 }
 
 func (b *bucketDriver) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
-	if opts.BeforeDelete != nil {
-		if err := opts.BeforeDelete(func(any) bool { return false }); err != nil {
-			return err
-		}
+	if err := driverio.Hook(opts.BeforeDelete); err != nil {
+		return err
 	}
 	_, err := b.c.NewBlobClient(key).Delete(ctx, nil)
 	return err

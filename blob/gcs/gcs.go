@@ -29,7 +29,6 @@ import (
 	"net/textproto"
 	"net/url"
 	"os"
-	"sort"
 	"strconv"
 	"strings"
 	"time"
@@ -37,6 +36,8 @@ import (
 	"gocloud.dev/blob/driver"
 	"gocloud.dev/gcerrors"
 	"golang.org/x/oauth2/google"
+
+	"github.com/kiln-ml/kiln/blob/internal/driverio"
 )
 
 // Scope is the OAuth scope the driver asks for.
@@ -305,10 +306,8 @@ func (b *bucketDriver) ListPaged(ctx context.Context, opts *driver.ListOptions) 
 		q.Set("pageToken", string(opts.PageToken))
 	}
 	q.Set("fields", "items(name,size,md5Hash,updated),prefixes,nextPageToken")
-	if opts.BeforeList != nil {
-		if err := opts.BeforeList(func(any) bool { return false }); err != nil {
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeList); err != nil {
+		return nil, err
 	}
 	resp, err := b.do(ctx, http.MethodGet, b.base+"/storage/v1/b/"+url.PathEscape(b.name)+"/o?"+q.Encode(), nil, nil, true)
 	if err != nil {
@@ -333,9 +332,7 @@ func (b *bucketDriver) ListPaged(ctx context.Context, opts *driver.ListOptions) 
 	for _, p := range page.Prefixes {
 		out.Objects = append(out.Objects, &driver.ListObject{Key: p, IsDir: true})
 	}
-	// Objects and "directories" come as two lists; the driver contract
-	// wants one in key order.
-	sort.Slice(out.Objects, func(i, j int) bool { return out.Objects[i].Key < out.Objects[j].Key })
+	driverio.SortObjects(out.Objects)
 	if page.NextPageToken != "" {
 		out.NextPageToken = []byte(page.NextPageToken)
 	}
@@ -344,18 +341,8 @@ func (b *bucketDriver) ListPaged(ctx context.Context, opts *driver.ListOptions) 
 
 func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, length int64, opts *driver.ReaderOptions) (driver.Reader, error) {
 	if length == 0 {
-		// A zero-length range is not a valid Range header: read the
-		// attributes and give an empty body.
-		a, err := b.Attributes(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		if opts.BeforeRead != nil {
-			if err := opts.BeforeRead(func(any) bool { return false }); err != nil {
-				return nil, err
-			}
-		}
-		return &reader{body: io.NopCloser(strings.NewReader("")), attrs: driver.ReaderAttributes{ContentType: a.ContentType, ModTime: a.ModTime, Size: a.Size}}, nil
+		// A zero-length range is not a valid Range header.
+		return driverio.EmptyRead(ctx, b, key, opts)
 	}
 	hdr := http.Header{}
 	switch {
@@ -373,24 +360,18 @@ func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, l
 	if resp.StatusCode == http.StatusRequestedRangeNotSatisfiable {
 		// Reading from the end of an object: an empty read, as other drivers give.
 		resp.Body.Close()
-		a, err := b.Attributes(ctx, key)
-		if err != nil {
-			return nil, err
-		}
-		return &reader{body: io.NopCloser(strings.NewReader("")), attrs: driver.ReaderAttributes{ContentType: a.ContentType, ModTime: a.ModTime, Size: a.Size}}, nil
+		return driverio.EmptyRead(ctx, b, key, opts)
 	}
 	if err := check(resp); err != nil {
 		return nil, err
 	}
-	if opts.BeforeRead != nil {
-		if err := opts.BeforeRead(func(any) bool { return false }); err != nil {
-			resp.Body.Close()
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeRead); err != nil {
+		resp.Body.Close()
+		return nil, err
 	}
 	attrs := driver.ReaderAttributes{ContentType: resp.Header.Get("Content-Type"), Size: resp.ContentLength}
 	if cr := resp.Header.Get("Content-Range"); cr != "" {
-		if n, ok := rangeTotal(cr); ok {
+		if n, ok := driverio.RangeTotal(cr); ok {
 			attrs.Size = n
 		}
 	} else if s := resp.Header.Get("X-Goog-Stored-Content-Length"); s != "" {
@@ -404,29 +385,8 @@ func (b *bucketDriver) NewRangeReader(ctx context.Context, key string, offset, l
 	if attrs.ContentType == "" {
 		attrs.ContentType = "application/octet-stream"
 	}
-	return &reader{body: resp.Body, attrs: attrs}, nil
+	return &driverio.Reader{Body: resp.Body, Attrs: attrs}, nil
 }
-
-// rangeTotal reads the object's size from a Content-Range header
-// ("bytes 0-99/1234").
-func rangeTotal(cr string) (int64, bool) {
-	i := strings.LastIndexByte(cr, '/')
-	if i < 0 || !strings.HasPrefix(cr, "bytes ") {
-		return 0, false
-	}
-	n, err := strconv.ParseInt(cr[i+1:], 10, 64)
-	return n, err == nil && n >= 0
-}
-
-type reader struct {
-	body  io.ReadCloser
-	attrs driver.ReaderAttributes
-}
-
-func (r *reader) Read(p []byte) (int, error)           { return r.body.Read(p) }
-func (r *reader) Close() error                         { return r.body.Close() }
-func (r *reader) Attributes() *driver.ReaderAttributes { return &r.attrs }
-func (r *reader) As(any) bool                          { return false }
 
 func (b *bucketDriver) NewTypedWriter(ctx context.Context, key, contentType string, opts *driver.WriterOptions) (driver.Writer, error) {
 	meta := object{Name: key, ContentType: contentType, CacheControl: opts.CacheControl,
@@ -435,10 +395,8 @@ func (b *bucketDriver) NewTypedWriter(ctx context.Context, key, contentType stri
 	if len(opts.ContentMD5) > 0 {
 		meta.MD5Hash = base64.StdEncoding.EncodeToString(opts.ContentMD5)
 	}
-	if opts.BeforeWrite != nil {
-		if err := opts.BeforeWrite(func(any) bool { return false }); err != nil {
-			return nil, err
-		}
+	if err := driverio.Hook(opts.BeforeWrite); err != nil {
+		return nil, err
 	}
 	chunk := ChunkSize
 	if opts.BufferSize > 0 {
@@ -611,10 +569,8 @@ func (w *writer) multipart() error {
 }
 
 func (b *bucketDriver) Copy(ctx context.Context, dstKey, srcKey string, opts *driver.CopyOptions) error {
-	if opts.BeforeCopy != nil {
-		if err := opts.BeforeCopy(func(any) bool { return false }); err != nil {
-			return err
-		}
+	if err := driverio.Hook(opts.BeforeCopy); err != nil {
+		return err
 	}
 	base := b.objectURL(srcKey) + "/rewriteTo/b/" + url.PathEscape(b.name) + "/o/" + url.PathEscape(dstKey)
 	token := ""
@@ -649,10 +605,8 @@ func (b *bucketDriver) Copy(ctx context.Context, dstKey, srcKey string, opts *dr
 }
 
 func (b *bucketDriver) Delete(ctx context.Context, key string, opts *driver.DeleteOptions) error {
-	if opts.BeforeDelete != nil {
-		if err := opts.BeforeDelete(func(any) bool { return false }); err != nil {
-			return err
-		}
+	if err := driverio.Hook(opts.BeforeDelete); err != nil {
+		return err
 	}
 	resp, err := b.do(ctx, http.MethodDelete, b.objectURL(key), nil, nil, true)
 	if err != nil {
