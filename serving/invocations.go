@@ -10,6 +10,7 @@ import (
 	"net/http"
 	"strconv"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/kiln-ml/kiln/runtime"
@@ -31,6 +32,46 @@ func (e *mlflowError) Unwrap() error { return &requestError{msg: e.msg} }
 type invocation struct {
 	frame   *frame
 	tensors []tensorLit
+}
+
+// cellPool recycles the cells of decoded frames: a 64 × 24 dataframe is
+// 60 KB of cells, which would otherwise be allocated (and grown) for
+// every request.
+var cellPool = sync.Pool{New: func() any { return new([]cell) }}
+
+// maxPooledCells bounds what a pooled slice keeps, so one huge request
+// does not pin its memory.
+const maxPooledCells = 1 << 16
+
+// pooledCells returns an empty slice of cells with room for at least n.
+func pooledCells(n int) []cell {
+	p := cellPool.Get().(*[]cell)
+	c := (*p)[:0]
+	*p = nil
+	cellPool.Put(p)
+	if cap(c) < n {
+		return make([]cell, 0, n)
+	}
+	return c
+}
+
+// release returns the invocation's cells to the pool; the invocation
+// must not be used afterwards.
+func (inv *invocation) release() {
+	if inv == nil || inv.frame == nil {
+		return
+	}
+	c := inv.frame.cells
+	inv.frame.cells = nil
+	if cap(c) == 0 || cap(c) > maxPooledCells {
+		return
+	}
+	clear(c[:cap(c)]) // drop the strings they point to
+	p := cellPool.Get().(*[]cell)
+	if cap(*p) < cap(c) {
+		*p = c[:0]
+	}
+	cellPool.Put(p)
 }
 
 // The request keys of MLflow's scoring protocol.
@@ -179,16 +220,20 @@ func decodeCell(r *jsonReader) (cell, error) {
 	case 0:
 		return cell{}, r.errorf("unexpected end of input")
 	}
-	tok, kind, err := r.number()
+	start, w, q, kind, neg, fits, err := r.scanNumber()
 	if err != nil {
 		return cell{}, err
 	}
+	tok := r.b[start:r.pos]
 	if kind == numInt {
-		if v, ok := parseIntTok(tok, kind, -1<<63, 1<<63-1); ok {
-			return cell{kind: cellInt, i: v}, nil
+		if i, ok := intOf(w, neg); ok && fits {
+			return cell{kind: cellInt, i: i}, nil
+		}
+		if i, ok := parseIntTok(tok, kind, -1<<63, 1<<63-1); ok {
+			return cell{kind: cellInt, i: i}, nil
 		}
 	}
-	f, ok := parseFloatTok(tok, kind, 64)
+	f, ok := floatOf(tok, kind, w, q, neg, fits, 64)
 	if !ok {
 		return cell{}, r.errorf("invalid number")
 	}
@@ -360,7 +405,7 @@ func decodeRows(r *jsonReader) (cells []cell, rows, width int, err error) {
 					return nil, 0, 0, invalidInput("row %d, column %d: %v", rows, n, err)
 				}
 				if cells == nil {
-					cells = make([]cell, 0, 8)
+					cells = pooledCells(8)
 				}
 				cells = append(cells, c)
 				n++
@@ -430,7 +475,7 @@ func decodeRecords(r *jsonReader, intern func([]byte) string) (*frame, error) {
 		f.rows++
 	}
 	w := len(f.columns)
-	f.cells = make([]cell, f.rows*w) // zero cells are null
+	f.cells = pooledCells(f.rows * w)[:f.rows*w] // zero cells are null
 	rowStart = append(rowStart, len(pending))
 	for row := range f.rows {
 		for _, e := range pending[rowStart[row]:rowStart[row+1]] {
@@ -867,6 +912,7 @@ func (s *Server) invocations(ctx context.Context, w http.ResponseWriter, r *http
 	if err != nil {
 		return fail(err)
 	}
+	defer inv.release()
 	var decoded []*tensor.Tensor
 	filled := false // read as a dataframe completed with features
 	if fs := st.featureSet(); fs != nil {

@@ -1,6 +1,7 @@
 package serving
 
 import (
+	"encoding/binary"
 	"fmt"
 	"math"
 	"strconv"
@@ -276,11 +277,72 @@ const (
 // number reads a number token (JSON grammar, plus NaN/Infinity) and
 // returns its bytes.
 func (r *jsonReader) number() ([]byte, numKind, error) {
+	start, _, _, kind, _, _, err := r.scanNumber()
+	if err != nil {
+		return nil, 0, err
+	}
+	return r.b[start:r.pos], kind, nil
+}
+
+// float reads a number as a float of the given bit size, correctly
+// rounded (±Inf beyond the largest float, as an overflowing literal
+// means): the decoders' hot path.
+func (r *jsonReader) float(bits int) (float64, error) {
+	start, w, q, kind, neg, fits, err := r.scanNumber()
+	if err != nil {
+		return 0, err
+	}
+	f, ok := floatOf(r.b[start:r.pos], kind, w, q, neg, fits, bits)
+	if !ok {
+		return 0, badRequest("%s is not a number", r.b[start:r.pos])
+	}
+	return f, nil
+}
+
+// floatOf converts what scanNumber read; ok is false only for a malformed
+// special token.
+func floatOf(tok []byte, kind numKind, w uint64, q int, neg, fits bool, bits int) (float64, bool) {
+	if fits && kind != numSpecial {
+		if w == 0 {
+			if neg {
+				return math.Copysign(0, -1), true
+			}
+			return 0, true
+		}
+		if f, ok := fastFloat(w, q, bits); ok {
+			if neg {
+				f = -f
+			}
+			return f, true
+		}
+	}
+	return parseFloatTok(tok, kind, bits)
+}
+
+// intOf is the value of an integer token's digits w when it fits in an
+// int64.
+func intOf(w uint64, neg bool) (int64, bool) {
+	if neg {
+		if w > 1<<63 {
+			return 0, false
+		}
+		return -int64(w), true
+	}
+	if w > math.MaxInt64 {
+		return 0, false
+	}
+	return int64(w), true
+}
+
+// scanNumber reads a number token, r.b[start:r.pos] afterwards; w and q
+// are its digits and decimal exponent (the value is ±w·10^q) when fits.
+func (r *jsonReader) scanNumber() (start int, w uint64, q int, kind numKind, neg, fits bool, err error) {
 	r.ws()
-	start := r.pos
+	start = r.pos
 	b := r.b
 	i := r.pos
 	if i < len(b) && b[i] == '-' {
+		neg = true
 		i++
 	}
 	if i < len(b) && (b[i] == 'N' || b[i] == 'I') {
@@ -290,47 +352,101 @@ func (r *jsonReader) number() ([]byte, numKind, error) {
 					break
 				}
 				r.pos = i + len(tok)
-				return b[start:r.pos], numSpecial, nil
+				return start, 0, 0, numSpecial, neg, false, nil
 			}
 		}
-		return nil, 0, r.errorf("invalid number")
+		return start, 0, 0, 0, false, false, r.errorf("invalid number")
 	}
 	digits := i
-	for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if !eightDigits(x) {
+			break
+		}
+		w = w*1e8 + eightDigitsValue(x)
+		i += 8
+	}
+	for i < len(b) {
+		c := b[i] - '0'
+		if c > 9 {
+			break
+		}
+		w = w*10 + uint64(c)
 		i++
 	}
 	if i == digits || (b[digits] == '0' && i-digits > 1) {
 		r.pos = start
-		return nil, 0, r.errorf("invalid number")
+		return start, 0, 0, 0, false, false, r.errorf("invalid number")
 	}
-	kind := numInt
+	nd := i - digits
+	kind = numInt
 	if i < len(b) && b[i] == '.' {
 		i++
 		f := i
-		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+		for i+8 <= len(b) {
+			x := binary.LittleEndian.Uint64(b[i:])
+			if !eightDigits(x) {
+				break
+			}
+			w = w*1e8 + eightDigitsValue(x)
+			i += 8
+		}
+		for i < len(b) {
+			c := b[i] - '0'
+			if c > 9 {
+				break
+			}
+			w = w*10 + uint64(c)
 			i++
 		}
 		if i == f {
-			return nil, 0, r.errorf("invalid number")
+			return start, 0, 0, 0, false, false, r.errorf("invalid number")
 		}
+		nd += i - f
+		q = f - i
 		kind = numFloat
 	}
 	if i < len(b) && (b[i] == 'e' || b[i] == 'E') {
 		i++
+		eneg := false
 		if i < len(b) && (b[i] == '+' || b[i] == '-') {
+			eneg = b[i] == '-'
 			i++
 		}
-		e := i
+		e, x := i, 0
 		for i < len(b) && b[i] >= '0' && b[i] <= '9' {
+			if x < 100000 {
+				x = x*10 + int(b[i]-'0')
+			}
 			i++
 		}
 		if i == e {
-			return nil, 0, r.errorf("invalid number")
+			return start, 0, 0, 0, false, false, r.errorf("invalid number")
 		}
+		if eneg {
+			x = -x
+		}
+		q += x
 		kind = numFloat
 	}
 	r.pos = i
-	return b[start:i], kind, nil
+	return start, w, q, kind, neg, nd <= 19 && q > -100000 && q < 100000, nil
+}
+
+// eightDigits reports whether the 8 bytes of x (little-endian) are all
+// ASCII digits.
+func eightDigits(x uint64) bool {
+	return (x&0xf0f0f0f0f0f0f0f0)|(((x+0x0606060606060606)&0xf0f0f0f0f0f0f0f0)>>4) == 0x3333333333333333
+}
+
+// eightDigitsValue is the number the 8 ASCII digits of x spell, the
+// first digit in the lowest byte: pairs, then quads, then the eight
+// combined by multiplication (three multiplications instead of eight).
+func eightDigitsValue(x uint64) uint64 {
+	x -= 0x3030303030303030
+	x = x*10 + x>>8 // each even byte: two digits
+	x = ((x&0x000000ff000000ff)*(100+1000000<<32) + (x>>16&0x000000ff000000ff)*(1+10000<<32)) >> 32
+	return x
 }
 
 // literal consumes one of true, false, null if it is next.
@@ -448,15 +564,9 @@ func parseFloatTok(tok []byte, kind numKind, bits int) (float64, bool) {
 		}
 		return float64(v), true
 	}
-	f, err := strconv.ParseFloat(bstr(tok), bits)
-	if err != nil {
-		// Out of range: ParseFloat returns ±Inf with ErrRange, which is
-		// what an overflowing literal means.
-		if ne, ok := err.(*strconv.NumError); ok && ne.Err == strconv.ErrRange {
-			return f, true
-		}
-		return 0, false
-	}
+	// Out of range, parseFloat returns ±Inf (and false, as ParseFloat
+	// returns ErrRange), which is what an overflowing literal means.
+	f, _ := parseFloat(tok, bits)
 	return f, true
 }
 

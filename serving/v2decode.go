@@ -531,15 +531,7 @@ func parseFloatElem(r *jsonReader, bits int) (float64, error) {
 		}
 		return 0, err
 	}
-	tok, kind, err := r.number()
-	if err != nil {
-		return 0, err
-	}
-	f, ok := parseFloatTok(tok, kind, bits)
-	if !ok {
-		return 0, badRequest("%s is not a number", tok)
-	}
-	return f, nil
+	return r.float(bits)
 }
 
 func parseIntElem(r *jsonReader, lo, hi int64, dt tensor.DType) (int64, error) {
