@@ -116,3 +116,116 @@ func TestEightDigits(t *testing.T) {
 		}
 	}
 }
+
+func parseF32(r *jsonReader) (float32, error) {
+	f, err := parseFloatElem(r, 32)
+	return float32(f), err
+}
+
+func parseF64(r *jsonReader) (float64, error) { return parseFloatElem(r, 64) }
+
+// checkDecodeFloats compares decodeFloats with decodeList over
+// parseFloatElem, the general path it shortcuts: the same values, or the
+// same error.
+func checkDecodeFloats(t testing.TB, s string) {
+	t.Helper()
+	got, gerr := decodeFloats(&jsonReader{b: []byte(s)}, []float32(nil), 32)
+	want, werr := decodeList(&jsonReader{b: []byte(s)}, []float32(nil), parseF32)
+	if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+		t.Fatalf("%q: error %v, want %v", s, gerr, werr)
+	}
+	if len(got) != len(want) {
+		t.Fatalf("%q: %v, want %v", s, got, want)
+	}
+	for i := range got {
+		if math.Float32bits(got[i]) != math.Float32bits(want[i]) {
+			t.Fatalf("%q: %v, want %v", s, got, want)
+		}
+	}
+	got64, gerr := decodeFloats(&jsonReader{b: []byte(s)}, []float64(nil), 64)
+	want64, werr := decodeList(&jsonReader{b: []byte(s)}, []float64(nil), parseF64)
+	if (gerr == nil) != (werr == nil) || len(got64) != len(want64) {
+		t.Fatalf("%q: float64 %v %v, want %v %v", s, got64, gerr, want64, werr)
+	}
+	for i := range got64 {
+		if math.Float64bits(got64[i]) != math.Float64bits(want64[i]) {
+			t.Fatalf("%q: %v, want %v", s, got64, want64)
+		}
+	}
+}
+
+func TestDecodeFloats(t *testing.T) {
+	for _, s := range []string{
+		"[]", "[1]", "[1,2.5,-3e2]", "[[1,2],[3,4]]", "[ 1 , 2 ]", "[1,null,true,false,NaN,-Infinity]",
+		"1.5", "null", "[1,]", "[1,-]", "[1,,2]", "[1 2]", "[1,\"a\"]", "[1,[2,[3]],4]", "[1,2", "[-0,0.1,1e400]",
+		"[01]", "[1,-x]", "[[1,2],3,[4]]",
+	} {
+		checkDecodeFloats(t, s)
+	}
+}
+
+func FuzzDecodeFloats(f *testing.F) {
+	for _, s := range []string{"[1,2.5,-3e2]", "[[1,2],[3,4]]", "[1,null,true]", "[1,-]"} {
+		f.Add(s)
+	}
+	f.Fuzz(func(t *testing.T, s string) { checkDecodeFloats(t, s) })
+}
+
+// refRows is decodeRows without its fast path: every element through
+// nextElem and decodeCell.
+func refRows(r *jsonReader) (cells []cell, rows int, err error) {
+	if err := r.beginArray(); err != nil {
+		return nil, 0, err
+	}
+	for first := true; ; first = false {
+		done, err := r.nextElem(first)
+		if err != nil || done {
+			return cells, rows, err
+		}
+		if err := r.beginArray(); err != nil {
+			return nil, 0, err
+		}
+		n := 0
+		for first := true; ; first = false {
+			done, err := r.nextElem(first)
+			if err != nil {
+				return nil, 0, err
+			}
+			if done {
+				break
+			}
+			c, err := decodeCell(r)
+			if err != nil {
+				return nil, 0, invalidInput("row %d, column %d: %v", rows, n, err)
+			}
+			cells = append(cells, c)
+			n++
+		}
+		rows++
+	}
+}
+
+func TestDecodeRows(t *testing.T) {
+	for _, s := range []string{
+		"[[1,2.5,-3],[4,5,6]]", "[[1, 2],[3 ,4]]", "[[1,-0.0,1e400,-9223372036854775809]]", "[[1,\"a\",null,true]]",
+		"[[1,-]]", "[[1,]]", "[[1,,2]]", "[[1,-x]]", "[[1,2],[3,4]", "[[0.6331574530916286,-1.2e-05,12345678901234567890]]",
+	} {
+		want, wrows, werr := refRows(&jsonReader{b: []byte(s)})
+		got, grows, _, gerr := decodeRows(&jsonReader{b: []byte(s)})
+		if (gerr == nil) != (werr == nil) || (gerr != nil && gerr.Error() != werr.Error()) {
+			t.Fatalf("%q: error %v, want %v", s, gerr, werr)
+		}
+		if gerr != nil {
+			continue
+		}
+		if grows != wrows || len(got) != len(want) {
+			t.Fatalf("%q: %d rows %v, want %d rows %v", s, grows, got, wrows, want)
+		}
+		for i := range got {
+			if got[i].kind != want[i].kind || got[i].i != want[i].i || got[i].s != want[i].s || got[i].b != want[i].b ||
+				math.Float64bits(got[i].f) != math.Float64bits(want[i].f) {
+				t.Fatalf("%q: cell %d is %+v, want %+v", s, i, got[i], want[i])
+			}
+		}
+	}
+}

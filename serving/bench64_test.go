@@ -88,7 +88,7 @@ func BenchmarkDecodeF32(b *testing.B) {
 	for b.Loop() {
 		r := &jsonReader{b: body}
 		var err error
-		if dst, err = decodeList(r, dst[:0], parseF32); err != nil || len(dst) != 64*24 {
+		if dst, err = decodeFloats(r, dst[:0], 32); err != nil || len(dst) != 64*24 {
 			b.Fatal(err, len(dst))
 		}
 	}

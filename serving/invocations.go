@@ -220,6 +220,12 @@ func decodeCell(r *jsonReader) (cell, error) {
 	case 0:
 		return cell{}, r.errorf("unexpected end of input")
 	}
+	return numberCell(r)
+}
+
+// numberCell reads a number as an int cell where it is an integer that
+// fits in an int64, else as a float64 cell.
+func numberCell(r *jsonReader) (cell, error) {
 	start, w, q, kind, neg, fits, err := r.scanNumber()
 	if err != nil {
 		return cell{}, err
@@ -393,6 +399,17 @@ func decodeRows(r *jsonReader) (cells []cell, rows, width int, err error) {
 				return nil, 0, 0, err
 			}
 			for first := true; ; first = false {
+				var c cell
+				if p := r.pos; !first && p+1 < len(r.b) && r.b[p] == ',' && (r.b[p+1]-'0' <= 9 || r.b[p+1] == '-') {
+					// The common case, a number after a ','.
+					r.pos++
+					if c, err = numberCell(r); err != nil {
+						return nil, 0, 0, invalidInput("row %d, column %d: %v", rows, n, err)
+					}
+					cells = append(cells, c)
+					n++
+					continue
+				}
 				done, err := r.nextElem(first)
 				if err != nil {
 					return nil, 0, 0, err
@@ -400,7 +417,7 @@ func decodeRows(r *jsonReader) (cells []cell, rows, width int, err error) {
 				if done {
 					break
 				}
-				c, err := decodeCell(r)
+				c, err = decodeCell(r)
 				if err != nil {
 					return nil, 0, 0, invalidInput("row %d, column %d: %v", rows, n, err)
 				}
