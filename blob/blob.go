@@ -15,6 +15,7 @@ import (
 	"fmt"
 	"io"
 	"io/fs"
+	"net/http"
 	"net/url"
 	"os"
 	"path/filepath"
@@ -258,9 +259,27 @@ func (b *Bucket) GetRange(ctx context.Context, key string, offset, length int64)
 	}
 	r, err := b.b.NewRangeReader(ctx, key, offset, length, nil)
 	if err != nil {
+		if offset > 0 && httpStatus(err) == http.StatusRequestedRangeNotSatisfiable {
+			// S3 refuses a range that starts at or past the object's end;
+			// this method's contract is an empty read of an object that
+			// exists.
+			if a, aerr := b.b.Attributes(ctx, key); aerr == nil && offset >= a.Size {
+				return &Object{ReadCloser: io.NopCloser(strings.NewReader("")), Size: a.Size, ContentType: a.ContentType, ModTime: a.ModTime}, nil
+			}
+		}
 		return nil, mapErr(err, key)
 	}
 	return &Object{ReadCloser: r, Size: r.Size(), ContentType: r.ContentType(), ModTime: r.ModTime()}, nil
+}
+
+// httpStatus is the HTTP status an error of a store's SDK carries (the
+// AWS SDK's response errors have one), or 0.
+func httpStatus(err error) int {
+	var hs interface{ HTTPStatusCode() int }
+	if errors.As(err, &hs) {
+		return hs.HTTPStatusCode()
+	}
+	return 0
 }
 
 // Attributes describe a stored object.

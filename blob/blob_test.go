@@ -220,7 +220,9 @@ func TestStatAndRange(t *testing.T) {
 			ranges := []struct {
 				off, n int64
 				want   string
-			}{{0, -1, "0123456789"}, {2, 3, "234"}, {8, -1, "89"}, {8, 100, "89"}, {0, 0, ""}}
+			}{{0, -1, "0123456789"}, {2, 3, "234"}, {8, -1, "89"}, {8, 100, "89"}, {0, 0, ""},
+				// At and past the end: an empty read, not an error.
+				{10, 5, ""}, {12, 3, ""}, {12, -1, ""}}
 			for _, r := range ranges {
 				obj, err := b.GetRange(ctx, "a/b.txt", r.off, r.n)
 				if err != nil {

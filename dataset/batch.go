@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"sync"
 )
 
 // BatchObject is one object of a batch upload.
@@ -42,27 +43,32 @@ const (
 
 var _ BatchRemote = (*BucketRemote)(nil)
 
-// PutBatch stores the objects behind one durability barrier of the
-// artifact store (see blob.Batch).
+// PutBatch stores the small objects in packs (see PackPrefix) and the
+// others behind one durability barrier of the artifact store (see
+// blob.Batch).
 func (r *BucketRemote) PutBatch(ctx context.Context, objs []BatchObject) error {
-	bt := r.b.NewBatch()
+	w := r.NewBatchWriter()
 	for _, o := range objs {
-		if err := r.putInBatch(ctx, bt, o.Digest, o.Size, o.Open); err != nil {
-			bt.Abort()
+		if err := w.put(ctx, o.Digest, o.Size, o.Open); err != nil {
+			w.Abort()
 			return err
 		}
 	}
-	if err := bt.Commit(ctx); err != nil {
+	if err := w.Commit(ctx); err != nil {
+		w.Abort()
 		return fmt.Errorf("dataset: store %d objects: %w", len(objs), err)
 	}
 	return nil
 }
 
 // BatchWriter stores a stream of objects behind one durability barrier,
-// for servers that receive a batch one object at a time.
+// for servers that receive a batch one object at a time: small objects in
+// packs, larger ones as loose objects of one blob.Batch.
 type BatchWriter struct {
-	r  *BucketRemote
-	bt batchPutter
+	r    *BucketRemote
+	bt   batchPutter
+	mu   sync.Mutex
+	pack packWriter
 }
 
 type batchPutter interface {
@@ -72,18 +78,50 @@ type batchPutter interface {
 }
 
 // NewBatchWriter starts a batch.
-func (r *BucketRemote) NewBatchWriter() *BatchWriter { return &BatchWriter{r: r, bt: r.b.NewBatch()} }
+func (r *BucketRemote) NewBatchWriter() *BatchWriter {
+	return &BatchWriter{r: r, bt: r.b.NewBatch(), pack: packWriter{r: r}}
+}
 
 // Put verifies and writes one object of the batch.
 func (w *BatchWriter) Put(ctx context.Context, d Digest, size int64, body io.Reader) error {
-	return w.r.putInBatch(ctx, w.bt, d, size, func(context.Context) (io.ReadCloser, error) { return io.NopCloser(body), nil })
+	return w.put(ctx, d, size, func(context.Context) (io.ReadCloser, error) { return io.NopCloser(body), nil })
 }
 
-// Commit makes the batch's objects durable and visible.
-func (w *BatchWriter) Commit(ctx context.Context) error { return w.bt.Commit(ctx) }
+func (w *BatchWriter) put(ctx context.Context, d Digest, size int64, open func(context.Context) (io.ReadCloser, error)) error {
+	if !keepPacked(size) {
+		return w.r.putInBatch(ctx, w.bt, d, size, open)
+	}
+	rc, err := open(ctx)
+	if err != nil {
+		return err
+	}
+	defer rc.Close()
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.pack.add(ctx, d, size, rc)
+}
 
-// Abort drops the objects not committed.
-func (w *BatchWriter) Abort() { w.bt.Abort() }
+// Commit makes the batch's objects durable and visible: the last pack,
+// then the loose objects.
+func (w *BatchWriter) Commit(ctx context.Context) error {
+	w.mu.Lock()
+	err := w.pack.flush(ctx)
+	w.mu.Unlock()
+	if err != nil {
+		return err
+	}
+	return w.bt.Commit(ctx)
+}
+
+// Abort drops the objects not committed (packs already written stay:
+// their objects are correct, only not referenced).
+func (w *BatchWriter) Abort() {
+	w.mu.Lock()
+	w.pack.buf.Reset()
+	w.pack.ents = nil
+	w.mu.Unlock()
+	w.bt.Abort()
+}
 
 func (r *BucketRemote) putInBatch(ctx context.Context, bt batchPutter, d Digest, size int64, open func(context.Context) (io.ReadCloser, error)) error {
 	rc, err := open(ctx)

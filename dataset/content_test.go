@@ -476,9 +476,7 @@ func TestCorruptionDetected(t *testing.T) {
 			}
 			// Tamper with the stored object behind the remote's back (same size).
 			bad, _ := m.Lookup("bad.csv")
-			if _, err := b.Put(ctx, ObjectKey(bad.Digest), strings.NewReader("tampered content"), ""); err != nil {
-				t.Fatal(err)
-			}
+			tamper(t, b, remote, bad.Digest, "tampered content")
 			out := t.TempDir()
 			writeTree(t, out, map[string]string{"bad.csv": "previous"})
 			_, err := Checkout(ctx, remote, m, out, CheckoutOptions{})
@@ -500,9 +498,7 @@ func TestCorruptionDetected(t *testing.T) {
 				t.Fatal("the cache kept a corrupted object")
 			}
 			// A truncated object too.
-			if _, err := b.Put(ctx, ObjectKey(bad.Digest), strings.NewReader("short"), ""); err != nil {
-				t.Fatal(err)
-			}
+			tamper(t, b, remote, bad.Digest, "short")
 			if _, err := Checkout(ctx, remote, m, t.TempDir(), CheckoutOptions{}); !errors.Is(err, ErrDigestMismatch) {
 				t.Fatalf("checkout of a truncated object: %v", err)
 			}
@@ -887,5 +883,39 @@ func TestCheckoutCleanRemovesNothingWhenObjectsAreMissing(t *testing.T) {
 	}
 	if got := readTree(t, out); !reflect.DeepEqual(got, map[string]string{"extra.txt": "keep me"}) {
 		t.Fatalf("a failed clean checkout changed the folder: %v", got)
+	}
+}
+
+// tamper replaces the stored bytes of d behind the remote's back: the
+// loose object, or its bytes in the pack that holds it (a shorter content
+// truncates the pack there).
+func tamper(t *testing.T, b *blob.Bucket, r *BucketRemote, d Digest, content string) {
+	t.Helper()
+	ctx := context.Background()
+	if err := r.refreshPacks(ctx); err != nil {
+		t.Fatal(err)
+	}
+	l, ok := r.packs.lookup(d)
+	if !ok {
+		if _, err := b.Put(ctx, ObjectKey(d), strings.NewReader(content), ""); err != nil {
+			t.Fatal(err)
+		}
+		return
+	}
+	obj, err := b.Get(ctx, packKey(l.pack))
+	if err != nil {
+		t.Fatal(err)
+	}
+	pack, err := io.ReadAll(obj)
+	obj.Close()
+	if err != nil {
+		t.Fatal(err)
+	}
+	copy(pack[l.off:l.off+l.size], content)
+	if int64(len(content)) < l.size {
+		pack = pack[:l.off+int64(len(content))]
+	}
+	if _, err := b.Put(ctx, packKey(l.pack), bytes.NewReader(pack), ""); err != nil {
+		t.Fatal(err)
 	}
 }

@@ -57,6 +57,7 @@ type BucketRemote struct {
 	Parallel int
 
 	listings atomic.Int64 // Has calls answered by listing (for tests)
+	packs    packIndex
 }
 
 var _ Remote = (*BucketRemote)(nil)
@@ -69,6 +70,28 @@ func NewBucketRemote(b *blob.Bucket) *BucketRemote { return &BucketRemote{b: b} 
 // requests (a remote of N objects lists in about N/1000 pages), as a no-op
 // push of a big tree must not take one request per file.
 func (r *BucketRemote) Has(ctx context.Context, ds []Digest) ([]Digest, error) {
+	if len(ds) == 0 {
+		return nil, nil
+	}
+	// Objects in packs first (the index is refreshed once per call), then
+	// loose objects.
+	if err := r.refreshPacks(ctx); err != nil {
+		return nil, err
+	}
+	var loose []Digest
+	for _, d := range ds {
+		if _, ok := r.packs.lookup(d); !ok {
+			loose = append(loose, d)
+		}
+	}
+	if len(loose) == 0 {
+		return nil, nil
+	}
+	return r.hasLoose(ctx, loose)
+}
+
+// hasLoose checks loose objects (datasets/objects/…).
+func (r *BucketRemote) hasLoose(ctx context.Context, ds []Digest) ([]Digest, error) {
 	present := make([]bool, len(ds))
 	if len(ds) >= listThreshold {
 		ok, err := r.hasByListing(ctx, ds, present)
@@ -187,9 +210,19 @@ func (r *BucketRemote) Put(ctx context.Context, d Digest, size int64, body io.Re
 
 // Get opens the object for reading. The caller verifies what it reads.
 func (r *BucketRemote) Get(ctx context.Context, d Digest) (io.ReadCloser, error) {
+	if rc, ok, err := r.getPacked(ctx, d); ok {
+		return rc, err
+	}
 	obj, err := r.b.Get(ctx, ObjectKey(d))
 	if err != nil {
 		if errors.Is(err, errdefs.ErrNotFound) {
+			// Perhaps in a pack another process wrote.
+			if rerr := r.refreshPacks(ctx); rerr != nil {
+				return nil, rerr
+			}
+			if rc, ok, err := r.getPacked(ctx, d); ok {
+				return rc, err
+			}
 			return nil, &errdefs.Error{Kind: errdefs.ErrNotFound, Msg: fmt.Sprintf("Object %s does not exist", d), Err: err}
 		}
 		return nil, fmt.Errorf("dataset: read object %s: %w", d, err)
