@@ -141,7 +141,9 @@ func TestPackLimits(t *testing.T) {
 	}
 
 	good, bad := []byte("good object"), batchOf([]byte("claimed"))[0]
-	bad.Open = func(context.Context) (io.ReadCloser, error) { return io.NopCloser(strings.NewReader("другое")), nil }
+	bad.Open = func(context.Context) (io.ReadCloser, error) {
+		return io.NopCloser(strings.NewReader("другое")), nil
+	}
 	objs := append(batchOf(good), bad)
 	if err := r.PutBatch(ctx, objs); !errors.Is(err, ErrDigestMismatch) {
 		t.Fatalf("batch with a bad object: %v", err)
