@@ -17,6 +17,7 @@
 // artifact store under a prefix of their own:
 //
 //	datasets/objects/<d[0:2]>/<d[2:]>
+//	datasets/packs/<p>.pack, <p>.idx   (small objects of a batch; see PackPrefix)
 //	datasets/manifests/<digest>.json
 //
 // so identical content is stored once across versions and datasets. Cache
