@@ -312,6 +312,14 @@ func (b *Bucket) Exists(ctx context.Context, key string) (bool, error) {
 	if err != nil {
 		return false, err
 	}
+	if b.file && key != "" {
+		// A missing file answers with one stat (fileblob's Exists also
+		// looks for the object's attributes file): the common answer of
+		// a push's existence checks.
+		if _, err := os.Lstat(filepath.Join(b.dir, filepath.FromSlash(key))); errors.Is(err, fs.ErrNotExist) {
+			return false, nil
+		}
+	}
 	return b.b.Exists(ctx, key)
 }
 

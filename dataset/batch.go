@@ -117,8 +117,7 @@ func (w *BatchWriter) Commit(ctx context.Context) error {
 // their objects are correct, only not referenced).
 func (w *BatchWriter) Abort() {
 	w.mu.Lock()
-	w.pack.buf.Reset()
-	w.pack.ents = nil
+	w.pack.abort(errors.New("batch aborted"))
 	w.mu.Unlock()
 	w.bt.Abort()
 }

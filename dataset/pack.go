@@ -3,7 +3,9 @@ package dataset
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
 	"encoding/binary"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -18,7 +20,7 @@ import (
 // Pack files. A batch of small objects (PutBatch, BatchWriter) is stored
 // as one pack: the objects' contents back to back in
 // datasets/packs/<p>.pack, and an index of them in datasets/packs/<p>.idx
-// (p is the digest of the pack's bytes). Ten thousand small files then
+// (p is a random 128-bit id in hex). Ten thousand small files then
 // cost a few object writes instead of ten thousand, which is most of what
 // a first `kiln data add` of a tree of small files spends on a local
 // disk. The pack is written (durably) before its index, so an index only
@@ -39,8 +41,7 @@ const (
 	PackPrefix  = "datasets/packs/"
 	packMagic   = "KPX1"
 	packEntryLn = 32 + 8 + 8
-	// packMaxBytes bounds a pack (and the memory a batch holds while it
-	// forms one).
+	// packMaxBytes bounds a pack.
 	packMaxBytes = BatchMaxBytes
 )
 
@@ -193,54 +194,101 @@ func (r *BucketRemote) getPacked(ctx context.Context, d Digest) (io.ReadCloser, 
 	return obj, true, nil
 }
 
-// packWriter forms packs from verified objects.
+// packWriter forms packs from verified objects, streaming each pack into
+// the store as it forms (no pack is held in memory).
 type packWriter struct {
 	r    *BucketRemote
-	buf  bytes.Buffer
+	id   string
+	pw   *io.PipeWriter
+	done chan error // the pack's Put, once the pipe is closed
+	n    int64
 	ents []packEntry
 	seen map[Digest]bool
 }
 
-// add verifies an object into the pack being formed, and writes the pack
-// once it is full.
+// start begins a pack: a Put of datasets/packs/<id>.pack reading from a
+// pipe.
+func (p *packWriter) start(ctx context.Context) {
+	var id [16]byte
+	rand.Read(id[:])
+	p.id = hex.EncodeToString(id[:])
+	pr, pw := io.Pipe()
+	p.pw, p.done = pw, make(chan error, 1)
+	go func() {
+		_, err := p.r.b.Put(ctx, packKey(p.id), pr, "application/octet-stream")
+		pr.CloseWithError(err) // a failed Put stops the writer too
+		p.done <- err
+	}()
+}
+
+// add verifies an object into the pack being formed, and finishes the
+// pack once it is full. An object that fails verification abandons the
+// pack (nothing of it is stored) and the batch.
 func (p *packWriter) add(ctx context.Context, d Digest, size int64, body io.Reader) error {
+	v := newVerifier(body, d, size, "object "+d.String(), nil)
 	if p.seen[d] {
-		_, err := io.Copy(io.Discard, newVerifier(body, d, size, "object "+d.String(), nil))
+		_, err := io.Copy(io.Discard, v)
 		return err
 	}
-	start := p.buf.Len()
-	if _, err := p.buf.ReadFrom(newVerifier(body, d, size, "object "+d.String(), nil)); err != nil {
-		p.buf.Truncate(start)
-		return err
+	if p.pw == nil {
+		p.start(ctx)
+	}
+	n, err := io.Copy(p.pw, v)
+	if err != nil {
+		p.abort(err)
+		if v.err != nil && !errors.Is(v.err, io.EOF) {
+			return v.err
+		}
+		return fmt.Errorf("dataset: store object %s in a pack: %w", d, err)
 	}
 	if p.seen == nil {
 		p.seen = map[Digest]bool{}
 	}
 	p.seen[d] = true
-	p.ents = append(p.ents, packEntry{d: d, off: int64(start), size: int64(p.buf.Len() - start)})
-	if p.buf.Len() >= packMaxBytes {
+	p.ents = append(p.ents, packEntry{d: d, off: p.n, size: n})
+	p.n += n
+	if p.n >= packMaxBytes {
 		return p.flush(ctx)
 	}
 	return nil
 }
 
-// flush writes the pack formed so far, then its index, and adds it to the
-// in-memory index.
+// flush finishes the pack being formed, then writes its index and adds
+// it to the in-memory index.
 func (p *packWriter) flush(ctx context.Context) error {
-	if len(p.ents) == 0 {
+	if p.pw == nil {
 		return nil
 	}
-	id := Sum(p.buf.Bytes()).String()
-	if _, err := p.r.b.Put(ctx, packKey(id), bytes.NewReader(p.buf.Bytes()), "application/octet-stream"); err != nil {
-		return fmt.Errorf("dataset: store pack of %d objects: %w", len(p.ents), err)
+	p.pw.Close()
+	err := <-p.done
+	id, ents := p.id, p.ents
+	p.reset()
+	if err != nil {
+		return fmt.Errorf("dataset: store pack of %d objects: %w", len(ents), err)
 	}
-	if _, err := p.r.b.Put(ctx, indexKey(id), bytes.NewReader(encodeIndex(p.ents)), "application/octet-stream"); err != nil {
-		return fmt.Errorf("dataset: store pack index of %d objects: %w", len(p.ents), err)
+	if _, err := p.r.b.Put(ctx, indexKey(id), bytes.NewReader(encodeIndex(ents)), "application/octet-stream"); err != nil {
+		return fmt.Errorf("dataset: store pack index of %d objects: %w", len(ents), err)
 	}
-	p.r.packs.add(id, p.ents)
-	p.buf.Reset()
-	p.ents = nil
+	p.r.packs.add(id, ents)
 	return nil
+}
+
+// abort abandons the pack being formed: its Put fails, so nothing of it
+// is stored.
+func (p *packWriter) abort(cause error) {
+	if p.pw == nil {
+		return
+	}
+	p.pw.CloseWithError(cause)
+	<-p.done
+	p.reset()
+}
+
+func (p *packWriter) reset() {
+	p.id, p.pw, p.done, p.n, p.ents = "", nil, nil, 0, nil
+	for d := range p.seen {
+		delete(p.seen, d)
+	}
 }
 
 // keepPacked reports whether an object of the given size goes into a
