@@ -175,43 +175,48 @@ func transfer(ctx context.Context, open func(context.Context, Entry) (io.ReadClo
 	return st, nil
 }
 
-// missingObjects asks dst which of objs it lacks, in batches.
+// missingObjects asks dst which of objs it lacks, in batches, a few in
+// flight (each is a round trip to a server), keeping objs' order.
 func missingObjects(ctx context.Context, dst Remote, objs []Entry, batch int) ([]Entry, error) {
-	byDigest := make(map[Digest]Entry, len(objs))
-	var out []Entry
-	ds := make([]Digest, 0, batch)
-	flush := func() error {
-		if len(ds) == 0 {
+	chunks := (len(objs) + batch - 1) / batch
+	results := make([][]Entry, chunks)
+	g, gctx := errgroup.WithContext(ctx)
+	g.SetLimit(hasInFlight)
+	for i := range chunks {
+		chunk := objs[i*batch : min((i+1)*batch, len(objs))]
+		g.Go(func() error {
+			byDigest := make(map[Digest]Entry, len(chunk))
+			ds := make([]Digest, len(chunk))
+			for j, e := range chunk {
+				byDigest[e.Digest] = e
+				ds[j] = e.Digest
+			}
+			miss, err := dst.Has(gctx, ds)
+			if err != nil {
+				return err
+			}
+			for _, d := range miss {
+				e, ok := byDigest[d]
+				if !ok {
+					return fmt.Errorf("dataset: remote reported unknown digest %s missing", d)
+				}
+				results[i] = append(results[i], e)
+			}
 			return nil
-		}
-		miss, err := dst.Has(ctx, ds)
-		if err != nil {
-			return err
-		}
-		for _, d := range miss {
-			e, ok := byDigest[d]
-			if !ok {
-				return fmt.Errorf("dataset: remote reported unknown digest %s missing", d)
-			}
-			out = append(out, e)
-		}
-		ds = ds[:0]
-		return nil
+		})
 	}
-	for _, e := range objs {
-		byDigest[e.Digest] = e
-		ds = append(ds, e.Digest)
-		if len(ds) == batch {
-			if err := flush(); err != nil {
-				return nil, err
-			}
-		}
-	}
-	if err := flush(); err != nil {
+	if err := g.Wait(); err != nil {
 		return nil, err
+	}
+	var out []Entry
+	for _, r := range results {
+		out = append(out, r...)
 	}
 	return out, nil
 }
+
+// hasInFlight bounds the existence checks missingObjects runs at once.
+const hasInFlight = 4
 
 // countingReader reports the bytes read through it.
 type countingReader struct {

@@ -2,6 +2,7 @@ package client
 
 import (
 	"archive/tar"
+	"bufio"
 	"bytes"
 	"context"
 	"errors"
@@ -83,7 +84,10 @@ func (r *Remote) PutBatch(ctx context.Context, objs []dataset.BatchObject) error
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		tw := tar.NewWriter(pw)
+		// Buffered, so that the transport sends large chunks rather than
+		// one per tar header and object.
+		bw := bufio.NewWriterSize(pw, 256<<10)
+		tw := tar.NewWriter(bw)
 		err := func() error {
 			for _, o := range objs {
 				if err := tw.WriteHeader(&tar.Header{Name: o.Digest.String(), Size: o.Size, Mode: 0o644, Typeflag: tar.TypeReg, Format: tar.FormatUSTAR}); err != nil {
@@ -103,7 +107,10 @@ func (r *Remote) PutBatch(ctx context.Context, objs []dataset.BatchObject) error
 					return err
 				}
 			}
-			return tw.Close()
+			if err := tw.Close(); err != nil {
+				return err
+			}
+			return bw.Flush()
 		}()
 		pw.CloseWithError(err)
 	}()
