@@ -1,6 +1,7 @@
 package dataset
 
 import (
+	"bufio"
 	"bytes"
 	"context"
 	"crypto/rand"
@@ -200,7 +201,8 @@ type packWriter struct {
 	r    *BucketRemote
 	id   string
 	pw   *io.PipeWriter
-	done chan error // the pack's Put, once the pipe is closed
+	bw   *bufio.Writer // in front of pw: the store gets large writes
+	done chan error    // the pack's Put, once the pipe is closed
 	n    int64
 	ents []packEntry
 	seen map[Digest]bool
@@ -214,6 +216,11 @@ func (p *packWriter) start(ctx context.Context) {
 	p.id = hex.EncodeToString(id[:])
 	pr, pw := io.Pipe()
 	p.pw, p.done = pw, make(chan error, 1)
+	if p.bw == nil {
+		p.bw = bufio.NewWriterSize(pw, 1<<20)
+	} else {
+		p.bw.Reset(pw)
+	}
 	go func() {
 		_, err := p.r.b.Put(ctx, packKey(p.id), pr, "application/octet-stream")
 		pr.CloseWithError(err) // a failed Put stops the writer too
@@ -233,7 +240,7 @@ func (p *packWriter) add(ctx context.Context, d Digest, size int64, body io.Read
 	if p.pw == nil {
 		p.start(ctx)
 	}
-	n, err := io.Copy(p.pw, v)
+	n, err := io.Copy(p.bw, v)
 	if err != nil {
 		p.abort(err)
 		if v.err != nil && !errors.Is(v.err, io.EOF) {
@@ -259,8 +266,15 @@ func (p *packWriter) flush(ctx context.Context) error {
 	if p.pw == nil {
 		return nil
 	}
-	p.pw.Close()
-	err := <-p.done
+	err := p.bw.Flush()
+	if err != nil {
+		p.pw.CloseWithError(err)
+	} else {
+		p.pw.Close()
+	}
+	if perr := <-p.done; err == nil {
+		err = perr
+	}
 	id, ents := p.id, p.ents
 	p.reset()
 	if err != nil {

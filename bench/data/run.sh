@@ -290,7 +290,7 @@ M_DATE=$(date -u '+%Y-%m-%d %H:%M UTC')
 M_MACHINE="$(nproc) cores ($(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)), $(free -g | awk '/Mem:/ {print $2}') GiB RAM, $(df -PT "$tmp" | awk 'NR==2 {print $2}') file system"
 M_LOAD_START=$load_start M_LOAD_END=$(cut -d' ' -f1-3 /proc/loadavg)
 M_UPTIME_START=$uptime_start M_UPTIME_END=$(uptime)
-M_KILN=$("$kiln" version 2>/dev/null | head -1) M_B3SUM=$b3sum_label M_SHA=$(sha256sum --version | head -1)
+M_KILN=$("$kiln" version 2>/dev/null | sed -n 1p) M_B3SUM=$b3sum_label M_SHA=$(sha256sum --version | sed -n 1p)
 M_SMALL=$SMALL_FILES M_SMALL_MB=$small_mb M_LARGE=$large_label M_ROWS=$PROFILE_ROWS M_PROFILE_MB=$profile_mb
 python3 - "$tmp/notes.txt" "$DVC_VERSION" >"$tmp/meta.json" <<'PY'
 import json, os, sys
