@@ -411,27 +411,116 @@ func mlLeaf[T mlFloat](f *mlForest, p *mlTreeParams[T], node int32, x []T) int32
 
 // mlLanes is the number of rows walked through one tree at the same time
 // by mlLeavesLEQ.
-const mlLanes = 4
+const mlLanes = 8
 
-// mlLeavesLEQ walks one all-BRANCH_LEQ tree for the mlLanes rows starting
-// at row i, interleaved: each step picks a child by index rather than by a
-// branch, so the rows' walks, each a chain of dependent loads, overlap
-// instead of waiting on mispredicted comparisons one after another.
-func mlLeavesLEQ[T mlFloat](nodes []mlLEQNode[T], root int32, x []T, cols, i int) [mlLanes]int32 {
-	x0 := x[i*cols : (i+1)*cols]
-	x1 := x[(i+1)*cols : (i+2)*cols]
-	x2 := x[(i+2)*cols : (i+3)*cols]
-	x3 := x[(i+3)*cols : (i+4)*cols]
-	n0, n1, n2, n3 := root, root, root, root
-	for n0 >= 0 && n1 >= 0 && n2 >= 0 && n3 >= 0 {
-		a, b, c, d := &nodes[n0], &nodes[n1], &nodes[n2], &nodes[n3]
-		n0 = a.kids[mlB2I(x0[a.feat] <= a.thr)]
-		n1 = b.kids[mlB2I(x1[b.feat] <= b.thr)]
-		n2 = c.kids[mlB2I(x2[c.feat] <= c.thr)]
-		n3 = d.kids[mlB2I(x3[d.feat] <= d.thr)]
+// mlLeavesLEQ walks one all-BRANCH_LEQ tree for rows [r0, r1) of x
+// (r1-r0 >= mlLanes) and writes each row's leaf to out[row-r0]. mlLanes
+// walks are interleaved: each step picks a child by index rather than by
+// a branch, so the walks, each a chain of dependent loads, overlap instead
+// of waiting on mispredicted comparisons one after another; a walk that
+// reaches its leaf takes the next row, so mlLanes stay in flight until the
+// rows run out, and only the last ones finish alone. (On the benchmark's
+// 100-tree forest, 64 rows: 4 lanes that stopped at the first leaf 301
+// µs, with refills 270, 6 lanes 255, 8 lanes 250, 12 lanes 238; 8 keeps
+// requests of 8–11 rows on this path.) The code is written out per lane
+// so that the compiler keeps every walk in registers.
+func mlLeavesLEQ[T mlFloat](nodes []mlLEQNode[T], root int32, x []T, cols, r0, r1 int, out []int32) {
+	x = x[:r1*cols]
+	// Row i's features are x[o:o+cols], o = i*cols.
+	o0, o1, o2, o3, o4, o5, o6, o7 := (r0+0)*cols, (r0+1)*cols, (r0+2)*cols, (r0+3)*cols, (r0+4)*cols, (r0+5)*cols, (r0+6)*cols, (r0+7)*cols
+	n0, n1, n2, n3, n4, n5, n6, n7 := root, root, root, root, root, root, root, root
+	next := (r0 + mlLanes) * cols
+	end := r1 * cols
+	for {
+		nd0 := &nodes[n0]
+		nd1 := &nodes[n1]
+		nd2 := &nodes[n2]
+		nd3 := &nodes[n3]
+		nd4 := &nodes[n4]
+		nd5 := &nodes[n5]
+		nd6 := &nodes[n6]
+		nd7 := &nodes[n7]
+		n0 = nd0.kids[mlB2I(x[o0+int(nd0.feat)] <= nd0.thr)]
+		n1 = nd1.kids[mlB2I(x[o1+int(nd1.feat)] <= nd1.thr)]
+		n2 = nd2.kids[mlB2I(x[o2+int(nd2.feat)] <= nd2.thr)]
+		n3 = nd3.kids[mlB2I(x[o3+int(nd3.feat)] <= nd3.thr)]
+		n4 = nd4.kids[mlB2I(x[o4+int(nd4.feat)] <= nd4.thr)]
+		n5 = nd5.kids[mlB2I(x[o5+int(nd5.feat)] <= nd5.thr)]
+		n6 = nd6.kids[mlB2I(x[o6+int(nd6.feat)] <= nd6.thr)]
+		n7 = nd7.kids[mlB2I(x[o7+int(nd7.feat)] <= nd7.thr)]
+		if n0|n1|n2|n3|n4|n5|n6|n7 >= 0 {
+			continue
+		}
+		// A walk reached its leaf: record it and start the next row.
+		if n0 < 0 {
+			out[o0/cols-r0] = ^n0
+			if next < end {
+				o0, n0 = next, root
+				next += cols
+			}
+		}
+		if n1 < 0 {
+			out[o1/cols-r0] = ^n1
+			if next < end {
+				o1, n1 = next, root
+				next += cols
+			}
+		}
+		if n2 < 0 {
+			out[o2/cols-r0] = ^n2
+			if next < end {
+				o2, n2 = next, root
+				next += cols
+			}
+		}
+		if n3 < 0 {
+			out[o3/cols-r0] = ^n3
+			if next < end {
+				o3, n3 = next, root
+				next += cols
+			}
+		}
+		if n4 < 0 {
+			out[o4/cols-r0] = ^n4
+			if next < end {
+				o4, n4 = next, root
+				next += cols
+			}
+		}
+		if n5 < 0 {
+			out[o5/cols-r0] = ^n5
+			if next < end {
+				o5, n5 = next, root
+				next += cols
+			}
+		}
+		if n6 < 0 {
+			out[o6/cols-r0] = ^n6
+			if next < end {
+				o6, n6 = next, root
+				next += cols
+			}
+		}
+		if n7 < 0 {
+			out[o7/cols-r0] = ^n7
+			if next < end {
+				o7, n7 = next, root
+				next += cols
+			}
+		}
+		if n0|n1|n2|n3|n4|n5|n6|n7 < 0 {
+			break // a walk ended with no row left to take
+		}
 	}
-	// Finish the rows still inside the tree one by one.
-	return [mlLanes]int32{mlWalkLEQ(nodes, n0, x0), mlWalkLEQ(nodes, n1, x1), mlWalkLEQ(nodes, n2, x2), mlWalkLEQ(nodes, n3, x3)}
+	// Finish the walks still inside the tree one by one.
+	for _, w := range [mlLanes]struct {
+		n int32
+		o int
+	}{{n0, o0}, {n1, o1}, {n2, o2}, {n3, o3}, {n4, o4}, {n5, o5}, {n6, o6}, {n7, o7}} {
+		if w.n >= 0 {
+			out[w.o/cols-r0] = mlWalkLEQ(nodes, w.n, x[w.o:w.o+cols])
+		}
+	}
 }
 
 func mlWalkLEQ[T mlFloat](nodes []mlLEQNode[T], node int32, x []T) int32 {
@@ -468,16 +557,16 @@ func mlAccumulate[T mlFloat](f *mlForest, p *mlTreeParams[T], agg mlAgg, x []T, 
 	s, has = s[:(r1-r0)*width], has[:(r1-r0)*width]
 	clear(s)
 	clear(has)
-	var leaves [mlLanes]int32 // the leaves of rows [g, g+mlLanes) in this tree
+	var leaves [mlBlock]int32 // the leaves of rows [r0, r1) in this tree
+	walked := p.leq != nil && r1-r0 >= mlLanes
 	for _, root := range f.roots {
-		g := r1
+		if walked {
+			mlLeavesLEQ(p.leq, root, x, cols, r0, r1, leaves[:])
+		}
 		for i := r0; i < r1; i++ {
 			var l int32
-			if i >= g && i < g+mlLanes {
-				l = leaves[i-g]
-			} else if p.leq != nil && i+mlLanes <= r1 {
-				leaves, g = mlLeavesLEQ(p.leq, root, x, cols, i), i
-				l = leaves[0]
+			if walked {
+				l = leaves[i-r0]
 			} else {
 				l = mlLeaf(f, p, root, x[i*cols:(i+1)*cols])
 			}

@@ -3,6 +3,7 @@ package onnx
 import (
 	"context"
 	"math"
+	"math/rand/v2"
 	"slices"
 	"strings"
 	"sync"
@@ -363,6 +364,51 @@ func TestMLOperatorsRegistered(t *testing.T) {
 		"TreeEnsembleRegressor", "ZipMap"} {
 		if !slices.Contains(ops, "ai.onnx.ml."+op) {
 			t.Errorf("ai.onnx.ml.%s is not registered", op)
+		}
+	}
+}
+
+// TestLeavesLEQ checks the interleaved walk against the plain one on
+// random trees of uneven depth, for every row count around the lane
+// count and the block size, and every starting row.
+func TestLeavesLEQ(t *testing.T) {
+	rng := rand.New(rand.NewPCG(5, 6))
+	const cols = 5
+	for range 40 {
+		// A random binary tree: node i's children are new nodes or leaves.
+		var nodes []mlLEQNode[float32]
+		leaves := int32(0)
+		var grow func(depth int) int32
+		grow = func(depth int) int32 {
+			if depth > 0 && (depth > 20 || rng.IntN(4) == 0) {
+				leaves++
+				return ^(leaves - 1)
+			}
+			i := int32(len(nodes))
+			nodes = append(nodes, mlLEQNode[float32]{thr: float32(rng.NormFloat64()), feat: int32(rng.IntN(cols))})
+			f, tr := grow(depth+1), grow(depth+1)
+			nodes[i].kids = [2]int32{f, tr}
+			return i
+		}
+		grow(0)
+		for _, rows := range []int{mlLanes, mlLanes + 1, 2*mlLanes - 1, 3 * mlLanes, 64, mlBlock - 1, mlBlock} {
+			x := make([]float32, (rows+3)*cols)
+			for i := range x {
+				x[i] = float32(rng.NormFloat64())
+				if rng.IntN(50) == 0 {
+					x[i] = float32(math.NaN())
+				}
+			}
+			for _, r0 := range []int{0, 1, 3} {
+				out := make([]int32, rows)
+				mlLeavesLEQ(nodes, 0, x, cols, r0, r0+rows, out)
+				for i := range rows {
+					want := mlWalkLEQ(nodes, 0, x[(r0+i)*cols:(r0+i+1)*cols])
+					if out[i] != want {
+						t.Fatalf("rows %d from %d: row %d reached leaf %d, want %d", rows, r0, i, out[i], want)
+					}
+				}
+			}
 		}
 	}
 }
