@@ -243,8 +243,17 @@ func (p *framePlan) frameInputs(f *frame) ([]*tensor.Tensor, error) {
 	if err != nil {
 		return nil, err
 	}
+	f32, isF32 := conv.data.([]float32)
 	for r := range f.rows {
 		for k, j := range idx {
+			if isF32 && j >= 0 {
+				// The common case: a float cell for a float input.
+				if c := &f.cells[r*w+j]; c.kind == cellFloat {
+					f32[conv.n] = float32(c.f)
+					conv.n++
+					continue
+				}
+			}
 			v := cell{kind: cellNull}
 			if j >= 0 {
 				v = f.cells[r*w+j]

@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"io"
 	"net/http"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -226,24 +227,35 @@ func decodeCell(r *jsonReader) (cell, error) {
 // numberCell reads a number as an int cell where it is an integer that
 // fits in an int64, else as a float64 cell.
 func numberCell(r *jsonReader) (cell, error) {
+	var c cell
+	err := numberCellAt(r, &c)
+	return c, err
+}
+
+// numberCellAt is numberCell writing into a zero cell in place (cells are
+// 40 bytes: returning them costs a 64-row request more than parsing).
+func numberCellAt(r *jsonReader, c *cell) error {
 	start, w, q, kind, neg, fits, err := r.scanNumber()
 	if err != nil {
-		return cell{}, err
+		return err
 	}
 	tok := r.b[start:r.pos]
 	if kind == numInt {
 		if i, ok := intOf(w, neg); ok && fits {
-			return cell{kind: cellInt, i: i}, nil
+			c.kind, c.i = cellInt, i
+			return nil
 		}
 		if i, ok := parseIntTok(tok, kind, -1<<63, 1<<63-1); ok {
-			return cell{kind: cellInt, i: i}, nil
+			c.kind, c.i = cellInt, i
+			return nil
 		}
 	}
 	f, ok := floatOf(tok, kind, w, q, neg, fits, 64)
 	if !ok {
-		return cell{}, r.errorf("invalid number")
+		return r.errorf("invalid number")
 	}
-	return cell{kind: cellFloat, f: f}, nil
+	c.kind, c.f = cellFloat, f
+	return nil
 }
 
 // decodeSplit decodes pandas' "split" orientation:
@@ -401,12 +413,17 @@ func decodeRows(r *jsonReader) (cells []cell, rows, width int, err error) {
 			for first := true; ; first = false {
 				var c cell
 				if p := r.pos; !first && p+1 < len(r.b) && r.b[p] == ',' && (r.b[p+1]-'0' <= 9 || r.b[p+1] == '-') {
-					// The common case, a number after a ','.
+					// The common case, a number after a ',', read into
+					// its cell in place. Cells past len are zero: new,
+					// or cleared when their pool took them back.
 					r.pos++
-					if c, err = numberCell(r); err != nil {
+					if len(cells) == cap(cells) {
+						cells = slices.Grow(cells, 1)
+					}
+					cells = cells[:len(cells)+1]
+					if err := numberCellAt(r, &cells[len(cells)-1]); err != nil {
 						return nil, 0, 0, invalidInput("row %d, column %d: %v", rows, n, err)
 					}
-					cells = append(cells, c)
 					n++
 					continue
 				}
