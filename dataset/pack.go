@@ -95,8 +95,8 @@ func (ix *packIndex) addLocked(id string, ents []packEntry) {
 	}
 }
 
-// refresh reads the indexes of packs not yet loaded. Concurrent callers
-// wait for one listing.
+// refreshPacks reads the indexes of packs not yet loaded (written by
+// another process sharing the store).
 func (r *BucketRemote) refreshPacks(ctx context.Context) error {
 	ix := &r.packs
 	ix.mu.Lock()

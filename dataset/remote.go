@@ -73,16 +73,24 @@ func (r *BucketRemote) Has(ctx context.Context, ds []Digest) ([]Digest, error) {
 	if len(ds) == 0 {
 		return nil, nil
 	}
-	// Objects in packs first (the index is refreshed once per call), then
-	// loose objects.
-	if err := r.refreshPacks(ctx); err != nil {
-		return nil, err
-	}
-	var loose []Digest
-	for _, d := range ds {
-		if _, ok := r.packs.lookup(d); !ok {
-			loose = append(loose, d)
+	// Objects in packs first, then loose objects. The packs are listed
+	// again only when the index lacks one of ds (a re-push, or a
+	// manifest's check after its objects were pushed, lists nothing).
+	notPacked := func(ds []Digest) []Digest {
+		var out []Digest
+		for _, d := range ds {
+			if _, ok := r.packs.lookup(d); !ok {
+				out = append(out, d)
+			}
 		}
+		return out
+	}
+	loose := notPacked(ds)
+	if len(loose) > 0 {
+		if err := r.refreshPacks(ctx); err != nil {
+			return nil, err
+		}
+		loose = notPacked(loose)
 	}
 	if len(loose) == 0 {
 		return nil, nil
