@@ -358,22 +358,7 @@ func (r *jsonReader) scanNumber() (start int, w uint64, q int, kind numKind, neg
 		return start, 0, 0, 0, false, false, r.errorf("invalid number")
 	}
 	digits := i
-	for i+8 <= len(b) {
-		x := binary.LittleEndian.Uint64(b[i:])
-		if !eightDigits(x) {
-			break
-		}
-		w = w*1e8 + eightDigitsValue(x)
-		i += 8
-	}
-	for i < len(b) {
-		c := b[i] - '0'
-		if c > 9 {
-			break
-		}
-		w = w*10 + uint64(c)
-		i++
-	}
+	i, w = digitRun(b, i, w)
 	if i == digits || (b[digits] == '0' && i-digits > 1) {
 		r.pos = start
 		return start, 0, 0, 0, false, false, r.errorf("invalid number")
@@ -383,22 +368,7 @@ func (r *jsonReader) scanNumber() (start int, w uint64, q int, kind numKind, neg
 	if i < len(b) && b[i] == '.' {
 		i++
 		f := i
-		for i+8 <= len(b) {
-			x := binary.LittleEndian.Uint64(b[i:])
-			if !eightDigits(x) {
-				break
-			}
-			w = w*1e8 + eightDigitsValue(x)
-			i += 8
-		}
-		for i < len(b) {
-			c := b[i] - '0'
-			if c > 9 {
-				break
-			}
-			w = w*10 + uint64(c)
-			i++
-		}
+		i, w = digitRun(b, i, w)
 		if i == f {
 			return start, 0, 0, 0, false, false, r.errorf("invalid number")
 		}
@@ -431,6 +401,29 @@ func (r *jsonReader) scanNumber() (start int, w uint64, q int, kind numKind, neg
 	}
 	r.pos = i
 	return start, w, q, kind, neg, nd <= 19 && q > -100000 && q < 100000, nil
+}
+
+// digitRun consumes the ASCII digits from b[i], eight at a time where it
+// can, appending them to w (which wraps past 19 digits: the caller counts
+// them), and returns where they end.
+func digitRun(b []byte, i int, w uint64) (int, uint64) {
+	for i+8 <= len(b) {
+		x := binary.LittleEndian.Uint64(b[i:])
+		if !eightDigits(x) {
+			break
+		}
+		w = w*1e8 + eightDigitsValue(x)
+		i += 8
+	}
+	for i < len(b) {
+		c := b[i] - '0'
+		if c > 9 {
+			break
+		}
+		w = w*10 + uint64(c)
+		i++
+	}
+	return i, w
 }
 
 // eightDigits reports whether the 8 bytes of x (little-endian) are all
