@@ -63,7 +63,13 @@ func newSegmentWriter(out io.Writer, s table.Schema) *segmentWriter {
 		g.Group[f.Name] = node
 		g.fields = append(g.fields, &namedNode{Node: node, name: f.Name})
 	}
-	w := parquet.NewWriter(out, parquet.NewSchema("schema", g), parquet.Compression(&parquet.Snappy), parquet.CreatedBy("kiln", "", ""))
+	w := parquet.NewWriter(out, parquet.NewSchema("schema", g), parquet.Compression(&parquet.Snappy), parquet.CreatedBy("kiln", "", ""),
+		// Column-chunk statistics stay (readers prune row groups by
+		// them); per-page copies in the page headers, which cost a
+		// min/max pass over every page, and the bounds of columns no
+		// reader filters by range (ids, messages) are left out.
+		parquet.DataPageStatistics(false),
+		parquet.SkipPageBounds(ColRequestID), parquet.SkipPageBounds(ColError), parquet.SkipPageBounds(ColOutliers))
 	sw := &segmentWriter{w: w}
 	for _, f := range s.Fields {
 		sw.nullable = append(sw.nullable, f.Nullable)
