@@ -119,9 +119,6 @@ func (r *BucketRemote) refreshPacks(ctx context.Context) error {
 		}
 		ix.addLocked(id, ents)
 	}
-	if ix.loaded == nil {
-		ix.loaded, ix.objects = map[string]bool{}, map[Digest]packLoc{}
-	}
 	return nil
 }
 

@@ -525,7 +525,8 @@ func bstr(b []byte) string {
 	return unsafe.String(&b[0], len(b))
 }
 
-// parseFloatTok parses a number token as a float of the given bit size.
+// parseFloatTok parses a number token as a float of the given bit size:
+// the special tokens, and what floatOf's fast paths leave.
 func parseFloatTok(tok []byte, kind numKind, bits int) (float64, bool) {
 	if kind == numSpecial {
 		switch bstr(tok) {
@@ -537,25 +538,6 @@ func parseFloatTok(tok []byte, kind numKind, bits int) (float64, bool) {
 			return math.Inf(-1), true
 		}
 		return 0, false
-	}
-	if kind == numInt && len(tok) < 16 {
-		// Fast path: small integers are exact in a float64.
-		neg := tok[0] == '-'
-		d := tok
-		if neg {
-			d = d[1:]
-		}
-		var v int64
-		for _, c := range d {
-			v = v*10 + int64(c-'0')
-		}
-		if neg {
-			v = -v
-		}
-		if bits == 32 {
-			return float64(float32(v)), true
-		}
-		return float64(v), true
 	}
 	// Out of range, parseFloat returns ±Inf (and false, as ParseFloat
 	// returns ErrRange), which is what an overflowing literal means.
